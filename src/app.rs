@@ -1,0 +1,257 @@
+//! Wiring: shared state, the route tree with its middleware, start-up and shutdown.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use poem::listener::{Acceptor, Listener, TcpAcceptor, TcpListener};
+use poem::middleware::{CatchPanic, Compression};
+use poem::{Endpoint, EndpointExt, Route, Server};
+use tokio::sync::oneshot;
+
+use crate::auth::tokens::TokenKeys;
+use crate::config::{Config, JwtSecret, LogFormat};
+use crate::db::Db;
+use crate::http::middleware::{BodyLimit, SecurityHeaders, panic_response};
+use crate::http::problem::render_poem_error;
+use crate::http::request_id::RequestId;
+
+/// What every request handler can reach: configuration, database and token keys.
+#[derive(Clone)]
+pub struct AppState(Arc<Inner>);
+
+/// The fields behind [`AppState`].
+pub struct Inner {
+    /// The configuration this instance started with.
+    pub config: Config,
+    /// The database.
+    pub db: Db,
+    /// Access-token signing and verification.
+    pub tokens: TokenKeys,
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Inner;
+
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
+
+impl AppState {
+    /// Connects to the database, applies migrations and loads the token key.
+    pub async fn new(config: Config) -> anyhow::Result<Self> {
+        let db = crate::db::connect(&config).await?;
+        db.migrate().await.context("applying migrations")?;
+        let secret = jwt_secret(&config)?;
+        let tokens = TokenKeys::new(&secret, config.access_token_ttl);
+        Ok(Self(Arc::new(Inner { config, db, tokens })))
+    }
+}
+
+/// The JWT key: configured, or generated once and kept (mode 0600) in the data directory.
+fn jwt_secret(config: &Config) -> anyhow::Result<Vec<u8>> {
+    match &config.jwt_secret {
+        JwtSecret::Configured(secret) => Ok(secret.clone()),
+        JwtSecret::KeptInDataDir => {
+            let dir = config
+                .data_dir()
+                .context("JWT_SECRET: must be set when the database is not a SQLite file")?;
+            let path = dir.join("jwt_secret");
+            match std::fs::read(&path) {
+                Ok(secret) if secret.len() >= 32 => Ok(secret),
+                Ok(_) => anyhow::bail!("JWT_SECRET: {} is shorter than 32 bytes", path.display()),
+                Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+                    let secret: [u8; 48] = rand::random();
+                    let encoded = hex::encode(secret).into_bytes();
+                    write_private(&path, &encoded)
+                        .with_context(|| format!("JWT_SECRET: cannot write {}", path.display()))?;
+                    Ok(encoded)
+                }
+                Err(err) => {
+                    Err(err).with_context(|| format!("JWT_SECRET: cannot read {}", path.display()))
+                }
+            }
+        }
+    }
+}
+
+fn write_private(path: &std::path::Path, contents: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(path)?.write_all(contents)
+}
+
+/// The public route tree: API, OpenAPI documents, Swagger UI and health, behind the middleware
+/// stack (request id, compression, security headers, problem rendering, panics, body limit).
+pub fn routes(state: AppState) -> impl Endpoint {
+    let api = crate::openapi::service(state.clone());
+    let spec_json = api.spec_endpoint();
+    let spec_yaml = api.spec_endpoint_yaml();
+    let docs = api.swagger_ui();
+    let max_body = state.config.max_body_bytes;
+    Route::new()
+        .nest("/", api)
+        .at("/api/v1/openapi.json", spec_json)
+        .at("/api/v1/openapi.yaml", spec_yaml)
+        .nest("/docs", docs)
+        .with(BodyLimit::new(max_body))
+        .with(CatchPanic::new().with_handler(panic_response))
+        .catch_all_error(|err| async move { render_poem_error(err) })
+        .with(SecurityHeaders)
+        .with(Compression::new())
+        .with(RequestId)
+        .data(state)
+}
+
+/// A server started by [`start`]: its address, and a handle to stop it.
+pub struct RunningServer {
+    /// The address it listens on.
+    pub addr: std::net::SocketAddr,
+    /// The shared state (for tests that look inside).
+    pub state: AppState,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl RunningServer {
+    /// Stops accepting, waits for in-flight requests (up to 10 s), then closes the pool.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        let _ = (&mut self.task).await;
+        self.state.db.close().await;
+    }
+}
+
+/// Connects, migrates and serves on `listen` until [`RunningServer::stop`].
+pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
+    let state = AppState::new(config).await?;
+    let acceptor = TcpListener::bind(state.config.listen)
+        .into_acceptor()
+        .await
+        .with_context(|| format!("TASKLIGHT_LISTEN: cannot listen on {}", state.config.listen))?;
+    let addr = acceptor
+        .local_addr()
+        .first()
+        .and_then(|addr| addr.as_socket_addr().copied())
+        .context("the listener has no socket address")?;
+    let (tx, rx) = oneshot::channel::<()>();
+    let task = tokio::spawn(run(acceptor, state.clone(), rx));
+    Ok(RunningServer {
+        addr,
+        state,
+        shutdown: Some(tx),
+        task,
+    })
+}
+
+async fn run(
+    acceptor: TcpAcceptor,
+    state: AppState,
+    shutdown: oneshot::Receiver<()>,
+) -> std::io::Result<()> {
+    Server::new_with_acceptor(acceptor)
+        .run_with_graceful_shutdown(
+            routes(state),
+            async {
+                let _ = shutdown.await;
+            },
+            Some(Duration::from_secs(10)),
+        )
+        .await
+}
+
+/// `tasklight serve`: start, print where Swagger UI is, and stop on SIGTERM or Ctrl-C.
+pub async fn serve(config: Config) -> anyhow::Result<()> {
+    let server = start(config).await?;
+    let host = match server.addr.ip() {
+        ip if ip.is_unspecified() => "localhost".to_owned(),
+        ip => ip.to_string(),
+    };
+    tracing::info!(
+        listen = %server.addr,
+        instance_id = %server.state.config.instance_id,
+        database = ?server.state.db.backend(),
+        "tasklight is serving: Swagger UI at http://{host}:{}/docs",
+        server.addr.port()
+    );
+    shutdown_signal().await;
+    tracing::info!("shutdown signal received; finishing in-flight requests");
+    server.stop().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}
+
+/// `tasklight migrate`.
+pub async fn migrate_only(config: &Config) -> anyhow::Result<()> {
+    let db = crate::db::connect(config).await?;
+    db.migrate().await.context("applying migrations")?;
+    db.close().await;
+    tracing::info!("migrations applied");
+    Ok(())
+}
+
+/// `tasklight create-admin`.
+pub async fn create_admin(
+    config: &Config,
+    email: &str,
+    name: &str,
+    password: &str,
+) -> anyhow::Result<()> {
+    let state = AppState::new(config.clone()).await?;
+    let outcome = crate::users::service::create_or_promote_admin(&state, email, name, password)
+        .await
+        .map_err(|err| match err {
+            crate::error::AppError::Validation(fields) => anyhow::anyhow!(
+                "{}",
+                fields
+                    .iter()
+                    .map(|f| format!("{}: {}", f.field, f.message))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            ),
+            other => anyhow::Error::new(other),
+        })?;
+    state.db.close().await;
+    println!("{outcome}");
+    Ok(())
+}
+
+/// Installs the process-wide log subscriber (JSON or pretty), once.
+pub fn init_logging(config: &Config) {
+    let filter = tracing_subscriber::EnvFilter::try_new(&config.log_filter)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stdout);
+    let _ = match config.log_format {
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+        LogFormat::Pretty => builder.pretty().try_init(),
+    };
+}

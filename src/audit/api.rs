@@ -1,0 +1,167 @@
+//! `/api/v1/projects/{project_id}/audit` (owners) and `/api/v1/admin/audit` (administrators).
+
+use poem_openapi::OpenApi;
+use poem_openapi::param::{Path, Query};
+use poem_openapi::payload::Json;
+use uuid::Uuid;
+
+use crate::app::AppState;
+use crate::audit::AuditEntry;
+use crate::audit::store::AuditFilter;
+use crate::auth::Principal;
+use crate::error::{AppError, AppResult};
+use crate::http::auth::BearerAuth;
+use crate::http::pagination;
+use crate::http::problem::ApiError;
+use crate::openapi::Tag;
+use crate::projects::model::ProjectRole;
+
+crate::error_set! {
+    /// Errors of reading an audit log.
+    AuditErrors = [400, 401, 403, 404];
+}
+
+crate::page_type!(
+    /// A page of audit entries, newest first.
+    AuditPage,
+    AuditEntry
+);
+
+async fn page(
+    state: &AppState,
+    filter: AuditFilter,
+    cursor: Option<&str>,
+    limit: u32,
+) -> AppResult<AuditPage> {
+    let fingerprint = pagination::fingerprint(&[
+        "audit",
+        &format!("{:?}", filter.project_id),
+        &format!("{:?}", filter.actor_id),
+        filter.action.as_deref().unwrap_or(""),
+        filter.entity_type.as_deref().unwrap_or(""),
+    ]);
+    let before = cursor
+        .map(|c| pagination::decode::<Uuid>(&fingerprint, c))
+        .transpose()?;
+    let mut rows = state
+        .db
+        .conn()
+        .await?
+        .list_audit(&filter, before, limit + 1)
+        .await?;
+    let more = pagination::trim_page(&mut rows, limit);
+    let next_cursor = more
+        .then(|| rows.last().map(|e| pagination::encode(&fingerprint, &e.id)))
+        .flatten();
+    Ok(AuditPage {
+        items: rows.into_iter().map(AuditEntry::from).collect(),
+        next_cursor,
+    })
+}
+
+async fn require_project_owner(
+    state: &AppState,
+    principal: &Principal,
+    project_id: Uuid,
+) -> AppResult<()> {
+    let mut store = state.db.conn().await?;
+    match crate::projects::service::role_in(&mut *store, project_id, principal).await? {
+        ProjectRole::Owner => Ok(()),
+        _ => Err(AppError::Forbidden(
+            "only project owners may read its audit log",
+        )),
+    }
+}
+
+/// Audit logs.
+pub struct AuditApi {
+    /// Shared state.
+    pub state: AppState,
+}
+
+#[OpenApi(prefix_path = "/api/v1")]
+impl AuditApi {
+    /// Read a project's audit log
+    ///
+    /// Changes to the project, its members and its tasks, newest first. Owners only.
+    #[oai(
+        path = "/projects/:project_id/audit",
+        method = "get",
+        operation_id = "projectAudit",
+        tag = "Tag::Audit"
+    )]
+    #[allow(clippy::too_many_arguments)]
+    async fn project_audit(
+        &self,
+        auth: BearerAuth,
+        /// The project.
+        project_id: Path<Uuid>,
+        /// Only this action (such as `task.updated`).
+        #[oai(validator(min_length = 1, max_length = 64))]
+        action: Query<Option<String>>,
+        /// Only this entity kind (`project`, `member` or `task`).
+        #[oai(validator(min_length = 1, max_length = 32))]
+        entity_type: Query<Option<String>>,
+        /// Items per page (1 to 100, default 20).
+        #[oai(validator(minimum(value = "1"), maximum(value = "100")))]
+        limit: Query<Option<u32>>,
+        /// `next_cursor` from the previous page.
+        #[oai(validator(max_length = 1024))]
+        cursor: Query<Option<String>>,
+    ) -> Result<Json<AuditPage>, ApiError<AuditErrors>> {
+        require_project_owner(&self.state, &auth.0, project_id.0).await?;
+        let filter = AuditFilter {
+            project_id: Some(project_id.0),
+            actor_id: None,
+            action: action.0,
+            entity_type: entity_type.0,
+        };
+        let limit = pagination::limit(limit.0);
+        Ok(Json(
+            page(&self.state, filter, cursor.0.as_deref(), limit).await?,
+        ))
+    }
+
+    /// Read the whole audit log (admin)
+    ///
+    /// Every change, newest first, filtered by project, actor, action and entity kind.
+    #[oai(
+        path = "/admin/audit",
+        method = "get",
+        operation_id = "adminAudit",
+        tag = "Tag::Admin"
+    )]
+    #[allow(clippy::too_many_arguments)]
+    async fn admin_audit(
+        &self,
+        auth: BearerAuth,
+        /// Only this project's entries.
+        project_id: Query<Option<Uuid>>,
+        /// Only changes made by this user.
+        actor_id: Query<Option<Uuid>>,
+        /// Only this action (such as `user.disabled`).
+        #[oai(validator(min_length = 1, max_length = 64))]
+        action: Query<Option<String>>,
+        /// Only this entity kind (`user`, `project`, `member` or `task`).
+        #[oai(validator(min_length = 1, max_length = 32))]
+        entity_type: Query<Option<String>>,
+        /// Items per page (1 to 100, default 20).
+        #[oai(validator(minimum(value = "1"), maximum(value = "100")))]
+        limit: Query<Option<u32>>,
+        /// `next_cursor` from the previous page.
+        #[oai(validator(max_length = 1024))]
+        cursor: Query<Option<String>>,
+    ) -> Result<Json<AuditPage>, ApiError<AuditErrors>> {
+        crate::users::service::require_admin(&auth.0)?;
+        let filter = AuditFilter {
+            project_id: project_id.0,
+            actor_id: actor_id.0,
+            action: action.0,
+            entity_type: entity_type.0,
+        };
+        let limit = pagination::limit(limit.0);
+        Ok(Json(
+            page(&self.state, filter, cursor.0.as_deref(), limit).await?,
+        ))
+    }
+}

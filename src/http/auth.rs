@@ -1,0 +1,33 @@
+//! The bearer security scheme: `Authorization: Bearer <access token>`, checked on every
+//! protected operation (signature and claims, then the user's and session's current state).
+
+use poem::Request;
+use poem_openapi::SecurityScheme;
+use poem_openapi::auth::Bearer;
+
+use crate::app::AppState;
+use crate::auth::Principal;
+use crate::http::problem::ApiError;
+
+/// An access token from `POST /api/v1/auth/login` or `/auth/refresh`, sent as
+/// `Authorization: Bearer <token>`. Tokens in the query string are not accepted.
+#[derive(SecurityScheme)]
+#[oai(
+    rename = "bearerAuth",
+    ty = "bearer",
+    bearer_format = "JWT",
+    checker = "check_bearer"
+)]
+pub struct BearerAuth(pub Principal);
+
+async fn check_bearer(req: &Request, bearer: Bearer) -> poem::Result<Principal> {
+    let Some(state) = req.data::<AppState>() else {
+        return Err(poem::Error::from_string(
+            "application state is not attached",
+            poem::http::StatusCode::INTERNAL_SERVER_ERROR,
+        ));
+    };
+    crate::auth::service::authenticate(state, &bearer.token)
+        .await
+        .map_err(|err| ApiError::<()>::from(err).into())
+}

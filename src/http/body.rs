@@ -1,0 +1,134 @@
+//! `JsonBody<T>`: a JSON request body whose errors name the field.
+//!
+//! The schema comes from `T`'s OpenAPI derive; parsing goes through serde with
+//! `serde_path_to_error`, so a wrong type, a missing field or an unknown field is reported with
+//! its path (`tags[2]`), and then [`Validate`] checks the limits the schema documents.
+
+use poem::{Request, RequestBody};
+use poem_openapi::payload::{ParsePayload, Payload};
+use poem_openapi::registry::{MetaSchemaRef, Registry};
+use poem_openapi::types::Type;
+use serde::de::DeserializeOwned;
+
+use crate::error::{AppError, FieldError};
+use crate::http::problem::ApiError;
+
+/// Limits a request type enforces after parsing; each failure names its field.
+pub trait Validate {
+    /// Returns every invalid field (empty when the value is valid).
+    fn validate(&self) -> Vec<FieldError>;
+}
+
+/// A JSON request body of type `T`.
+pub struct JsonBody<T>(pub T);
+
+impl<T: Type> Payload for JsonBody<T> {
+    const CONTENT_TYPE: &'static str = "application/json";
+
+    fn check_content_type(content_type: &str) -> bool {
+        matches!(content_type.parse::<mime::Mime>(), Ok(mime)
+            if mime.type_() == "application"
+                && (mime.subtype() == "json" || mime.suffix().is_some_and(|s| s == "json")))
+    }
+
+    fn schema_ref() -> MetaSchemaRef {
+        T::schema_ref()
+    }
+
+    fn register(registry: &mut Registry) {
+        T::register(registry);
+    }
+}
+
+impl<T: Type + DeserializeOwned + Validate> ParsePayload for JsonBody<T> {
+    const IS_REQUIRED: bool = true;
+
+    async fn from_request(_request: &Request, body: &mut RequestBody) -> poem::Result<Self> {
+        let bytes = body.take()?.into_vec().await?;
+        let value = parse(&bytes).map_err(ApiError::<()>::from)?;
+        Ok(Self(value))
+    }
+}
+
+poem_openapi::impl_apirequest_for_payload!(JsonBody<T>, T: Type + DeserializeOwned + Validate);
+
+/// Parses and validates a body; the error lists the fields at fault.
+pub fn parse<T: DeserializeOwned + Validate>(bytes: &[u8]) -> Result<T, AppError> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(AppError::field(
+            "body",
+            "the request body is empty; send a JSON object",
+        ));
+    }
+    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+    let value: T = serde_path_to_error::deserialize(&mut deserializer).map_err(|err| {
+        let path = err.path().to_string();
+        let field = if path == "." { "body".to_owned() } else { path };
+        AppError::field(field, err.into_inner().to_string())
+    })?;
+    deserializer.end().map_err(|err| {
+        AppError::field(
+            "body",
+            format!("unexpected data after the JSON value: {err}"),
+        )
+    })?;
+    let errors = value.validate();
+    if errors.is_empty() {
+        Ok(value)
+    } else {
+        Err(AppError::Validation(errors))
+    }
+}
+
+/// Collects field errors for [`Validate`] implementations.
+#[derive(Default)]
+pub struct Checks {
+    errors: Vec<FieldError>,
+}
+
+impl Checks {
+    /// A single-line text: `min..=max` characters, not blank when `min > 0`, no control characters.
+    pub fn line(&mut self, field: &str, value: &str, min: usize, max: usize) -> &mut Self {
+        if value.contains(['\n', '\r', '\t']) {
+            self.fail(field, "must be a single line (no newlines or tabs)");
+        }
+        self.text(field, value, min, max)
+    }
+
+    /// A multi-line text of at most `max` characters (newlines and tabs allowed).
+    pub fn text(&mut self, field: &str, value: &str, min: usize, max: usize) -> &mut Self {
+        let len = value.chars().count();
+        if len > max {
+            self.fail(
+                field,
+                format!("must be at most {max} characters, got {len}"),
+            );
+        } else if min > 0 && value.trim().chars().count() < min {
+            self.fail(
+                field,
+                format!("must have at least {min} non-blank character(s)"),
+            );
+        }
+        if value
+            .chars()
+            .any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
+        {
+            self.fail(
+                field,
+                "must not contain control characters other than newlines and tabs",
+            );
+        }
+        self
+    }
+
+    /// Records a failure.
+    pub fn fail(&mut self, field: &str, message: impl Into<String>) -> &mut Self {
+        self.errors.push(FieldError::new(field, message));
+        self
+    }
+
+    /// The collected errors.
+    pub fn finish(&mut self) -> Vec<FieldError> {
+        std::mem::take(&mut self.errors)
+    }
+}

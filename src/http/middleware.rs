@@ -1,0 +1,122 @@
+//! Small middleware of our own: the request body limit, security headers, and the panic answer.
+
+use poem::http::{HeaderValue, StatusCode, header};
+use poem::web::headers::HeaderMapExt;
+use poem::{Body, Endpoint, IntoResponse, Middleware, Request, Response};
+
+use crate::http::problem::Problem;
+
+/// Refuses bodies over `max` bytes with 413: at once when `Content-Length` says so, and while
+/// reading when the body is chunked.
+pub struct BodyLimit {
+    max: usize,
+}
+
+impl BodyLimit {
+    /// A limit of `max` bytes.
+    pub fn new(max: usize) -> Self {
+        Self { max }
+    }
+}
+
+impl<E: Endpoint> Middleware<E> for BodyLimit {
+    type Output = BodyLimitEndpoint<E>;
+
+    fn transform(&self, ep: E) -> Self::Output {
+        BodyLimitEndpoint { ep, max: self.max }
+    }
+}
+
+/// See [`BodyLimit`].
+pub struct BodyLimitEndpoint<E> {
+    ep: E,
+    max: usize,
+}
+
+impl<E: Endpoint> Endpoint for BodyLimitEndpoint<E> {
+    type Output = Response;
+
+    async fn call(&self, mut req: Request) -> poem::Result<Response> {
+        let too_large = || {
+            Problem::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "too-large",
+                format!("the request body is larger than {} bytes", self.max),
+            )
+            .into_response()
+        };
+        match req
+            .headers()
+            .typed_get::<poem::web::headers::ContentLength>()
+        {
+            Some(length) if length.0 > self.max as u64 => return Ok(too_large()),
+            Some(_) => {}
+            None if req.headers().contains_key(header::TRANSFER_ENCODING) => {
+                match req.take_body().into_bytes_limit(self.max).await {
+                    Ok(bytes) => req.set_body(Body::from_bytes(bytes)),
+                    Err(poem::error::ReadBodyError::PayloadTooLarge) => return Ok(too_large()),
+                    Err(err) => return Err(err.into()),
+                }
+            }
+            None => {}
+        }
+        self.ep.call(req).await.map(IntoResponse::into_response)
+    }
+}
+
+/// Adds `X-Content-Type-Options`, `X-Frame-Options`, `Referrer-Policy` and a restrictive
+/// `Content-Security-Policy` (relaxed for Swagger UI) to every response.
+pub struct SecurityHeaders;
+
+impl<E: Endpoint> Middleware<E> for SecurityHeaders {
+    type Output = SecurityHeadersEndpoint<E>;
+
+    fn transform(&self, ep: E) -> Self::Output {
+        SecurityHeadersEndpoint(ep)
+    }
+}
+
+/// See [`SecurityHeaders`].
+pub struct SecurityHeadersEndpoint<E>(E);
+
+impl<E: Endpoint> Endpoint for SecurityHeadersEndpoint<E> {
+    type Output = Response;
+
+    async fn call(&self, req: Request) -> poem::Result<Response> {
+        let is_docs = req.uri().path().starts_with("/docs");
+        let mut response = self.0.call(req).await?.into_response();
+        let headers = response.headers_mut();
+        headers.insert(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        );
+        headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+        headers.insert(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("no-referrer"),
+        );
+        if !is_docs {
+            headers.insert(
+                header::CONTENT_SECURITY_POLICY,
+                HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"),
+            );
+        }
+        Ok(response)
+    }
+}
+
+/// The answer to a panic in a handler: a generic 500 problem; the server keeps serving.
+pub fn panic_response(panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    let message = panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "non-string panic payload".to_owned());
+    tracing::error!(panic = %message, "handler panicked");
+    Problem::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "internal",
+        "an unexpected error occurred; it has been logged with this request id",
+    )
+    .into_response()
+}

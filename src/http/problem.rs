@@ -1,0 +1,313 @@
+//! The one place that turns errors into HTTP: `application/problem+json` (RFC 9457) bodies with
+//! `type`, `title`, `status`, `detail`, `request_id`, and field errors for invalid input.
+//!
+//! Handlers return `Result<_, ApiError<Set>>`, where `Set` lists the statuses that operation can
+//! answer with, so the OpenAPI document states them. Errors raised outside handlers (unknown
+//! route, wrong method, body too large, unparsable parameters, a panic) go through
+//! [`render_poem_error`], so every error a client sees has the same shape.
+
+use std::marker::PhantomData;
+
+use poem::http::{HeaderValue, StatusCode, header};
+use poem::{IntoResponse, Response};
+use poem_openapi::registry::{MetaMediaType, MetaResponse, MetaResponses, Registry};
+use poem_openapi::types::{ToJSON, Type};
+use poem_openapi::{ApiResponse, Object};
+
+use crate::error::{AppError, FieldError};
+use crate::http::request_id;
+
+/// The media type of every error body.
+pub const CONTENT_TYPE: &str = "application/problem+json";
+
+/// An error response (RFC 9457 problem details).
+#[derive(Debug, Clone, Object)]
+pub struct Problem {
+    /// A URI that identifies the kind of problem (`urn:tasklight:problem:<kind>`).
+    #[oai(rename = "type")]
+    pub kind: String,
+    /// A short summary of the kind of problem.
+    pub title: String,
+    /// The HTTP status code.
+    pub status: u16,
+    /// What went wrong with this request, in words a developer can act on.
+    pub detail: String,
+    /// The request id (also in the `X-Request-Id` header); quote it when reporting a problem.
+    pub request_id: String,
+    /// The invalid fields, when the input was invalid.
+    #[oai(skip_serializing_if_is_none)]
+    pub errors: Option<Vec<ProblemField>>,
+}
+
+/// One invalid field of a request.
+#[derive(Debug, Clone, Object)]
+pub struct ProblemField {
+    /// The field: a JSON path in the body (`tags[2]`), or a parameter name (`limit`).
+    pub field: String,
+    /// Why the value was refused.
+    pub message: String,
+}
+
+impl Problem {
+    /// A problem for `status`, with the request id of the current request.
+    pub fn new(status: StatusCode, kind: &str, detail: impl Into<String>) -> Self {
+        Self {
+            kind: format!("urn:tasklight:problem:{kind}"),
+            title: status.canonical_reason().unwrap_or("Error").to_owned(),
+            status: status.as_u16(),
+            detail: detail.into(),
+            request_id: request_id::current(),
+            errors: None,
+        }
+    }
+
+    /// Adds field errors.
+    pub fn with_fields(mut self, fields: Vec<FieldError>) -> Self {
+        self.errors = Some(
+            fields
+                .into_iter()
+                .map(|f| ProblemField {
+                    field: f.field,
+                    message: f.message,
+                })
+                .collect(),
+        );
+        self
+    }
+
+    /// Renders the response, with `Content-Type: application/problem+json`.
+    pub fn into_response(self) -> Response {
+        let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let body = self.to_json().map(|v| v.to_string()).unwrap_or_default();
+        let mut response = Response::builder()
+            .status(status)
+            .content_type(CONTENT_TYPE)
+            .body(body);
+        match status {
+            StatusCode::UNAUTHORIZED => {
+                response.headers_mut().insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Bearer realm=\"tasklight\""),
+                );
+            }
+            StatusCode::SERVICE_UNAVAILABLE => {
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            _ => {}
+        }
+        response
+    }
+}
+
+/// Renders a domain error. Internal errors are logged with their whole cause chain and answered
+/// with a generic message.
+pub fn render(error: &AppError) -> Response {
+    let problem = match error {
+        AppError::Validation(fields) => {
+            let detail = fields
+                .iter()
+                .map(|f| format!("{}: {}", f.field, f.message))
+                .collect::<Vec<_>>()
+                .join("; ");
+            Problem::new(StatusCode::BAD_REQUEST, "validation", detail).with_fields(fields.clone())
+        }
+        AppError::Unauthorized(detail) => {
+            Problem::new(StatusCode::UNAUTHORIZED, "unauthorized", *detail)
+        }
+        AppError::Forbidden(detail) => Problem::new(StatusCode::FORBIDDEN, "forbidden", *detail),
+        AppError::NotFound(_) => {
+            Problem::new(StatusCode::NOT_FOUND, "not-found", error.to_string())
+        }
+        AppError::Conflict(detail) => {
+            Problem::new(StatusCode::CONFLICT, "conflict", detail.clone())
+        }
+        AppError::PreconditionFailed => Problem::new(
+            StatusCode::PRECONDITION_FAILED,
+            "precondition-failed",
+            error.to_string(),
+        ),
+        AppError::Unavailable(_) => Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            error.to_string(),
+        ),
+        AppError::Internal(cause) => {
+            tracing::error!(error = format!("{cause:#}"), "internal error");
+            internal_problem()
+        }
+    };
+    problem.into_response()
+}
+
+fn internal_problem() -> Problem {
+    Problem::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "internal",
+        "an unexpected error occurred; it has been logged with this request id",
+    )
+}
+
+/// The statuses an operation can answer with besides success; always includes 500 and 503.
+pub trait ErrorSet: Send + Sync + 'static {
+    /// The documented error statuses.
+    const STATUSES: &'static [u16];
+}
+
+/// Declares an [`ErrorSet`]: `error_set!(ReadTask = [401, 404]);` (500 and 503 are added).
+#[macro_export]
+macro_rules! error_set {
+    ($($(#[$meta:meta])* $name:ident = [$($status:literal),*];)+) => {
+        $(
+            $(#[$meta])*
+            pub struct $name;
+            impl $crate::http::problem::ErrorSet for $name {
+                const STATUSES: &'static [u16] = &[$($status,)* 500, 503];
+            }
+        )+
+    };
+}
+
+/// The error of an operation whose documented statuses are `S`.
+pub struct ApiError<S> {
+    error: AppError,
+    statuses: PhantomData<fn() -> S>,
+}
+
+impl<S> ApiError<S> {
+    /// The domain error inside.
+    pub fn inner(&self) -> &AppError {
+        &self.error
+    }
+}
+
+impl<S> From<AppError> for ApiError<S> {
+    fn from(error: AppError) -> Self {
+        Self {
+            error,
+            statuses: PhantomData,
+        }
+    }
+}
+
+impl<S> From<crate::db::StoreError> for ApiError<S> {
+    fn from(error: crate::db::StoreError) -> Self {
+        AppError::from(error).into()
+    }
+}
+
+impl<S> IntoResponse for ApiError<S> {
+    fn into_response(self) -> Response {
+        render(&self.error)
+    }
+}
+
+impl<S: ErrorSet> ApiResponse for ApiError<S> {
+    fn meta() -> MetaResponses {
+        MetaResponses {
+            responses: S::STATUSES
+                .iter()
+                .map(|&status| MetaResponse {
+                    description: describe(status),
+                    status: Some(status),
+                    status_range: None,
+                    content: vec![MetaMediaType {
+                        content_type: CONTENT_TYPE,
+                        schema: Problem::schema_ref(),
+                    }],
+                    headers: vec![],
+                })
+                .collect(),
+        }
+    }
+
+    fn register(registry: &mut Registry) {
+        Problem::register(registry);
+    }
+}
+
+impl<S> From<ApiError<S>> for poem::Error {
+    fn from(error: ApiError<S>) -> Self {
+        poem::Error::from_response(error.into_response())
+    }
+}
+
+fn describe(status: u16) -> &'static str {
+    match status {
+        400 => "The request is invalid; `errors` names each bad field or parameter.",
+        401 => "Missing, invalid, expired or revoked credentials.",
+        403 => "Authenticated, but the caller's role does not allow this.",
+        404 => "The resource does not exist, or the caller may not see it.",
+        409 => "The request conflicts with the current state.",
+        412 => "`If-Match` does not match the current version.",
+        413 => "The request body is larger than the limit (1 MiB by default).",
+        415 => "The request body is not `application/json`.",
+        429 => "Too many requests; retry after the time in `Retry-After`.",
+        500 => "An unexpected error; it is logged under the response's request id.",
+        503 => "A dependency is saturated or down; retry after the time in `Retry-After`.",
+        _ => "Error.",
+    }
+}
+
+/// Turns any error raised outside a handler into a problem response: unknown routes (404),
+/// wrong methods (405), unparsable parameters and bodies (400), wrong media types (415), bodies
+/// over the limit (413), missing credentials (401). Responses that are already problems pass
+/// through unchanged.
+pub fn render_poem_error(err: poem::Error) -> Response {
+    use poem_openapi::error::{
+        AuthorizationError, ContentTypeError, ParseParamError, ParsePathError,
+        ParseRequestPayloadError,
+    };
+    if err.is_from_response() {
+        return err.into_response();
+    }
+    let status = err.status();
+    let problem = if let Some(e) = err.downcast_ref::<ParseParamError>() {
+        Problem::new(StatusCode::BAD_REQUEST, "validation", e.to_string())
+            .with_fields(vec![FieldError::new(e.name, e.reason.clone())])
+    } else if let Some(e) = err.downcast_ref::<ParsePathError>() {
+        Problem::new(StatusCode::BAD_REQUEST, "validation", e.to_string())
+            .with_fields(vec![FieldError::new(e.name, e.reason.clone())])
+    } else if let Some(e) = err.downcast_ref::<ParseRequestPayloadError>() {
+        Problem::new(StatusCode::BAD_REQUEST, "validation", e.to_string())
+            .with_fields(vec![FieldError::new("body", e.reason.clone())])
+    } else if let Some(e) = err.downcast_ref::<ContentTypeError>() {
+        Problem::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "media-type",
+            e.to_string(),
+        )
+    } else if err.is::<AuthorizationError>() {
+        Problem::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "this operation needs `Authorization: Bearer <access token>`",
+        )
+    } else if status == StatusCode::NOT_FOUND {
+        Problem::new(status, "not-found", "no route matches this path")
+    } else if status == StatusCode::METHOD_NOT_ALLOWED {
+        Problem::new(
+            status,
+            "method-not-allowed",
+            "this path does not accept this method",
+        )
+    } else if status == StatusCode::PAYLOAD_TOO_LARGE {
+        Problem::new(
+            status,
+            "too-large",
+            "the request body is larger than the limit",
+        )
+    } else if status.is_server_error() {
+        tracing::error!(error = %err, status = status.as_u16(), "request failed");
+        internal_problem()
+    } else {
+        let kind = status
+            .canonical_reason()
+            .unwrap_or("error")
+            .to_ascii_lowercase()
+            .replace(' ', "-");
+        Problem::new(status, &kind, err.to_string())
+    };
+    problem.into_response()
+}

@@ -1,0 +1,330 @@
+//! Project rules: who may see, change and delete a project, member management, and the
+//! at-least-one-owner invariant. Non-members get 404 for everything about a project.
+
+use serde_json::{Map, Value, json};
+use uuid::Uuid;
+
+use crate::app::AppState;
+use crate::audit::{self, Change};
+use crate::auth::Principal;
+use crate::db::Store;
+use crate::error::{AppError, AppResult};
+use crate::http::pagination;
+use crate::projects::model::{Member, Project, ProjectRole};
+use crate::projects::store::ProjectRecord;
+
+/// The caller's role in a project, or 404 when they are not a member (so ids cannot be probed).
+pub async fn role_in(
+    store: &mut dyn Store,
+    project_id: Uuid,
+    principal: &Principal,
+) -> AppResult<ProjectRole> {
+    store
+        .member_role(project_id, principal.user_id)
+        .await?
+        .map(|role| ProjectRole::from_stored(&role))
+        .ok_or(AppError::NotFound("project"))
+}
+
+/// Like [`role_in`], and 403 unless the caller owns the project.
+async fn require_owner(
+    store: &mut dyn Store,
+    project_id: Uuid,
+    principal: &Principal,
+) -> AppResult<()> {
+    match role_in(store, project_id, principal).await? {
+        ProjectRole::Owner => Ok(()),
+        _ => Err(AppError::Forbidden("only a project owner may do this")),
+    }
+}
+
+/// Creates a project owned by the caller.
+pub async fn create(
+    state: &AppState,
+    principal: &Principal,
+    name: String,
+    description: String,
+) -> AppResult<Project> {
+    let now = crate::db::now();
+    let project = ProjectRecord {
+        id: Uuid::now_v7(),
+        name,
+        description,
+        created_by: principal.user_id,
+        created_at: now,
+        updated_at: now,
+    };
+    let mut tx = state.db.begin().await?;
+    tx.insert_project(&project).await?;
+    tx.insert_member(
+        project.id,
+        principal.user_id,
+        ProjectRole::Owner.as_str(),
+        now,
+    )
+    .await?;
+    let change = Change {
+        action: "project.created",
+        entity_type: "project",
+        entity_id: project.id,
+        project_id: Some(project.id),
+        summary: json!({ "name": project.name, "description": project.description }),
+    };
+    audit::record(
+        &mut *tx,
+        &state.config.instance_id,
+        Some(principal.user_id),
+        change,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Project::new(project, ProjectRole::Owner))
+}
+
+/// A project the caller belongs to.
+pub async fn get(state: &AppState, principal: &Principal, id: Uuid) -> AppResult<Project> {
+    let found = state
+        .db
+        .conn()
+        .await?
+        .project_for_member(id, principal.user_id)
+        .await?
+        .ok_or(AppError::NotFound("project"))?;
+    Ok(Project::new(
+        found.project,
+        ProjectRole::from_stored(&found.role),
+    ))
+}
+
+/// The caller's projects, one page at a time.
+pub async fn list_mine(
+    state: &AppState,
+    principal: &Principal,
+    cursor: Option<&str>,
+    limit: u32,
+) -> AppResult<(Vec<Project>, Option<String>)> {
+    let query = pagination::fingerprint(&["projects"]);
+    let after = cursor
+        .map(|c| pagination::decode::<Uuid>(&query, c))
+        .transpose()?;
+    let mut rows = state
+        .db
+        .conn()
+        .await?
+        .projects_of(principal.user_id, after, limit + 1)
+        .await?;
+    let more = pagination::trim_page(&mut rows, limit);
+    let next = more
+        .then(|| {
+            rows.last()
+                .map(|p| pagination::encode(&query, &p.project.id))
+        })
+        .flatten();
+    let items = rows
+        .into_iter()
+        .map(|r| Project::new(r.project, ProjectRole::from_stored(&r.role)))
+        .collect();
+    Ok((items, next))
+}
+
+/// Renames or re-describes a project (owners only).
+pub async fn update(
+    state: &AppState,
+    principal: &Principal,
+    id: Uuid,
+    name: Option<String>,
+    description: Option<String>,
+) -> AppResult<Project> {
+    let mut tx = state.db.begin().await?;
+    tx.lock_project(id).await?;
+    require_owner(&mut *tx, id, principal).await?;
+    let mut project = tx
+        .project_for_member(id, principal.user_id)
+        .await?
+        .ok_or(AppError::NotFound("project"))?
+        .project;
+    let mut summary = Map::new();
+    if let Some(name) = name.filter(|n| *n != project.name) {
+        summary.insert("name".into(), json!(name));
+        project.name = name;
+    }
+    if let Some(description) = description.filter(|d| *d != project.description) {
+        summary.insert("description".into(), json!(description));
+        project.description = description;
+    }
+    if !summary.is_empty() {
+        project.updated_at = crate::db::now();
+        tx.update_project(&project).await?;
+        let change = Change {
+            action: "project.updated",
+            entity_type: "project",
+            entity_id: id,
+            project_id: Some(id),
+            summary: Value::Object(summary),
+        };
+        audit::record(
+            &mut *tx,
+            &state.config.instance_id,
+            Some(principal.user_id),
+            change,
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(Project::new(project, ProjectRole::Owner))
+}
+
+/// Deletes a project with its tasks and members (owners only); the audit entry remains.
+pub async fn delete(state: &AppState, principal: &Principal, id: Uuid) -> AppResult<()> {
+    let mut tx = state.db.begin().await?;
+    tx.lock_project(id).await?;
+    require_owner(&mut *tx, id, principal).await?;
+    let project = tx
+        .project_for_member(id, principal.user_id)
+        .await?
+        .ok_or(AppError::NotFound("project"))?
+        .project;
+    let tasks_deleted = tx.count_tasks(id).await?;
+    tx.delete_project(id).await?;
+    let change = Change {
+        action: "project.deleted",
+        entity_type: "project",
+        entity_id: id,
+        project_id: Some(id),
+        summary: json!({ "name": project.name, "tasks_deleted": tasks_deleted }),
+    };
+    audit::record(
+        &mut *tx,
+        &state.config.instance_id,
+        Some(principal.user_id),
+        change,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// A project's members, one page at a time (any member may read them).
+pub async fn members(
+    state: &AppState,
+    principal: &Principal,
+    project_id: Uuid,
+    cursor: Option<&str>,
+    limit: u32,
+) -> AppResult<(Vec<Member>, Option<String>)> {
+    let mut store = state.db.conn().await?;
+    role_in(&mut *store, project_id, principal).await?;
+    let query = pagination::fingerprint(&["members", &project_id.to_string()]);
+    let after = cursor
+        .map(|c| pagination::decode::<Uuid>(&query, c))
+        .transpose()?;
+    let mut rows = store.members(project_id, after, limit + 1).await?;
+    let more = pagination::trim_page(&mut rows, limit);
+    let next = more
+        .then(|| rows.last().map(|m| pagination::encode(&query, &m.user_id)))
+        .flatten();
+    Ok((rows.into_iter().map(Member::from).collect(), next))
+}
+
+/// Adds a member or changes their role (owners only). Demoting the last owner is refused.
+pub async fn put_member(
+    state: &AppState,
+    principal: &Principal,
+    project_id: Uuid,
+    user_id: Uuid,
+    role: ProjectRole,
+) -> AppResult<Member> {
+    let mut tx = state.db.begin().await?;
+    tx.lock_project(project_id).await?;
+    require_owner(&mut *tx, project_id, principal).await?;
+    if tx.user_by_id(user_id).await?.is_none() {
+        return Err(AppError::NotFound("user"));
+    }
+    let (action, summary) = match tx.member(project_id, user_id).await? {
+        Some(existing) if existing.role == role.as_str() => return Ok(existing.into()),
+        Some(existing) => {
+            if existing.role == ProjectRole::Owner.as_str()
+                && tx.count_owners(project_id).await? <= 1
+            {
+                return Err(last_owner());
+            }
+            tx.update_member_role(project_id, user_id, role.as_str())
+                .await?;
+            (
+                "member.role_changed",
+                json!({ "role": role.as_str(), "previous_role": existing.role }),
+            )
+        }
+        None => {
+            tx.insert_member(project_id, user_id, role.as_str(), crate::db::now())
+                .await?;
+            ("member.added", json!({ "role": role.as_str() }))
+        }
+    };
+    let change = Change {
+        action,
+        entity_type: "member",
+        entity_id: user_id,
+        project_id: Some(project_id),
+        summary,
+    };
+    audit::record(
+        &mut *tx,
+        &state.config.instance_id,
+        Some(principal.user_id),
+        change,
+    )
+    .await?;
+    let member = tx
+        .member(project_id, user_id)
+        .await?
+        .ok_or(AppError::NotFound("member"))?;
+    tx.commit().await?;
+    Ok(member.into())
+}
+
+/// Removes a member (owners, or members removing themselves); their tasks become unassigned.
+/// Removing the last owner is refused.
+pub async fn remove_member(
+    state: &AppState,
+    principal: &Principal,
+    project_id: Uuid,
+    user_id: Uuid,
+) -> AppResult<()> {
+    let mut tx = state.db.begin().await?;
+    tx.lock_project(project_id).await?;
+    if user_id != principal.user_id {
+        require_owner(&mut *tx, project_id, principal).await?;
+    }
+    let member = tx
+        .member(project_id, user_id)
+        .await?
+        .ok_or(AppError::NotFound("member"))?;
+    if member.role == ProjectRole::Owner.as_str() && tx.count_owners(project_id).await? <= 1 {
+        return Err(last_owner());
+    }
+    tx.delete_member(project_id, user_id).await?;
+    tx.unassign_member_tasks(project_id, user_id).await?;
+    let change = Change {
+        action: "member.removed",
+        entity_type: "member",
+        entity_id: user_id,
+        project_id: Some(project_id),
+        summary: json!({ "previous_role": member.role }),
+    };
+    audit::record(
+        &mut *tx,
+        &state.config.instance_id,
+        Some(principal.user_id),
+        change,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+fn last_owner() -> AppError {
+    AppError::Conflict(
+        "a project must keep at least one owner: make another member owner first".into(),
+    )
+}

@@ -1,0 +1,382 @@
+//! `/api/v1/projects/{project_id}/tasks` and `/api/v1/tasks/{task_id}`.
+
+use chrono::{DateTime, Datelike, Utc};
+use poem_openapi::param::{Header, Path, Query};
+use poem_openapi::payload::Json;
+use poem_openapi::types::MaybeUndefined;
+use poem_openapi::{ApiResponse, Enum, Object, OpenApi};
+use serde::Deserialize;
+use uuid::Uuid;
+
+use crate::app::AppState;
+use crate::error::FieldError;
+use crate::http::auth::BearerAuth;
+use crate::http::body::{Checks, JsonBody, Validate};
+use crate::http::problem::ApiError;
+use crate::http::responses::NoContent;
+use crate::http::{etag, pagination};
+use crate::openapi::Tag;
+use crate::tasks::model::{
+    DESCRIPTION_MAX, Priority, TITLE_MAX, Task, TaskStatus, check_tags, to_micros,
+};
+use crate::tasks::service::{self, ListRequest, NewTask, TaskChanges};
+use crate::tasks::store::{SortColumn, TaskFilter};
+
+crate::error_set! {
+    /// Errors of creating a task.
+    CreateTaskErrors = [400, 401, 403, 404, 413, 415];
+    /// Errors of listing tasks.
+    ListTasksErrors = [400, 401, 404];
+    /// Errors of reading a task.
+    ReadTaskErrors = [400, 401, 404];
+    /// Errors of changing or deleting a task.
+    WriteTaskErrors = [400, 401, 403, 404, 412, 413, 415];
+}
+
+crate::page_type!(
+    /// A page of tasks.
+    TaskPage,
+    Task
+);
+
+/// A new task.
+#[derive(Object, Deserialize)]
+#[oai(deny_unknown_fields)]
+#[serde(deny_unknown_fields)]
+pub struct CreateTaskRequest {
+    /// Title (1 to 200 characters, one line).
+    #[oai(validator(min_length = 1, max_length = 200))]
+    pub title: String,
+    /// Description (up to 10000 characters).
+    #[oai(validator(max_length = 10000))]
+    pub description: Option<String>,
+    /// Status (default `todo`).
+    pub status: Option<TaskStatus>,
+    /// Priority (default `medium`).
+    pub priority: Option<Priority>,
+    /// A member of the project to assign it to.
+    pub assignee_id: Option<Uuid>,
+    /// When it is due (RFC 3339; stored in UTC at microsecond precision).
+    pub due_at: Option<DateTime<Utc>>,
+    /// Tags: up to 20, each 1 to 40 characters of `a-z 0-9 . _ : -`, no duplicates.
+    #[oai(validator(
+        max_items = 20,
+        min_length = 1,
+        max_length = 40,
+        pattern = "^[a-z0-9._:-]+$"
+    ))]
+    pub tags: Option<Vec<String>>,
+}
+
+fn check_due(checks: &mut Checks, due_at: Option<&DateTime<Utc>>) {
+    if due_at.is_some_and(|d| !(1900..=9998).contains(&d.year())) {
+        checks.fail("due_at", "must be between the years 1900 and 9998");
+    }
+}
+
+impl Validate for CreateTaskRequest {
+    fn validate(&self) -> Vec<FieldError> {
+        let mut checks = Checks::default();
+        checks.line("title", &self.title, 1, TITLE_MAX);
+        if let Some(description) = &self.description {
+            checks.text("description", description, 0, DESCRIPTION_MAX);
+        }
+        check_due(&mut checks, self.due_at.as_ref());
+        check_tags(&mut checks, self.tags.as_deref().unwrap_or_default());
+        checks.finish()
+    }
+}
+
+/// Changes to a task; omitted fields stay as they are, `null` clears `assignee_id` and `due_at`.
+#[derive(Object, Deserialize)]
+#[oai(deny_unknown_fields)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateTaskRequest {
+    /// New title (1 to 200 characters, one line).
+    #[oai(validator(min_length = 1, max_length = 200))]
+    pub title: Option<String>,
+    /// New description (up to 10000 characters).
+    #[oai(validator(max_length = 10000))]
+    pub description: Option<String>,
+    /// New status.
+    pub status: Option<TaskStatus>,
+    /// New priority.
+    pub priority: Option<Priority>,
+    /// New assignee (a member of the project), or `null` to unassign.
+    #[serde(default)]
+    pub assignee_id: MaybeUndefined<Uuid>,
+    /// New due time, or `null` to clear it.
+    #[serde(default)]
+    pub due_at: MaybeUndefined<DateTime<Utc>>,
+    /// New tags, replacing the old ones (same rules as on creation).
+    #[oai(validator(
+        max_items = 20,
+        min_length = 1,
+        max_length = 40,
+        pattern = "^[a-z0-9._:-]+$"
+    ))]
+    pub tags: Option<Vec<String>>,
+}
+
+impl Validate for UpdateTaskRequest {
+    fn validate(&self) -> Vec<FieldError> {
+        let mut checks = Checks::default();
+        if let Some(title) = &self.title {
+            checks.line("title", title, 1, TITLE_MAX);
+        }
+        if let Some(description) = &self.description {
+            checks.text("description", description, 0, DESCRIPTION_MAX);
+        }
+        check_due(&mut checks, self.due_at.value());
+        check_tags(&mut checks, self.tags.as_deref().unwrap_or_default());
+        checks.finish()
+    }
+}
+
+/// The field a task list is sorted by.
+#[derive(Debug, Clone, Copy, Enum)]
+#[oai(rename_all = "snake_case")]
+pub enum TaskSort {
+    /// Creation time (the default).
+    CreatedAt,
+    /// Last change.
+    UpdatedAt,
+    /// Due time; tasks without one come last in either order.
+    DueAt,
+    /// Priority (`low` < `medium` < `high` < `urgent`).
+    Priority,
+}
+
+/// Sort direction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+#[oai(rename_all = "snake_case")]
+pub enum SortOrder {
+    /// Ascending (the default).
+    Asc,
+    /// Descending.
+    Desc,
+}
+
+/// A created task.
+#[derive(ApiResponse)]
+pub enum TaskCreated {
+    /// Created. `Location` is the task's URL; `ETag` identifies this version.
+    #[oai(status = 201)]
+    Created(
+        Json<Task>,
+        #[oai(header = "Location")] String,
+        #[oai(header = "ETag")] String,
+    ),
+}
+
+/// A task read.
+#[derive(ApiResponse)]
+pub enum TaskRead {
+    /// The task; `ETag` identifies this version (send it as `If-Match` when changing it).
+    #[oai(status = 200)]
+    Ok(Json<Task>, #[oai(header = "ETag")] String),
+    /// The task has not changed since the version in `If-None-Match`.
+    #[oai(status = 304)]
+    NotModified(#[oai(header = "ETag")] String),
+}
+
+/// A changed task.
+#[derive(ApiResponse)]
+pub enum TaskUpdated {
+    /// The task after the change; `ETag` identifies the new version.
+    #[oai(status = 200)]
+    Ok(Json<Task>, #[oai(header = "ETag")] String),
+}
+
+/// Tasks.
+pub struct TasksApi {
+    /// Shared state.
+    pub state: AppState,
+}
+
+#[OpenApi(prefix_path = "/api/v1", tag = "Tag::Tasks")]
+impl TasksApi {
+    /// Create a task
+    ///
+    /// Creates a task in a project. Owners and members only; viewers get 403.
+    #[oai(
+        path = "/projects/:project_id/tasks",
+        method = "post",
+        operation_id = "createTask"
+    )]
+    async fn create(
+        &self,
+        auth: BearerAuth,
+        /// The project.
+        project_id: Path<Uuid>,
+        body: JsonBody<CreateTaskRequest>,
+    ) -> Result<TaskCreated, ApiError<CreateTaskErrors>> {
+        let body = body.0;
+        let new = NewTask {
+            title: body.title.trim().to_owned(),
+            description: body.description.unwrap_or_default(),
+            status: body.status.unwrap_or(TaskStatus::Todo),
+            priority: body.priority.unwrap_or(Priority::Medium),
+            assignee_id: body.assignee_id,
+            due_at: body.due_at.map(to_micros),
+            tags: body.tags.unwrap_or_default(),
+        };
+        let task = service::create(&self.state, &auth.0, project_id.0, new).await?;
+        let location = format!("/api/v1/tasks/{}", task.id);
+        let tag = etag::for_version(task.version);
+        Ok(TaskCreated::Created(Json(task), location, tag))
+    }
+
+    /// List tasks
+    ///
+    /// A project's tasks, filtered and sorted, one page at a time. Any member may list.
+    /// Times in the query must be URL-encoded (`+` as `%2B`).
+    #[oai(
+        path = "/projects/:project_id/tasks",
+        method = "get",
+        operation_id = "listTasks"
+    )]
+    #[allow(clippy::too_many_arguments)]
+    async fn list(
+        &self,
+        auth: BearerAuth,
+        /// The project.
+        project_id: Path<Uuid>,
+        /// Only tasks with this status.
+        status: Query<Option<TaskStatus>>,
+        /// Only tasks with this priority.
+        priority: Query<Option<Priority>>,
+        /// Only tasks assigned to this user.
+        assignee_id: Query<Option<Uuid>>,
+        /// Only tasks with this tag.
+        #[oai(validator(min_length = 1, max_length = 40))]
+        tag: Query<Option<String>>,
+        /// Only tasks due strictly before this time.
+        due_before: Query<Option<DateTime<Utc>>>,
+        /// Only tasks due strictly after this time.
+        due_after: Query<Option<DateTime<Utc>>>,
+        /// Only tasks whose title or description contains this text (case-insensitive).
+        #[oai(validator(min_length = 1, max_length = 200))]
+        q: Query<Option<String>>,
+        /// Sort field (default `created_at`).
+        sort: Query<Option<TaskSort>>,
+        /// Sort direction (default `asc`).
+        order: Query<Option<SortOrder>>,
+        /// Items per page (1 to 100, default 20).
+        #[oai(validator(minimum(value = "1"), maximum(value = "100")))]
+        limit: Query<Option<u32>>,
+        /// `next_cursor` from the previous page (with the same filters and sort).
+        #[oai(validator(max_length = 1024))]
+        cursor: Query<Option<String>>,
+    ) -> Result<Json<TaskPage>, ApiError<ListTasksErrors>> {
+        let filter = TaskFilter {
+            status: status.0.map(TaskStatus::as_str),
+            priority: priority.0.map(Priority::rank),
+            assignee_id: assignee_id.0,
+            tag: tag.0,
+            due_before: due_before.0.map(to_micros),
+            due_after: due_after.0.map(to_micros),
+            text: q.0.as_deref().map(crate::db::like_pattern),
+        };
+        let sort = match sort.0.unwrap_or(TaskSort::CreatedAt) {
+            TaskSort::CreatedAt => SortColumn::CreatedAt,
+            TaskSort::UpdatedAt => SortColumn::UpdatedAt,
+            TaskSort::DueAt => SortColumn::DueAt,
+            TaskSort::Priority => SortColumn::Priority,
+        };
+        let request = ListRequest {
+            filter,
+            sort,
+            descending: order.0 == Some(SortOrder::Desc),
+            cursor: cursor.0.as_deref(),
+            limit: pagination::limit(limit.0),
+        };
+        let (items, next_cursor) =
+            service::list(&self.state, &auth.0, project_id.0, request).await?;
+        Ok(Json(TaskPage { items, next_cursor }))
+    }
+
+    /// Get a task
+    ///
+    /// Any member of the task's project may read it. The `ETag` header identifies the version;
+    /// with a matching `If-None-Match` the answer is 304 without a body.
+    #[oai(path = "/tasks/:task_id", method = "get", operation_id = "getTask")]
+    async fn get(
+        &self,
+        auth: BearerAuth,
+        /// The task.
+        task_id: Path<Uuid>,
+        /// ETags the client already has.
+        #[oai(name = "If-None-Match")]
+        if_none_match: Header<Option<String>>,
+    ) -> Result<TaskRead, ApiError<ReadTaskErrors>> {
+        let task = service::get(&self.state, &auth.0, task_id.0).await?;
+        let tag = etag::for_version(task.version);
+        match if_none_match.0 {
+            Some(header) if etag::if_none_match(&header, &tag) => Ok(TaskRead::NotModified(tag)),
+            _ => Ok(TaskRead::Ok(Json(task), tag)),
+        }
+    }
+
+    /// Update a task
+    ///
+    /// Changes the given fields. Owners and members only. Send the `ETag` you read as
+    /// `If-Match` to refuse the change (412) if someone else changed the task since.
+    #[oai(
+        path = "/tasks/:task_id",
+        method = "patch",
+        operation_id = "updateTask"
+    )]
+    async fn update(
+        &self,
+        auth: BearerAuth,
+        /// The task.
+        task_id: Path<Uuid>,
+        /// The ETag the change is based on.
+        #[oai(name = "If-Match")]
+        if_match: Header<Option<String>>,
+        body: JsonBody<UpdateTaskRequest>,
+    ) -> Result<TaskUpdated, ApiError<WriteTaskErrors>> {
+        let body = body.0;
+        let changes = TaskChanges {
+            title: body.title.map(|t| t.trim().to_owned()),
+            description: body.description,
+            status: body.status,
+            priority: body.priority,
+            assignee_id: body.assignee_id,
+            due_at: body.due_at.map_value(to_micros),
+            tags: body.tags,
+        };
+        let task = service::update(
+            &self.state,
+            &auth.0,
+            task_id.0,
+            if_match.0.as_deref(),
+            changes,
+        )
+        .await?;
+        let tag = etag::for_version(task.version);
+        Ok(TaskUpdated::Ok(Json(task), tag))
+    }
+
+    /// Delete a task
+    ///
+    /// Deletes a task. Owners and members only. With `If-Match`, a stale version gets 412.
+    #[oai(
+        path = "/tasks/:task_id",
+        method = "delete",
+        operation_id = "deleteTask"
+    )]
+    async fn delete(
+        &self,
+        auth: BearerAuth,
+        /// The task.
+        task_id: Path<Uuid>,
+        /// The ETag the deletion is based on.
+        #[oai(name = "If-Match")]
+        if_match: Header<Option<String>>,
+    ) -> Result<NoContent, ApiError<WriteTaskErrors>> {
+        service::delete(&self.state, &auth.0, task_id.0, if_match.0.as_deref()).await?;
+        Ok(NoContent::NoContent)
+    }
+}

@@ -1,0 +1,172 @@
+//! Task domain types and field limits.
+
+use chrono::{DateTime, Utc};
+use poem_openapi::{Enum, Object};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::http::body::Checks;
+use crate::tasks::store::TaskRecord;
+
+/// Longest title (characters).
+pub const TITLE_MAX: usize = 200;
+/// Longest description (characters).
+pub const DESCRIPTION_MAX: usize = 10_000;
+/// Most tags on one task.
+pub const TAGS_MAX: usize = 20;
+/// Longest tag (characters).
+pub const TAG_MAX: usize = 40;
+
+/// Where a task stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum, Serialize, Deserialize)]
+#[oai(rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
+pub enum TaskStatus {
+    /// Not started.
+    Todo,
+    /// Being worked on.
+    InProgress,
+    /// Finished.
+    Done,
+}
+
+impl TaskStatus {
+    /// The stored form.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Todo => "todo",
+            Self::InProgress => "in_progress",
+            Self::Done => "done",
+        }
+    }
+
+    /// Parses the stored form.
+    pub fn from_stored(value: &str) -> Self {
+        match value {
+            "in_progress" => Self::InProgress,
+            "done" => Self::Done,
+            _ => Self::Todo,
+        }
+    }
+}
+
+/// How urgent a task is; sorts `low` < `medium` < `high` < `urgent`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum, Serialize, Deserialize)]
+#[oai(rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
+pub enum Priority {
+    /// Low.
+    Low,
+    /// Medium (the default).
+    Medium,
+    /// High.
+    High,
+    /// Urgent.
+    Urgent,
+}
+
+impl Priority {
+    /// The stored rank, 1 (low) to 4 (urgent).
+    pub fn rank(self) -> i32 {
+        match self {
+            Self::Low => 1,
+            Self::Medium => 2,
+            Self::High => 3,
+            Self::Urgent => 4,
+        }
+    }
+
+    /// From the stored rank.
+    pub fn from_rank(rank: i32) -> Self {
+        match rank {
+            1 => Self::Low,
+            3 => Self::High,
+            4 => Self::Urgent,
+            _ => Self::Medium,
+        }
+    }
+}
+
+/// A task.
+#[derive(Debug, Clone, Object)]
+pub struct Task {
+    /// Task id.
+    pub id: Uuid,
+    /// The project it belongs to.
+    pub project_id: Uuid,
+    /// Title (1 to 200 characters, one line).
+    pub title: String,
+    /// Description (up to 10000 characters).
+    pub description: String,
+    /// Status.
+    pub status: TaskStatus,
+    /// Priority.
+    pub priority: Priority,
+    /// The member it is assigned to, if any.
+    pub assignee_id: Option<Uuid>,
+    /// When it is due, if ever.
+    pub due_at: Option<DateTime<Utc>>,
+    /// Tags (up to 20, each 1 to 40 characters of `a-z 0-9 . _ : -`), sorted.
+    pub tags: Vec<String>,
+    /// Who created it.
+    pub created_by: Uuid,
+    /// When it was created.
+    pub created_at: DateTime<Utc>,
+    /// When it last changed.
+    pub updated_at: DateTime<Utc>,
+    /// Incremented on every change; the `ETag` is `"v<version>"`.
+    pub version: i32,
+}
+
+impl Task {
+    /// A stored task with its tags.
+    pub fn new(record: TaskRecord, tags: Vec<String>) -> Self {
+        Self {
+            id: record.id,
+            project_id: record.project_id,
+            title: record.title,
+            description: record.description,
+            status: TaskStatus::from_stored(&record.status),
+            priority: Priority::from_rank(record.priority),
+            assignee_id: record.assignee_id,
+            due_at: record.due_at,
+            tags,
+            created_by: record.created_by,
+            created_at: record.created_at,
+            updated_at: record.updated_at,
+            version: record.version,
+        }
+    }
+}
+
+/// Checks a tag list: count, length, characters, duplicates.
+pub fn check_tags(checks: &mut Checks, tags: &[String]) {
+    if tags.len() > TAGS_MAX {
+        checks.fail(
+            "tags",
+            format!("must have at most {TAGS_MAX} tags, got {}", tags.len()),
+        );
+        return;
+    }
+    for (i, tag) in tags.iter().enumerate() {
+        let field = format!("tags[{i}]");
+        let len = tag.chars().count();
+        if !(1..=TAG_MAX).contains(&len) {
+            checks.fail(
+                &field,
+                format!("must be 1 to {TAG_MAX} characters, got {len}"),
+            );
+        } else if !tag.bytes().all(|b| {
+            b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b':' | b'-')
+        }) {
+            checks.fail(&field, "may contain only a-z, 0-9, '.', '_', ':' and '-'");
+        } else if tags[..i].contains(tag) {
+            checks.fail(&field, "is a duplicate");
+        }
+    }
+}
+
+/// Truncates a time to microseconds, the precision both databases keep.
+pub fn to_micros(time: DateTime<Utc>) -> DateTime<Utc> {
+    DateTime::from_timestamp_micros(time.timestamp_micros()).unwrap_or(time)
+}

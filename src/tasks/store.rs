@@ -1,0 +1,331 @@
+//! Task storage, including the keyset query behind the filtered, sorted task list.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::db::{Session, StoreResult};
+
+/// A stored task (tags live in `task_tags`).
+#[derive(Clone, sqlx::FromRow)]
+pub struct TaskRecord {
+    /// Id.
+    pub id: Uuid,
+    /// Project.
+    pub project_id: Uuid,
+    /// Title.
+    pub title: String,
+    /// Description.
+    pub description: String,
+    /// `todo`, `in_progress` or `done`.
+    pub status: String,
+    /// 1 (low) to 4 (urgent).
+    pub priority: i32,
+    /// Assignee.
+    pub assignee_id: Option<Uuid>,
+    /// Due time.
+    pub due_at: Option<DateTime<Utc>>,
+    /// Creator.
+    pub created_by: Uuid,
+    /// Created.
+    pub created_at: DateTime<Utc>,
+    /// Last changed.
+    pub updated_at: DateTime<Utc>,
+    /// Version, from 1.
+    pub version: i32,
+}
+
+/// Filters of the task list (all optional, combined with AND).
+#[derive(Default, Serialize)]
+pub struct TaskFilter {
+    /// Stored status.
+    pub status: Option<&'static str>,
+    /// Priority rank.
+    pub priority: Option<i32>,
+    /// Assignee.
+    pub assignee_id: Option<Uuid>,
+    /// Has this tag.
+    pub tag: Option<String>,
+    /// Due strictly before.
+    pub due_before: Option<DateTime<Utc>>,
+    /// Due strictly after.
+    pub due_after: Option<DateTime<Utc>>,
+    /// `LIKE` pattern matched against title and description, case-insensitively.
+    pub text: Option<String>,
+}
+
+/// The column a task list is sorted by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum SortColumn {
+    /// `created_at`.
+    CreatedAt,
+    /// `updated_at`.
+    UpdatedAt,
+    /// `due_at`, tasks without a due time last.
+    DueAt,
+    /// Priority rank.
+    Priority,
+}
+
+/// A row's position in a sorted list: its sort value and id (the tie-breaker).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SortKey {
+    /// Sort value.
+    pub value: SortValue,
+    /// Row id.
+    pub id: Uuid,
+}
+
+/// A sort value.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum SortValue {
+    /// Priority rank.
+    Rank(i32),
+    /// A time (for `due_at`, absent values sort as [`SortColumn::null_due`]).
+    Time(DateTime<Utc>),
+}
+
+impl SortColumn {
+    /// The stand-in for a missing due time, chosen so such tasks come last either way.
+    pub fn null_due(descending: bool) -> DateTime<Utc> {
+        let text = if descending {
+            "0001-01-01T00:00:00Z"
+        } else {
+            "9999-12-31T23:59:59Z"
+        };
+        text.parse().expect("valid constant")
+    }
+
+    /// The key of `task` in a list sorted by this column.
+    pub fn key_of(self, task: &TaskRecord, descending: bool) -> SortKey {
+        let value = match self {
+            Self::CreatedAt => SortValue::Time(task.created_at),
+            Self::UpdatedAt => SortValue::Time(task.updated_at),
+            Self::DueAt => {
+                SortValue::Time(task.due_at.unwrap_or_else(|| Self::null_due(descending)))
+            }
+            Self::Priority => SortValue::Rank(task.priority),
+        };
+        SortKey { value, id: task.id }
+    }
+}
+
+/// A list query: filters, sort, and where the previous page ended.
+pub struct TaskQuery<'a> {
+    /// The project.
+    pub project_id: Uuid,
+    /// Filters.
+    pub filter: &'a TaskFilter,
+    /// Sort column.
+    pub sort: SortColumn,
+    /// Descending order.
+    pub descending: bool,
+    /// Key of the last row of the previous page.
+    pub after: Option<SortKey>,
+    /// Rows to fetch.
+    pub limit: u32,
+}
+
+/// Storage of tasks and their tags.
+#[async_trait]
+pub trait TaskStore {
+    /// Inserts a task.
+    async fn insert_task(&mut self, task: &TaskRecord) -> StoreResult<()>;
+    /// A task by id; in a PostgreSQL transaction with `lock`, the row is locked until commit.
+    async fn task_by_id(&mut self, id: Uuid, lock: bool) -> StoreResult<Option<TaskRecord>>;
+    /// Writes every mutable field of a task.
+    async fn update_task(&mut self, task: &TaskRecord) -> StoreResult<()>;
+    /// Deletes a task.
+    async fn delete_task(&mut self, id: Uuid) -> StoreResult<()>;
+    /// Replaces a task's tags.
+    async fn replace_tags(&mut self, task_id: Uuid, tags: &[String]) -> StoreResult<()>;
+    /// The tags of several tasks, as (task id, tag) sorted by tag.
+    async fn tags_of(&mut self, task_ids: &[Uuid]) -> StoreResult<Vec<(Uuid, String)>>;
+    /// One page of a project's tasks.
+    async fn list_tasks(&mut self, query: &TaskQuery<'_>) -> StoreResult<Vec<TaskRecord>>;
+    /// How many tasks a project has.
+    async fn count_tasks(&mut self, project_id: Uuid) -> StoreResult<i64>;
+    /// Unassigns a user's tasks in a project (when they leave it), bumping their versions.
+    async fn unassign_member_tasks(&mut self, project_id: Uuid, user_id: Uuid) -> StoreResult<()>;
+}
+
+/// The columns of [`TaskRecord`].
+macro_rules! task_columns {
+    () => {
+        "id, project_id, title, description, status, priority, assignee_id, due_at, created_by, \
+         created_at, updated_at, version"
+    };
+}
+
+crate::for_each_backend! {
+    use crate::db::Dialect;
+
+    fn bind_sort_value(query: &mut sqlx::QueryBuilder<DB>, value: &SortValue) {
+        match value {
+            SortValue::Rank(rank) => query.push_bind(*rank),
+            SortValue::Time(time) => query.push_bind(*time),
+        };
+    }
+
+    #[async_trait]
+    impl TaskStore for Session<DB> {
+        async fn insert_task(&mut self, t: &TaskRecord) -> StoreResult<()> {
+            const SQL: &str = concat!(
+                "INSERT INTO tasks (", task_columns!(), ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+            );
+            sqlx::query(SQL)
+                .bind(t.id)
+                .bind(t.project_id)
+                .bind(&t.title)
+                .bind(&t.description)
+                .bind(&t.status)
+                .bind(t.priority)
+                .bind(t.assignee_id)
+                .bind(t.due_at)
+                .bind(t.created_by)
+                .bind(t.created_at)
+                .bind(t.updated_at)
+                .bind(t.version)
+                .execute(self.conn())
+                .await?;
+            Ok(())
+        }
+
+        async fn task_by_id(&mut self, id: Uuid, lock: bool) -> StoreResult<Option<TaskRecord>> {
+            const PLAIN: &str = concat!("SELECT ", task_columns!(), " FROM tasks WHERE id = $1");
+            const LOCKED: &str = concat!("SELECT ", task_columns!(), " FROM tasks WHERE id = $1 FOR UPDATE");
+            let sql = if lock && !<DB as Dialect>::FOR_UPDATE.is_empty() { LOCKED } else { PLAIN };
+            Ok(sqlx::query_as(sql).bind(id).fetch_optional(self.conn()).await?)
+        }
+
+        async fn update_task(&mut self, t: &TaskRecord) -> StoreResult<()> {
+            sqlx::query(
+                "UPDATE tasks SET title = $2, description = $3, status = $4, priority = $5, assignee_id = $6, \
+                 due_at = $7, updated_at = $8, version = $9 WHERE id = $1",
+            )
+            .bind(t.id)
+            .bind(&t.title)
+            .bind(&t.description)
+            .bind(&t.status)
+            .bind(t.priority)
+            .bind(t.assignee_id)
+            .bind(t.due_at)
+            .bind(t.updated_at)
+            .bind(t.version)
+            .execute(self.conn())
+            .await?;
+            Ok(())
+        }
+
+        async fn delete_task(&mut self, id: Uuid) -> StoreResult<()> {
+            sqlx::query("DELETE FROM tasks WHERE id = $1").bind(id).execute(self.conn()).await?;
+            Ok(())
+        }
+
+        async fn replace_tags(&mut self, task_id: Uuid, tags: &[String]) -> StoreResult<()> {
+            sqlx::query("DELETE FROM task_tags WHERE task_id = $1").bind(task_id).execute(self.conn()).await?;
+            if tags.is_empty() {
+                return Ok(());
+            }
+            let mut query = sqlx::QueryBuilder::<DB>::new("INSERT INTO task_tags (task_id, tag) ");
+            query.push_values(tags, |mut row, tag| {
+                row.push_bind(task_id).push_bind(tag.clone());
+            });
+            query.build().execute(self.conn()).await?;
+            Ok(())
+        }
+
+        async fn tags_of(&mut self, task_ids: &[Uuid]) -> StoreResult<Vec<(Uuid, String)>> {
+            if task_ids.is_empty() {
+                return Ok(Vec::new());
+            }
+            let mut query = sqlx::QueryBuilder::<DB>::new("SELECT task_id, tag FROM task_tags WHERE task_id IN (");
+            let mut ids = query.separated(", ");
+            for id in task_ids {
+                ids.push_bind(*id);
+            }
+            query.push(") ORDER BY tag");
+            Ok(query.build_query_as().fetch_all(self.conn()).await?)
+        }
+
+        async fn list_tasks(&mut self, q: &TaskQuery<'_>) -> StoreResult<Vec<TaskRecord>> {
+            let mut query = sqlx::QueryBuilder::<DB>::new(concat!("SELECT ", task_columns!(), " FROM tasks WHERE project_id = "));
+            query.push_bind(q.project_id);
+            let f = q.filter;
+            if let Some(status) = f.status {
+                query.push(" AND status = ").push_bind(status);
+            }
+            if let Some(priority) = f.priority {
+                query.push(" AND priority = ").push_bind(priority);
+            }
+            if let Some(assignee) = f.assignee_id {
+                query.push(" AND assignee_id = ").push_bind(assignee);
+            }
+            if let Some(tag) = &f.tag {
+                query.push(" AND EXISTS (SELECT 1 FROM task_tags g WHERE g.task_id = tasks.id AND g.tag = ");
+                query.push_bind(tag.clone()).push(")");
+            }
+            if let Some(before) = f.due_before {
+                query.push(" AND due_at < ").push_bind(before);
+            }
+            if let Some(after) = f.due_after {
+                query.push(" AND due_at > ").push_bind(after);
+            }
+            if let Some(text) = &f.text {
+                let like = <DB as Dialect>::ILIKE;
+                query.push(format!(" AND (title {like} ")).push_bind(text.clone());
+                query.push(format!(" ESCAPE '\\' OR description {like} ")).push_bind(text.clone());
+                query.push(" ESCAPE '\\')");
+            }
+            // The sort expression; a missing due time sorts last in either direction.
+            let null_due = SortColumn::null_due(q.descending);
+            let push_sort_expr = |query: &mut sqlx::QueryBuilder<DB>| {
+                match q.sort {
+                    SortColumn::CreatedAt => { query.push("created_at"); }
+                    SortColumn::UpdatedAt => { query.push("updated_at"); }
+                    SortColumn::Priority => { query.push("priority"); }
+                    SortColumn::DueAt => { query.push("COALESCE(due_at, ").push_bind(null_due).push(")"); }
+                }
+            };
+            let (cmp, dir) = if q.descending { ("<", "DESC") } else { (">", "ASC") };
+            if let Some(after) = &q.after {
+                query.push(" AND (");
+                push_sort_expr(&mut query);
+                query.push(format!(" {cmp} "));
+                bind_sort_value(&mut query, &after.value);
+                query.push(" OR (");
+                push_sort_expr(&mut query);
+                query.push(" = ");
+                bind_sort_value(&mut query, &after.value);
+                query.push(format!(" AND id {cmp} ")).push_bind(after.id).push("))");
+            }
+            query.push(" ORDER BY ");
+            push_sort_expr(&mut query);
+            query.push(format!(" {dir}, id {dir} LIMIT ")).push_bind(i64::from(q.limit));
+            Ok(query.build_query_as().fetch_all(self.conn()).await?)
+        }
+
+        async fn count_tasks(&mut self, project_id: Uuid) -> StoreResult<i64> {
+            let (count,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM tasks WHERE project_id = $1")
+                .bind(project_id)
+                .fetch_one(self.conn())
+                .await?;
+            Ok(count)
+        }
+
+        async fn unassign_member_tasks(&mut self, project_id: Uuid, user_id: Uuid) -> StoreResult<()> {
+            sqlx::query(
+                "UPDATE tasks SET assignee_id = NULL, version = version + 1, updated_at = $3 \
+                 WHERE project_id = $1 AND assignee_id = $2",
+            )
+                .bind(project_id)
+                .bind(user_id)
+                .bind(crate::db::now())
+                .execute(self.conn())
+                .await?;
+            Ok(())
+        }
+    }
+}

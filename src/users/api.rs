@@ -1,0 +1,205 @@
+//! `/api/v1/users/me` and the admin user endpoints `/api/v1/admin/users`.
+
+use poem_openapi::param::{Path, Query};
+use poem_openapi::payload::Json;
+use poem_openapi::{Object, OpenApi};
+use serde::Deserialize;
+use uuid::Uuid;
+
+use crate::app::AppState;
+use crate::auth::api::check_password;
+use crate::error::{AppError, FieldError};
+use crate::http::auth::BearerAuth;
+use crate::http::body::{Checks, JsonBody, Validate};
+use crate::http::pagination;
+use crate::http::problem::ApiError;
+use crate::openapi::Tag;
+use crate::users::model::{DISPLAY_NAME_MAX, Role, User, parse_email};
+use crate::users::service::{self, ProfileChanges};
+use crate::users::store::UserFilter;
+
+crate::error_set! {
+    /// Errors of reading the caller's profile.
+    MeErrors = [401];
+    /// Errors of updating the caller's profile.
+    UpdateMeErrors = [400, 401, 409, 413, 415];
+    /// Errors of listing users.
+    ListUsersErrors = [400, 401, 403];
+    /// Errors of an admin changing a user.
+    AdminUpdateErrors = [400, 401, 403, 404, 409, 413, 415];
+}
+
+crate::page_type!(
+    /// A page of users.
+    UserPage,
+    User
+);
+
+/// Changes to the caller's profile; omitted fields stay as they are.
+#[derive(Object, Deserialize)]
+#[oai(deny_unknown_fields)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateMeRequest {
+    /// New display name (1 to 100 characters).
+    #[oai(validator(min_length = 1, max_length = 100))]
+    pub display_name: Option<String>,
+    /// New email address; needs `current_password`.
+    #[oai(validator(max_length = 254))]
+    pub email: Option<String>,
+    /// The current password; required with `email` or `new_password`.
+    #[oai(validator(max_length = 128))]
+    pub current_password: Option<String>,
+    /// New password (12 to 128 characters); needs `current_password`. Ends every session,
+    /// this one included: log in again with the new password.
+    #[oai(validator(min_length = 12, max_length = 128))]
+    pub new_password: Option<String>,
+}
+
+impl Validate for UpdateMeRequest {
+    fn validate(&self) -> Vec<FieldError> {
+        let mut checks = Checks::default();
+        if let Some(name) = &self.display_name {
+            checks.line("display_name", name, 1, DISPLAY_NAME_MAX);
+        }
+        if let Some(Err(err)) = self.email.as_deref().map(|e| parse_email("email", e)) {
+            checks.fail(&err.field, err.message);
+        }
+        if let Some(current) = &self.current_password {
+            checks.text("current_password", current, 0, 128);
+        }
+        if let Some(new_password) = &self.new_password {
+            check_password(&mut checks, "new_password", new_password);
+        }
+        checks.finish()
+    }
+}
+
+/// An administrator's change to a user; omitted fields stay as they are.
+#[derive(Object, Deserialize)]
+#[oai(deny_unknown_fields)]
+#[serde(deny_unknown_fields)]
+pub struct AdminUpdateUserRequest {
+    /// New role.
+    pub role: Option<Role>,
+    /// `true` disables the account and ends its sessions; `false` enables it again.
+    pub disabled: Option<bool>,
+}
+
+impl Validate for AdminUpdateUserRequest {
+    fn validate(&self) -> Vec<FieldError> {
+        Vec::new()
+    }
+}
+
+/// The caller's profile, and user administration.
+pub struct UsersApi {
+    /// Shared state.
+    pub state: AppState,
+}
+
+#[OpenApi(prefix_path = "/api/v1")]
+impl UsersApi {
+    /// Get my profile
+    ///
+    /// Returns the authenticated user.
+    #[oai(
+        path = "/users/me",
+        method = "get",
+        operation_id = "getMe",
+        tag = "Tag::Users"
+    )]
+    async fn get_me(&self, auth: BearerAuth) -> Result<Json<User>, ApiError<MeErrors>> {
+        Ok(Json(service::me(&self.state, &auth.0).await?))
+    }
+
+    /// Update my profile
+    ///
+    /// Changes the display name, email or password. Email and password changes need
+    /// `current_password`; a password change ends every session of the user.
+    #[oai(
+        path = "/users/me",
+        method = "patch",
+        operation_id = "updateMe",
+        tag = "Tag::Users"
+    )]
+    async fn update_me(
+        &self,
+        auth: BearerAuth,
+        body: JsonBody<UpdateMeRequest>,
+    ) -> Result<Json<User>, ApiError<UpdateMeErrors>> {
+        let body = body.0;
+        let changes = ProfileChanges {
+            display_name: body.display_name.map(|n| n.trim().to_owned()),
+            email: body
+                .email
+                .map(|e| parse_email("email", &e))
+                .transpose()
+                .map_err(|e| AppError::Validation(vec![e]))?,
+            current_password: body.current_password,
+            new_password: body.new_password,
+        };
+        Ok(Json(
+            service::update_me(&self.state, &auth.0, changes).await?,
+        ))
+    }
+
+    /// List users (admin)
+    ///
+    /// Users in creation order, filtered by text (email or display name), role and status.
+    #[oai(
+        path = "/admin/users",
+        method = "get",
+        operation_id = "listUsers",
+        tag = "Tag::Admin"
+    )]
+    async fn list_users(
+        &self,
+        auth: BearerAuth,
+        /// Substring of the email or display name (case-insensitive).
+        #[oai(validator(min_length = 1, max_length = 100))]
+        q: Query<Option<String>>,
+        /// Only users with this role.
+        role: Query<Option<Role>>,
+        /// Only disabled (`true`) or enabled (`false`) users.
+        disabled: Query<Option<bool>>,
+        /// Items per page (1 to 100, default 20).
+        #[oai(validator(minimum(value = "1"), maximum(value = "100")))]
+        limit: Query<Option<u32>>,
+        /// `next_cursor` from the previous page.
+        #[oai(validator(max_length = 1024))]
+        cursor: Query<Option<String>>,
+    ) -> Result<Json<UserPage>, ApiError<ListUsersErrors>> {
+        let filter = UserFilter {
+            text: q.0.as_deref().map(crate::db::like_pattern),
+            role: role.0.map(Role::as_str),
+            disabled: disabled.0,
+        };
+        let limit = pagination::limit(limit.0);
+        let (items, next_cursor) =
+            service::list(&self.state, &auth.0, filter, cursor.0.as_deref(), limit).await?;
+        Ok(Json(UserPage { items, next_cursor }))
+    }
+
+    /// Change a user (admin)
+    ///
+    /// Changes a user's role or disabled status. Disabling ends the user's sessions at once.
+    /// Administrators cannot change their own role or status.
+    #[oai(
+        path = "/admin/users/:user_id",
+        method = "patch",
+        operation_id = "adminUpdateUser",
+        tag = "Tag::Admin"
+    )]
+    async fn admin_update_user(
+        &self,
+        auth: BearerAuth,
+        /// The user to change.
+        user_id: Path<Uuid>,
+        body: JsonBody<AdminUpdateUserRequest>,
+    ) -> Result<Json<User>, ApiError<AdminUpdateErrors>> {
+        let body = body.0;
+        let user = service::admin_update(&self.state, &auth.0, user_id.0, body.role, body.disabled)
+            .await?;
+        Ok(Json(user))
+    }
+}

@@ -1,0 +1,147 @@
+//! User storage.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use crate::db::{Session, StoreResult};
+
+/// A stored user, including the password hash (which never leaves the service).
+#[derive(Clone, sqlx::FromRow)]
+pub struct UserRecord {
+    /// Id.
+    pub id: Uuid,
+    /// Lower-case email.
+    pub email: String,
+    /// Display name.
+    pub display_name: String,
+    /// Argon2id PHC string.
+    pub password_hash: String,
+    /// `user` or `admin`.
+    pub role: String,
+    /// Disabled flag.
+    pub disabled: bool,
+    /// Created.
+    pub created_at: DateTime<Utc>,
+    /// Last changed.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// Filters of the admin user list.
+#[derive(Default)]
+pub struct UserFilter {
+    /// Substring of email or display name (already a `LIKE` pattern).
+    pub text: Option<String>,
+    /// Only this role.
+    pub role: Option<&'static str>,
+    /// Only disabled (or only enabled) users.
+    pub disabled: Option<bool>,
+}
+
+/// Storage of users.
+#[async_trait]
+pub trait UserStore {
+    /// Inserts a user (conflict if the email is taken).
+    async fn insert_user(&mut self, user: &UserRecord) -> StoreResult<()>;
+    /// A user by id.
+    async fn user_by_id(&mut self, id: Uuid) -> StoreResult<Option<UserRecord>>;
+    /// A user by (lower-case) email.
+    async fn user_by_email(&mut self, email: &str) -> StoreResult<Option<UserRecord>>;
+    /// Writes every mutable field of `user`.
+    async fn update_user(&mut self, user: &UserRecord) -> StoreResult<()>;
+    /// Users in creation order after `after`, at most `limit`.
+    async fn list_users(
+        &mut self,
+        filter: &UserFilter,
+        after: Option<Uuid>,
+        limit: u32,
+    ) -> StoreResult<Vec<UserRecord>>;
+}
+
+/// The columns of [`UserRecord`], for the queries below.
+macro_rules! user_columns {
+    () => {
+        "id, email, display_name, password_hash, role, disabled, created_at, updated_at"
+    };
+}
+
+crate::for_each_backend! {
+    use crate::db::Dialect;
+
+    #[async_trait]
+    impl UserStore for Session<DB> {
+        async fn insert_user(&mut self, user: &UserRecord) -> StoreResult<()> {
+            sqlx::query(
+                "INSERT INTO users (id, email, display_name, password_hash, role, disabled, created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            )
+            .bind(user.id)
+            .bind(&user.email)
+            .bind(&user.display_name)
+            .bind(&user.password_hash)
+            .bind(&user.role)
+            .bind(user.disabled)
+            .bind(user.created_at)
+            .bind(user.updated_at)
+            .execute(self.conn())
+            .await?;
+            Ok(())
+        }
+
+        async fn user_by_id(&mut self, id: Uuid) -> StoreResult<Option<UserRecord>> {
+            const SQL: &str = concat!("SELECT ", user_columns!(), " FROM users WHERE id = $1");
+            Ok(sqlx::query_as(SQL).bind(id).fetch_optional(self.conn()).await?)
+        }
+
+        async fn user_by_email(&mut self, email: &str) -> StoreResult<Option<UserRecord>> {
+            const SQL: &str =
+                concat!("SELECT ", user_columns!(), " FROM users WHERE lower(email) = lower($1)");
+            Ok(sqlx::query_as(SQL).bind(email).fetch_optional(self.conn()).await?)
+        }
+
+        async fn update_user(&mut self, user: &UserRecord) -> StoreResult<()> {
+            sqlx::query(
+                "UPDATE users SET email = $2, display_name = $3, password_hash = $4, role = $5, \
+                 disabled = $6, updated_at = $7 WHERE id = $1",
+            )
+            .bind(user.id)
+            .bind(&user.email)
+            .bind(&user.display_name)
+            .bind(&user.password_hash)
+            .bind(&user.role)
+            .bind(user.disabled)
+            .bind(user.updated_at)
+            .execute(self.conn())
+            .await?;
+            Ok(())
+        }
+
+        async fn list_users(
+            &mut self,
+            filter: &UserFilter,
+            after: Option<Uuid>,
+            limit: u32,
+        ) -> StoreResult<Vec<UserRecord>> {
+            let mut query = sqlx::QueryBuilder::<DB>::new(concat!("SELECT ", user_columns!(), " FROM users WHERE 1 = 1"));
+            if let Some(text) = &filter.text {
+                let like = <DB as Dialect>::ILIKE;
+                query.push(format!(" AND (email {like} "));
+                query.push_bind(text.clone());
+                query.push(format!(" ESCAPE '\\' OR display_name {like} "));
+                query.push_bind(text.clone());
+                query.push(" ESCAPE '\\')");
+            }
+            if let Some(role) = filter.role {
+                query.push(" AND role = ").push_bind(role);
+            }
+            if let Some(disabled) = filter.disabled {
+                query.push(" AND disabled = ").push_bind(disabled);
+            }
+            if let Some(after) = after {
+                query.push(" AND id > ").push_bind(after);
+            }
+            query.push(" ORDER BY id LIMIT ").push_bind(i64::from(limit));
+            Ok(query.build_query_as().fetch_all(self.conn()).await?)
+        }
+    }
+}
