@@ -10,11 +10,13 @@ use poem::{Endpoint, EndpointExt, Route, Server};
 use tokio::sync::oneshot;
 
 use crate::auth::tokens::TokenKeys;
-use crate::config::{Config, JwtSecret, LogFormat};
+use crate::config::{Config, JwtSecret};
 use crate::db::Db;
 use crate::http::middleware::{BodyLimit, SecurityHeaders, panic_response};
+use crate::http::observe::Observe;
 use crate::http::problem::render_poem_error;
-use crate::http::request_id::RequestId;
+use crate::telemetry::metrics::Metrics;
+use crate::telemetry::routes::RouteTable;
 
 /// What every request handler can reach: configuration, database and token keys.
 #[derive(Clone)]
@@ -28,6 +30,8 @@ pub struct Inner {
     pub db: Db,
     /// Access-token signing and verification.
     pub tokens: TokenKeys,
+    /// This app's metrics.
+    pub metrics: Arc<Metrics>,
 }
 
 impl std::ops::Deref for AppState {
@@ -41,11 +45,17 @@ impl std::ops::Deref for AppState {
 impl AppState {
     /// Connects to the database, applies migrations and loads the token key.
     pub async fn new(config: Config) -> anyhow::Result<Self> {
-        let db = crate::db::connect(&config).await?;
+        let metrics = Arc::new(Metrics::new(&config.instance_id));
+        let db = crate::db::connect(&config, metrics.clone()).await?;
         db.migrate().await.context("applying migrations")?;
         let secret = jwt_secret(&config)?;
         let tokens = TokenKeys::new(&secret, config.access_token_ttl);
-        Ok(Self(Arc::new(Inner { config, db, tokens })))
+        Ok(Self(Arc::new(Inner {
+            config,
+            db,
+            tokens,
+            metrics,
+        })))
     }
 }
 
@@ -86,9 +96,10 @@ fn write_private(path: &std::path::Path, contents: &[u8]) -> std::io::Result<()>
 }
 
 /// The public route tree: API, OpenAPI documents, Swagger UI and health, behind the middleware
-/// stack (request id, compression, security headers, problem rendering, panics, body limit).
+/// stack (compression, observation, security headers, problem rendering, panics, body limit).
 pub fn routes(state: AppState) -> impl Endpoint {
     let api = crate::openapi::service(state.clone());
+    let route_table = RouteTable::from_spec(&api.spec());
     let spec_json = api.spec_endpoint();
     let spec_yaml = api.spec_endpoint_yaml();
     let docs = api.swagger_ui();
@@ -102,19 +113,54 @@ pub fn routes(state: AppState) -> impl Endpoint {
         .with(CatchPanic::new().with_handler(panic_response))
         .catch_all_error(|err| async move { render_poem_error(err) })
         .with(SecurityHeaders)
+        .data(state.clone())
+        .with(Observe::new(state, route_table))
         .with(Compression::new())
-        .with(RequestId)
-        .data(state)
 }
 
-/// A server started by [`start`]: its address, and a handle to stop it.
+/// The admin route tree: `/metrics` (Prometheus text) and the health checks.
+pub fn admin_routes(state: AppState) -> impl Endpoint {
+    Route::new()
+        .at(
+            "/metrics",
+            poem::endpoint::make_sync({
+                let state = state.clone();
+                move |_| {
+                    let body = state.metrics.render(state.db.pool_stats());
+                    poem::Response::builder()
+                        .content_type("text/plain; version=0.0.4; charset=utf-8")
+                        .body(body)
+                }
+            }),
+        )
+        .at(
+            "/health/live",
+            poem::endpoint::make_sync(|_| crate::health::live_response()),
+        )
+        .at(
+            "/health/ready",
+            poem::endpoint::make({
+                let state = state.clone();
+                move |_| {
+                    let state = state.clone();
+                    async move { crate::health::ready_response(&state).await }
+                }
+            }),
+        )
+}
+
+/// A server started by [`start`]: its addresses, and a handle to stop it.
 pub struct RunningServer {
-    /// The address it listens on.
+    /// The address the API listens on.
     pub addr: std::net::SocketAddr,
+    /// The address the admin listener (`/metrics`, health) listens on.
+    pub admin_addr: std::net::SocketAddr,
     /// The shared state (for tests that look inside).
     pub state: AppState,
     shutdown: Option<oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
+    admin_shutdown: Option<oneshot::Sender<()>>,
+    admin_task: tokio::task::JoinHandle<std::io::Result<()>>,
 }
 
 impl RunningServer {
@@ -124,6 +170,10 @@ impl RunningServer {
             let _ = tx.send(());
         }
         let _ = (&mut self.task).await;
+        if let Some(tx) = self.admin_shutdown.take() {
+            let _ = tx.send(());
+        }
+        let _ = (&mut self.admin_task).await;
         self.state.db.close().await;
     }
 }
@@ -135,29 +185,48 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         .into_acceptor()
         .await
         .with_context(|| format!("TASKLIGHT_LISTEN: cannot listen on {}", state.config.listen))?;
-    let addr = acceptor
-        .local_addr()
-        .first()
-        .and_then(|addr| addr.as_socket_addr().copied())
-        .context("the listener has no socket address")?;
+    let admin_acceptor = TcpListener::bind(state.config.admin_listen)
+        .into_acceptor()
+        .await
+        .with_context(|| {
+            format!(
+                "TASKLIGHT_ADMIN_LISTEN: cannot listen on {}",
+                state.config.admin_listen
+            )
+        })?;
+    let addr = socket_addr(&acceptor)?;
+    let admin_addr = socket_addr(&admin_acceptor)?;
     let (tx, rx) = oneshot::channel::<()>();
-    let task = tokio::spawn(run(acceptor, state.clone(), rx));
+    let task = tokio::spawn(run(acceptor, routes(state.clone()), rx));
+    let (admin_tx, admin_rx) = oneshot::channel::<()>();
+    let admin_task = tokio::spawn(run(admin_acceptor, admin_routes(state.clone()), admin_rx));
     Ok(RunningServer {
         addr,
+        admin_addr,
         state,
         shutdown: Some(tx),
         task,
+        admin_shutdown: Some(admin_tx),
+        admin_task,
     })
+}
+
+fn socket_addr(acceptor: &TcpAcceptor) -> anyhow::Result<std::net::SocketAddr> {
+    acceptor
+        .local_addr()
+        .first()
+        .and_then(|addr| addr.as_socket_addr().copied())
+        .context("the listener has no socket address")
 }
 
 async fn run(
     acceptor: TcpAcceptor,
-    state: AppState,
+    endpoint: impl Endpoint + 'static,
     shutdown: oneshot::Receiver<()>,
 ) -> std::io::Result<()> {
     Server::new_with_acceptor(acceptor)
         .run_with_graceful_shutdown(
-            routes(state),
+            endpoint,
             async {
                 let _ = shutdown.await;
             },
@@ -175,6 +244,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     };
     tracing::info!(
         listen = %server.addr,
+        admin_listen = %server.admin_addr,
         instance_id = %server.state.config.instance_id,
         database = ?server.state.db.backend(),
         "tasklight is serving: Swagger UI at http://{host}:{}/docs",
@@ -210,7 +280,8 @@ async fn shutdown_signal() {
 
 /// `tasklight migrate`.
 pub async fn migrate_only(config: &Config) -> anyhow::Result<()> {
-    let db = crate::db::connect(config).await?;
+    let metrics = Arc::new(Metrics::new(&config.instance_id));
+    let db = crate::db::connect(config, metrics).await?;
     db.migrate().await.context("applying migrations")?;
     db.close().await;
     tracing::info!("migrations applied");
@@ -241,17 +312,4 @@ pub async fn create_admin(
     state.db.close().await;
     println!("{outcome}");
     Ok(())
-}
-
-/// Installs the process-wide log subscriber (JSON or pretty), once.
-pub fn init_logging(config: &Config) {
-    let filter = tracing_subscriber::EnvFilter::try_new(&config.log_filter)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stdout);
-    let _ = match config.log_format {
-        LogFormat::Json => builder.json().flatten_event(true).try_init(),
-        LogFormat::Pretty => builder.pretty().try_init(),
-    };
 }

@@ -50,7 +50,13 @@ pub fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    crate::app::init_logging(&config);
+    // rustls (Sentry's transport) needs a process-wide crypto provider; ring is the one sqlx uses.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    // Sentry starts before the runtime so its panic hook and hub cover every worker thread.
+    let _sentry = config
+        .sentry
+        .as_ref()
+        .map(crate::telemetry::sentry_glue::init);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -62,14 +68,21 @@ pub fn main() -> ExitCode {
         }
     };
     let result = runtime.block_on(async move {
-        match cli.command.unwrap_or(Command::Serve) {
+        let telemetry = crate::telemetry::init(&config);
+        let result = match cli.command.unwrap_or(Command::Serve) {
             Command::Serve => crate::app::serve(config).await,
             Command::Migrate => crate::app::migrate_only(&config).await,
-            Command::CreateAdmin { email, name } => {
-                let password = read_password_from_stdin()?;
-                crate::app::create_admin(&config, &email, &name, &password).await
-            }
+            Command::CreateAdmin { email, name } => match read_password_from_stdin() {
+                Ok(password) => crate::app::create_admin(&config, &email, &name, &password).await,
+                Err(err) => Err(err),
+            },
+        };
+        if let Err(err) = &result {
+            tracing::error!(error = format!("{err:#}"), "command failed");
         }
+        tracing::info!("flushing telemetry");
+        telemetry.shutdown(std::time::Duration::from_secs(5)).await;
+        result
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,

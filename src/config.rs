@@ -54,6 +54,57 @@ impl std::fmt::Debug for JwtSecret {
     }
 }
 
+/// How traces are sampled (`OTEL_TRACES_SAMPLER`, `OTEL_TRACES_SAMPLER_ARG`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Sampling {
+    /// `always_on`.
+    AlwaysOn,
+    /// `always_off`.
+    AlwaysOff,
+    /// `traceidratio` with the ratio in the argument.
+    Ratio(f64),
+    /// `parentbased_always_on` (the default).
+    ParentBasedAlwaysOn,
+    /// `parentbased_always_off`.
+    ParentBasedAlwaysOff,
+    /// `parentbased_traceidratio`.
+    ParentBasedRatio(f64),
+}
+
+/// Trace export, on when `OTEL_EXPORTER_OTLP_ENDPOINT` is set.
+#[derive(Debug, Clone)]
+pub struct TraceConfig {
+    /// The OTLP/gRPC endpoint, such as `http://jaeger:4317`.
+    pub endpoint: String,
+    /// `service.name`.
+    pub service_name: String,
+    /// `deployment.environment.name`.
+    pub environment: String,
+    /// The sampler.
+    pub sampling: Sampling,
+}
+
+/// Error reporting, on when `SENTRY_DSN` is set.
+#[derive(Clone)]
+pub struct SentryConfig {
+    /// The DSN (holds a key: never logged).
+    pub dsn: String,
+    /// `SENTRY_ENVIRONMENT`, or the deployment environment.
+    pub environment: String,
+    /// `SENTRY_SEND_DEFAULT_PII`: attach emails and client addresses (default false).
+    pub send_pii: bool,
+}
+
+impl std::fmt::Debug for SentryConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SentryConfig")
+            .field("dsn", &"<redacted>")
+            .field("environment", &self.environment)
+            .field("send_pii", &self.send_pii)
+            .finish()
+    }
+}
+
 /// The whole configuration of one instance.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -85,6 +136,12 @@ pub struct Config {
     pub log_filter: String,
     /// Log format (`LOG_FORMAT`).
     pub log_format: LogFormat,
+    /// `service.name` in logs and traces (`OTEL_SERVICE_NAME`, default `tasklight`).
+    pub service_name: String,
+    /// Trace export, if configured.
+    pub traces: Option<TraceConfig>,
+    /// Error reporting, if configured.
+    pub sentry: Option<SentryConfig>,
 }
 
 /// The default SQLite location used when `DATABASE_URL` is unset.
@@ -126,7 +183,45 @@ impl Config {
             }
             None => JwtSecret::KeptInDataDir,
         };
+        let service_name = get("OTEL_SERVICE_NAME").unwrap_or_else(|| "tasklight".to_owned());
+        let environment = environment(
+            get("OTEL_RESOURCE_ATTRIBUTES").as_deref(),
+            get("SENTRY_ENVIRONMENT"),
+        )?;
+        let traces = match get("OTEL_EXPORTER_OTLP_ENDPOINT") {
+            Some(endpoint) => Some(TraceConfig {
+                endpoint: parse_endpoint(endpoint)?,
+                service_name: service_name.clone(),
+                environment: environment.clone(),
+                sampling: parse_sampling(
+                    get("OTEL_TRACES_SAMPLER").as_deref(),
+                    get("OTEL_TRACES_SAMPLER_ARG").as_deref(),
+                )?,
+            }),
+            None => None,
+        };
+        let send_pii = match get("SENTRY_SEND_DEFAULT_PII").as_deref() {
+            None | Some("false" | "0") => false,
+            Some("true" | "1") => true,
+            Some(_) => {
+                return Err(ConfigError {
+                    variable: "SENTRY_SEND_DEFAULT_PII",
+                    problem: "must be `true` or `false`".into(),
+                });
+            }
+        };
+        let sentry = match get("SENTRY_DSN") {
+            Some(dsn) => Some(SentryConfig {
+                dsn: parse_sentry_dsn(dsn)?,
+                environment: environment.clone(),
+                send_pii,
+            }),
+            None => None,
+        };
         Ok(Self {
+            service_name,
+            traces,
+            sentry,
             listen: parse_or("TASKLIGHT_LISTEN", get("TASKLIGHT_LISTEN"), "0.0.0.0:8080")?,
             admin_listen: parse_or(
                 "TASKLIGHT_ADMIN_LISTEN",
@@ -229,6 +324,89 @@ fn parse_database_url(url: String) -> Result<DatabaseUrl, ConfigError> {
         Err(problem(format!(
             "unsupported scheme `{scheme}`; use `postgres://...` or `sqlite://path`"
         )))
+    }
+}
+
+/// `deployment.environment.name` from `OTEL_RESOURCE_ATTRIBUTES`, else `SENTRY_ENVIRONMENT`,
+/// else `development`.
+fn environment(
+    resource_attributes: Option<&str>,
+    sentry_environment: Option<String>,
+) -> Result<String, ConfigError> {
+    let mut from_resource = None;
+    for pair in resource_attributes.unwrap_or_default().split(',') {
+        if pair.trim().is_empty() {
+            continue;
+        }
+        let Some((key, value)) = pair.split_once('=') else {
+            return Err(ConfigError {
+                variable: "OTEL_RESOURCE_ATTRIBUTES",
+                problem: format!("`{pair}` is not `key=value`"),
+            });
+        };
+        if matches!(
+            key.trim(),
+            "deployment.environment.name" | "deployment.environment"
+        ) {
+            from_resource = Some(value.trim().to_owned());
+        }
+    }
+    Ok(from_resource
+        .or(sentry_environment)
+        .unwrap_or_else(|| "development".to_owned()))
+}
+
+fn parse_endpoint(endpoint: String) -> Result<String, ConfigError> {
+    match url::Url::parse(&endpoint) {
+        Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => Ok(endpoint),
+        _ => Err(ConfigError {
+            variable: "OTEL_EXPORTER_OTLP_ENDPOINT",
+            problem: format!(
+                "must be an http(s) URL such as http://localhost:4317, got `{endpoint}`"
+            ),
+        }),
+    }
+}
+
+fn parse_sampling(sampler: Option<&str>, arg: Option<&str>) -> Result<Sampling, ConfigError> {
+    let ratio = || -> Result<f64, ConfigError> {
+        match arg {
+            None => Ok(1.0),
+            Some(raw) => match raw.trim().parse::<f64>() {
+                Ok(r) if (0.0..=1.0).contains(&r) => Ok(r),
+                _ => Err(ConfigError {
+                    variable: "OTEL_TRACES_SAMPLER_ARG",
+                    problem: format!("must be a number from 0 to 1, got `{raw}`"),
+                }),
+            },
+        }
+    };
+    Ok(match sampler.unwrap_or("parentbased_always_on") {
+        "always_on" => Sampling::AlwaysOn,
+        "always_off" => Sampling::AlwaysOff,
+        "traceidratio" => Sampling::Ratio(ratio()?),
+        "parentbased_always_on" => Sampling::ParentBasedAlwaysOn,
+        "parentbased_always_off" => Sampling::ParentBasedAlwaysOff,
+        "parentbased_traceidratio" => Sampling::ParentBasedRatio(ratio()?),
+        other => {
+            return Err(ConfigError {
+                variable: "OTEL_TRACES_SAMPLER",
+                problem: format!(
+                    "unsupported sampler `{other}`; use always_on, always_off, traceidratio, \
+                     parentbased_always_on, parentbased_always_off or parentbased_traceidratio"
+                ),
+            });
+        }
+    })
+}
+
+fn parse_sentry_dsn(dsn: String) -> Result<String, ConfigError> {
+    match dsn.parse::<sentry::types::Dsn>() {
+        Ok(_) => Ok(dsn),
+        Err(_) => Err(ConfigError {
+            variable: "SENTRY_DSN",
+            problem: "is not a valid Sentry DSN (https://<key>@<host>/<project>)".into(),
+        }),
     }
 }
 
@@ -379,10 +557,56 @@ mod tests {
             ("LOG_FORMAT", "xml"),
             ("TASKLIGHT_DB_MAX_CONNECTIONS", "0"),
             ("TASKLIGHT_DB_ACQUIRE_TIMEOUT_MS", "soon"),
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "localhost"),
+            ("OTEL_RESOURCE_ATTRIBUTES", "novalue"),
+            ("SENTRY_DSN", "not a dsn"),
+            ("SENTRY_SEND_DEFAULT_PII", "maybe"),
         ] {
             let err = config(&[(name, value)]).unwrap_err();
             assert_eq!(err.variable, name, "{value}");
         }
+    }
+
+    #[test]
+    fn samplers_follow_the_opentelemetry_names() {
+        let with = |sampler: &str, arg: &str| {
+            config(&[
+                ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://localhost:4317"),
+                ("OTEL_TRACES_SAMPLER", sampler),
+                ("OTEL_TRACES_SAMPLER_ARG", arg),
+            ])
+        };
+        let sampling = |c: Config| c.traces.unwrap().sampling;
+        assert_eq!(
+            sampling(with("parentbased_traceidratio", "0.25").unwrap()),
+            Sampling::ParentBasedRatio(0.25)
+        );
+        assert_eq!(
+            sampling(with("always_off", "").unwrap()),
+            Sampling::AlwaysOff
+        );
+        assert_eq!(
+            with("traceidratio", "2").unwrap_err().variable,
+            "OTEL_TRACES_SAMPLER_ARG"
+        );
+        assert_eq!(
+            with("sometimes", "").unwrap_err().variable,
+            "OTEL_TRACES_SAMPLER"
+        );
+    }
+
+    #[test]
+    fn environment_comes_from_resource_attributes_first() {
+        let c = config(&[
+            (
+                "OTEL_RESOURCE_ATTRIBUTES",
+                "team=core,deployment.environment.name=staging",
+            ),
+            ("SENTRY_ENVIRONMENT", "prod"),
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://localhost:4317"),
+        ])
+        .unwrap();
+        assert_eq!(c.traces.unwrap().environment, "staging");
     }
 
     #[test]

@@ -51,6 +51,43 @@ pub enum ReadyResponse {
     NotReady(Json<Ready>),
 }
 
+async fn readiness(state: &AppState) -> (bool, Ready) {
+    let started = Instant::now();
+    let up = state.db.ping().await.is_ok();
+    let database = Check {
+        status: if up { "up" } else { "down" }.to_owned(),
+        latency_ms: started.elapsed().as_secs_f64() * 1000.0,
+    };
+    let body = Ready {
+        status: if up { "ready" } else { "not_ready" }.to_owned(),
+        checks: Checks { database },
+    };
+    (up, body)
+}
+
+fn live() -> Live {
+    Live {
+        status: "ok".to_owned(),
+    }
+}
+
+/// Liveness for the admin listener.
+pub fn live_response() -> poem::Response {
+    use poem::IntoResponse;
+    poem::web::Json(serde_json::json!({ "status": live().status })).into_response()
+}
+
+/// Readiness for the admin listener.
+pub async fn ready_response(state: &AppState) -> poem::Response {
+    use poem::IntoResponse;
+    match readiness(state).await {
+        (true, body) => Json(body).into_response(),
+        (false, body) => Json(body)
+            .with_status(poem::http::StatusCode::SERVICE_UNAVAILABLE)
+            .into_response(),
+    }
+}
+
 /// Health endpoints.
 pub struct HealthApi {
     /// Shared state.
@@ -64,9 +101,7 @@ impl HealthApi {
     /// Answers 200 while the process runs.
     #[oai(path = "/live", method = "get", operation_id = "live")]
     async fn live(&self) -> Json<Live> {
-        Json(Live {
-            status: "ok".to_owned(),
-        })
+        Json(live())
     }
 
     /// Readiness
@@ -74,16 +109,7 @@ impl HealthApi {
     /// Checks the database; answers 503 when it does not respond.
     #[oai(path = "/ready", method = "get", operation_id = "ready")]
     async fn ready(&self) -> ReadyResponse {
-        let started = Instant::now();
-        let up = self.state.db.ping().await.is_ok();
-        let database = Check {
-            status: if up { "up" } else { "down" }.to_owned(),
-            latency_ms: started.elapsed().as_secs_f64() * 1000.0,
-        };
-        let body = Ready {
-            status: if up { "ready" } else { "not_ready" }.to_owned(),
-            checks: Checks { database },
-        };
+        let (up, body) = readiness(&self.state).await;
         if up {
             ReadyResponse::Ready(Json(body))
         } else {

@@ -15,4 +15,5 @@ pub mod http;
 pub mod openapi;
 pub mod projects;
 pub mod tasks;
+pub mod telemetry;
 pub mod users;

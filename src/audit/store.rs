@@ -78,7 +78,7 @@ crate::for_each_backend! {
             .bind(&e.summary)
             .bind(&e.request_id)
             .bind(&e.instance_id)
-            .execute(self.conn())
+            .execute(self.db())
             .await?;
             Ok(())
         }
@@ -109,7 +109,7 @@ crate::for_each_backend! {
                 query.push(" AND id < ").push_bind(before);
             }
             query.push(" ORDER BY id DESC LIMIT ").push_bind(i64::from(limit));
-            Ok(query.build_query_as().fetch_all(self.conn()).await?)
+            Ok(query.build_query_as().fetch_all(self.db()).await?)
         }
     }
 }

@@ -36,26 +36,39 @@ fn hash_blocking(password: &str) -> anyhow::Result<String> {
     Ok(hash.to_string())
 }
 
+/// Runs an Argon2 job on the blocking pool inside a `password.<operation>` span.
 async fn on_blocking_pool<T: Send + 'static>(
+    operation: &'static str,
     job: impl FnOnce() -> T + Send + 'static,
 ) -> anyhow::Result<T> {
-    let _slot = HASHING_SLOTS
-        .acquire()
-        .await
-        .context("password hashing slots closed")?;
-    tokio::task::spawn_blocking(job)
-        .await
-        .context("password hashing task failed")
+    use tracing::Instrument;
+    let span = tracing::info_span!(
+        target: "tasklight::auth",
+        "password",
+        otel.name = operation,
+        password.algorithm = "argon2id",
+    );
+    async {
+        let _slot = HASHING_SLOTS
+            .acquire()
+            .await
+            .context("password hashing slots closed")?;
+        tokio::task::spawn_blocking(job)
+            .await
+            .context("password hashing task failed")
+    }
+    .instrument(span)
+    .await
 }
 
 /// Hashes a password (PHC string with a fresh random salt).
 pub async fn hash(password: String) -> anyhow::Result<String> {
-    on_blocking_pool(move || hash_blocking(&password)).await?
+    on_blocking_pool("password.hash", move || hash_blocking(&password)).await?
 }
 
 /// Checks a password against a stored hash; `None` checks against a dummy hash and fails.
 pub async fn verify(password: String, stored: Option<String>) -> anyhow::Result<bool> {
-    on_blocking_pool(move || {
+    on_blocking_pool("password.verify", move || {
         let known = stored.is_some();
         let hash = stored.unwrap_or_else(|| DUMMY_HASH.clone());
         let matches = argon2()

@@ -79,12 +79,16 @@ pub fn email_taken(err: crate::db::StoreError) -> AppError {
 pub async fn login(state: &AppState, email: &str, password: String) -> AppResult<TokenPair> {
     let user = state.db.conn().await?.user_by_email(email).await?;
     let stored = user.as_ref().map(|u| u.password_hash.clone());
+    let failed = |reason: &'static str| {
+        state.metrics.auth.login_failure.increment(1);
+        AppError::Unauthorized(reason)
+    };
     if !password::verify(password, stored).await? {
-        return Err(AppError::Unauthorized(LOGIN_FAILED));
+        return Err(failed(LOGIN_FAILED));
     }
-    let user = user.ok_or(AppError::Unauthorized(LOGIN_FAILED))?;
+    let user = user.ok_or_else(|| failed(LOGIN_FAILED))?;
     if user.disabled {
-        return Err(AppError::Unauthorized("this account is disabled"));
+        return Err(failed("this account is disabled"));
     }
     let session_id = Uuid::now_v7();
     let now = crate::db::now();
@@ -95,6 +99,7 @@ pub async fn login(state: &AppState, email: &str, password: String) -> AppResult
         .await?;
     let pair = issue_pair(state, &mut *tx, user.id, session_id).await?;
     tx.commit().await?;
+    state.metrics.auth.login_success.increment(1);
     Ok(pair)
 }
 
@@ -112,6 +117,7 @@ pub async fn refresh(state: &AppState, token: &str) -> AppResult<TokenPair> {
         tx.revoke_session(record.session_id, "refresh token reuse", now)
             .await?;
         tx.commit().await?;
+        state.metrics.auth.reuse_detected.increment(1);
         tracing::warn!(
             session_id = %record.session_id,
             user_id = %record.user_id,
@@ -131,6 +137,7 @@ pub async fn refresh(state: &AppState, token: &str) -> AppResult<TokenPair> {
     }
     let pair = issue_pair(state, &mut *tx, record.user_id, record.session_id).await?;
     tx.commit().await?;
+    state.metrics.auth.refresh.increment(1);
     Ok(pair)
 }
 

@@ -96,7 +96,7 @@ crate::for_each_backend! {
                 .bind(user_id)
                 .bind(now)
                 .bind(expires_at)
-                .execute(self.conn())
+                .execute(self.db())
                 .await?;
             Ok(())
         }
@@ -115,7 +115,7 @@ crate::for_each_backend! {
             .bind(session_id)
             .bind(now)
             .bind(expires_at)
-            .execute(self.conn())
+            .execute(self.db())
             .await?;
             Ok(())
         }
@@ -126,7 +126,7 @@ crate::for_each_backend! {
                  FROM refresh_tokens t JOIN sessions s ON s.id = t.session_id WHERE t.token_hash = $1",
             )
             .bind(hash)
-            .fetch_optional(self.conn())
+            .fetch_optional(self.db())
             .await?)
         }
 
@@ -136,7 +136,7 @@ crate::for_each_backend! {
             )
             .bind(hash)
             .bind(now)
-            .execute(self.conn())
+            .execute(self.db())
             .await?;
             Ok(result.rows_affected() == 1)
         }
@@ -148,7 +148,7 @@ crate::for_each_backend! {
             .bind(id)
             .bind(now)
             .bind(reason)
-            .execute(self.conn())
+            .execute(self.db())
             .await?;
             Ok(())
         }
@@ -160,7 +160,7 @@ crate::for_each_backend! {
             .bind(user_id)
             .bind(now)
             .bind(reason)
-            .execute(self.conn())
+            .execute(self.db())
             .await?;
             Ok(())
         }
@@ -172,7 +172,7 @@ crate::for_each_backend! {
             )
             .bind(user_id)
             .bind(session_id)
-            .fetch_optional(self.conn())
+            .fetch_optional(self.db())
             .await?)
         }
     }

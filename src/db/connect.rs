@@ -1,6 +1,7 @@
 //! Opens the pool that `DATABASE_URL` selects, with the configured size and timeouts.
 
 use std::str::FromStr;
+use std::sync::Arc;
 
 use anyhow::Context;
 use sqlx::postgres::PgPoolOptions;
@@ -8,10 +9,11 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 
 use super::{Db, Pool};
 use crate::config::{Config, DatabaseUrl, sqlite_path};
+use crate::telemetry::metrics::Metrics;
 
 /// Connects to the configured database. For SQLite, creates the file and its directory, and
 /// turns on WAL, foreign keys and the busy timeout on every connection.
-pub async fn connect(config: &Config) -> anyhow::Result<Db> {
+pub async fn connect(config: &Config, metrics: Arc<Metrics>) -> anyhow::Result<Db> {
     let pool = match &config.database_url {
         DatabaseUrl::Postgres(url) => {
             let pool = PgPoolOptions::new()
@@ -46,5 +48,5 @@ pub async fn connect(config: &Config) -> anyhow::Result<Db> {
             Pool::Sqlite(pool)
         }
     };
-    Ok(Db { pool })
+    Ok(Db { pool, metrics })
 }

@@ -6,11 +6,17 @@
 //! that differ come from [`Dialect`].
 
 mod connect;
+pub mod traced;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::pool::PoolConnection;
+use std::sync::Arc;
+
 use sqlx::{PgPool, Postgres, Sqlite, SqlitePool};
+
+use crate::telemetry::metrics::Metrics;
+use traced::Traced;
 
 pub use connect::connect;
 
@@ -78,6 +84,8 @@ pub enum Backend {
 pub trait Dialect {
     /// Which engine this is.
     const BACKEND: Backend;
+    /// `db.system.name` in spans.
+    const SYSTEM: &'static str;
     /// Case-insensitive `LIKE` (SQLite's `LIKE` already folds ASCII case).
     const ILIKE: &'static str;
     /// Row lock for read-modify-write in a transaction (SQLite locks the whole database instead).
@@ -86,12 +94,14 @@ pub trait Dialect {
 
 impl Dialect for Postgres {
     const BACKEND: Backend = Backend::Postgres;
+    const SYSTEM: &'static str = "postgresql";
     const ILIKE: &'static str = "ILIKE";
     const FOR_UPDATE: &'static str = " FOR UPDATE";
 }
 
 impl Dialect for Sqlite {
     const BACKEND: Backend = Backend::Sqlite;
+    const SYSTEM: &'static str = "sqlite";
     const ILIKE: &'static str = "LIKE";
     const FOR_UPDATE: &'static str = "";
 }
@@ -134,6 +144,7 @@ pub trait Transaction: Store {
 /// A connection, in a transaction or not, on which the storage traits are implemented.
 pub struct Session<DB: sqlx::Database> {
     conn: Conn<DB>,
+    metrics: Arc<Metrics>,
 }
 
 enum Conn<DB: sqlx::Database> {
@@ -141,13 +152,14 @@ enum Conn<DB: sqlx::Database> {
     Tx(sqlx::Transaction<'static, DB>),
 }
 
-impl<DB: sqlx::Database> Session<DB> {
-    /// The underlying connection, for running queries.
-    pub fn conn(&mut self) -> &mut DB::Connection {
-        match &mut self.conn {
+impl<DB: sqlx::Database + Dialect> Session<DB> {
+    /// The connection, traced: each query gets a span and a duration sample.
+    pub fn db(&mut self) -> Traced<'_, DB> {
+        let conn: &mut DB::Connection = match &mut self.conn {
             Conn::Pooled(conn) => conn,
             Conn::Tx(tx) => tx,
-        }
+        };
+        Traced::new(conn, &self.metrics.db, DB::SYSTEM)
     }
 }
 
@@ -174,6 +186,18 @@ enum Pool {
 #[derive(Clone)]
 pub struct Db {
     pool: Pool,
+    metrics: Arc<Metrics>,
+}
+
+/// Pool occupancy, for the metrics.
+#[derive(Debug, Clone, Copy)]
+pub struct PoolStats {
+    /// Open connections.
+    pub size: u32,
+    /// Open connections not in use.
+    pub idle: u32,
+    /// Largest allowed.
+    pub max: u32,
 }
 
 impl Db {
@@ -190,9 +214,11 @@ impl Db {
         Ok(match &self.pool {
             Pool::Postgres(pool) => Box::new(Session {
                 conn: Conn::Pooled(pool.acquire().await?),
+                metrics: self.metrics.clone(),
             }),
             Pool::Sqlite(pool) => Box::new(Session {
                 conn: Conn::Pooled(pool.acquire().await?),
+                metrics: self.metrics.clone(),
             }),
         })
     }
@@ -203,11 +229,29 @@ impl Db {
         Ok(match &self.pool {
             Pool::Postgres(pool) => Box::new(Session {
                 conn: Conn::Tx(pool.begin().await?),
+                metrics: self.metrics.clone(),
             }),
             Pool::Sqlite(pool) => Box::new(Session {
                 conn: Conn::Tx(pool.begin_with("BEGIN IMMEDIATE").await?),
+                metrics: self.metrics.clone(),
             }),
         })
+    }
+
+    /// Pool occupancy now.
+    pub fn pool_stats(&self) -> PoolStats {
+        match &self.pool {
+            Pool::Postgres(pool) => PoolStats {
+                size: pool.size(),
+                idle: pool.num_idle() as u32,
+                max: pool.options().get_max_connections(),
+            },
+            Pool::Sqlite(pool) => PoolStats {
+                size: pool.size(),
+                idle: pool.num_idle() as u32,
+                max: pool.options().get_max_connections(),
+            },
+        }
     }
 
     /// Runs `SELECT 1`, for readiness.

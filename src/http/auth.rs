@@ -27,7 +27,9 @@ async fn check_bearer(req: &Request, bearer: Bearer) -> poem::Result<Principal> 
             poem::http::StatusCode::INTERNAL_SERVER_ERROR,
         ));
     };
-    crate::auth::service::authenticate(state, &bearer.token)
+    let principal = crate::auth::service::authenticate(state, &bearer.token)
         .await
-        .map_err(|err| ApiError::<()>::from(err).into())
+        .map_err(|err| poem::Error::from(ApiError::<()>::from(err)))?;
+    crate::telemetry::context::set_user(principal.user_id);
+    Ok(principal)
 }

@@ -113,10 +113,12 @@ pub fn panic_response(panic: Box<dyn std::any::Any + Send + 'static>) -> Respons
         .or_else(|| panic.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "non-string panic payload".to_owned());
     tracing::error!(panic = %message, "handler panicked");
-    Problem::new(
+    let mut response = Problem::new(
         StatusCode::INTERNAL_SERVER_ERROR,
         "internal",
         "an unexpected error occurred; it has been logged with this request id",
     )
-    .into_response()
+    .into_response();
+    response.set_data(crate::http::observe::Panicked);
+    response
 }

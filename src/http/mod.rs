@@ -5,6 +5,7 @@ pub mod auth;
 pub mod body;
 pub mod etag;
 pub mod middleware;
+pub mod observe;
 pub mod pagination;
 pub mod problem;
 pub mod request_id;

@@ -141,7 +141,7 @@ crate::for_each_backend! {
             .bind(p.created_by)
             .bind(p.created_at)
             .bind(p.updated_at)
-            .execute(self.conn())
+            .execute(self.db())
             .await?;
             Ok(())
         }
@@ -152,13 +152,13 @@ crate::for_each_backend! {
             } else {
                 "SELECT id FROM projects WHERE id = $1 FOR UPDATE"
             };
-            let row: Option<(Uuid,)> = sqlx::query_as(sql).bind(id).fetch_optional(self.conn()).await?;
+            let row: Option<(Uuid,)> = sqlx::query_as(sql).bind(id).fetch_optional(self.db()).await?;
             Ok(row.is_some())
         }
 
         async fn project_for_member(&mut self, id: Uuid, user_id: Uuid) -> StoreResult<Option<ProjectWithRole>> {
             const SQL: &str = concat!(project_with_role!(), "WHERE p.id = $1 AND m.user_id = $2");
-            Ok(sqlx::query_as(SQL).bind(id).bind(user_id).fetch_optional(self.conn()).await?)
+            Ok(sqlx::query_as(SQL).bind(id).bind(user_id).fetch_optional(self.db()).await?)
         }
 
         async fn member_role(&mut self, project_id: Uuid, user_id: Uuid) -> StoreResult<Option<String>> {
@@ -167,7 +167,7 @@ crate::for_each_backend! {
             )
             .bind(project_id)
             .bind(user_id)
-            .fetch_optional(self.conn())
+            .fetch_optional(self.db())
             .await?;
             Ok(row.map(|(role,)| role))
         }
@@ -178,13 +178,13 @@ crate::for_each_backend! {
                 .bind(&p.name)
                 .bind(&p.description)
                 .bind(p.updated_at)
-                .execute(self.conn())
+                .execute(self.db())
                 .await?;
             Ok(())
         }
 
         async fn delete_project(&mut self, id: Uuid) -> StoreResult<()> {
-            sqlx::query("DELETE FROM projects WHERE id = $1").bind(id).execute(self.conn()).await?;
+            sqlx::query("DELETE FROM projects WHERE id = $1").bind(id).execute(self.db()).await?;
             Ok(())
         }
 
@@ -197,7 +197,7 @@ crate::for_each_backend! {
                 .bind(user_id)
                 .bind(after)
                 .bind(i64::from(limit))
-                .fetch_all(self.conn())
+                .fetch_all(self.db())
                 .await?)
         }
 
@@ -207,7 +207,7 @@ crate::for_each_backend! {
                 .bind(user_id)
                 .bind(role)
                 .bind(now)
-                .execute(self.conn())
+                .execute(self.db())
                 .await?;
             Ok(())
         }
@@ -217,7 +217,7 @@ crate::for_each_backend! {
                 .bind(project_id)
                 .bind(user_id)
                 .bind(role)
-                .execute(self.conn())
+                .execute(self.db())
                 .await?;
             Ok(())
         }
@@ -226,7 +226,7 @@ crate::for_each_backend! {
             sqlx::query("DELETE FROM project_members WHERE project_id = $1 AND user_id = $2")
                 .bind(project_id)
                 .bind(user_id)
-                .execute(self.conn())
+                .execute(self.db())
                 .await?;
             Ok(())
         }
@@ -236,14 +236,14 @@ crate::for_each_backend! {
                 "SELECT COUNT(*) FROM project_members WHERE project_id = $1 AND role = 'owner'",
             )
             .bind(project_id)
-            .fetch_one(self.conn())
+            .fetch_one(self.db())
             .await?;
             Ok(count)
         }
 
         async fn member(&mut self, project_id: Uuid, user_id: Uuid) -> StoreResult<Option<MemberRecord>> {
             const SQL: &str = concat!(member_columns!(), "WHERE m.project_id = $1 AND m.user_id = $2");
-            Ok(sqlx::query_as(SQL).bind(project_id).bind(user_id).fetch_optional(self.conn()).await?)
+            Ok(sqlx::query_as(SQL).bind(project_id).bind(user_id).fetch_optional(self.db()).await?)
         }
 
         async fn members(&mut self, project_id: Uuid, after: Option<Uuid>, limit: u32) -> StoreResult<Vec<MemberRecord>> {
@@ -255,7 +255,7 @@ crate::for_each_backend! {
                 .bind(project_id)
                 .bind(after)
                 .bind(i64::from(limit))
-                .fetch_all(self.conn())
+                .fetch_all(self.db())
                 .await?)
         }
     }

@@ -129,6 +129,7 @@ pub async fn create(
     )
     .await?;
     tx.commit().await?;
+    state.metrics.tasks.created.increment(1);
     Ok(Task::new(task, tags))
 }
 
@@ -254,6 +255,7 @@ pub async fn update(
     )
     .await?;
     tx.commit().await?;
+    state.metrics.tasks.updated.increment(1);
     Ok(Task::new(task, tags))
 }
 
@@ -296,6 +298,7 @@ pub async fn delete(
     )
     .await?;
     tx.commit().await?;
+    state.metrics.tasks.deleted.increment(1);
     Ok(())
 }
 

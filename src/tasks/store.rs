@@ -188,7 +188,7 @@ crate::for_each_backend! {
                 .bind(t.created_at)
                 .bind(t.updated_at)
                 .bind(t.version)
-                .execute(self.conn())
+                .execute(self.db())
                 .await?;
             Ok(())
         }
@@ -197,7 +197,7 @@ crate::for_each_backend! {
             const PLAIN: &str = concat!("SELECT ", task_columns!(), " FROM tasks WHERE id = $1");
             const LOCKED: &str = concat!("SELECT ", task_columns!(), " FROM tasks WHERE id = $1 FOR UPDATE");
             let sql = if lock && !<DB as Dialect>::FOR_UPDATE.is_empty() { LOCKED } else { PLAIN };
-            Ok(sqlx::query_as(sql).bind(id).fetch_optional(self.conn()).await?)
+            Ok(sqlx::query_as(sql).bind(id).fetch_optional(self.db()).await?)
         }
 
         async fn update_task(&mut self, t: &TaskRecord) -> StoreResult<()> {
@@ -214,18 +214,18 @@ crate::for_each_backend! {
             .bind(t.due_at)
             .bind(t.updated_at)
             .bind(t.version)
-            .execute(self.conn())
+            .execute(self.db())
             .await?;
             Ok(())
         }
 
         async fn delete_task(&mut self, id: Uuid) -> StoreResult<()> {
-            sqlx::query("DELETE FROM tasks WHERE id = $1").bind(id).execute(self.conn()).await?;
+            sqlx::query("DELETE FROM tasks WHERE id = $1").bind(id).execute(self.db()).await?;
             Ok(())
         }
 
         async fn replace_tags(&mut self, task_id: Uuid, tags: &[String]) -> StoreResult<()> {
-            sqlx::query("DELETE FROM task_tags WHERE task_id = $1").bind(task_id).execute(self.conn()).await?;
+            sqlx::query("DELETE FROM task_tags WHERE task_id = $1").bind(task_id).execute(self.db()).await?;
             if tags.is_empty() {
                 return Ok(());
             }
@@ -233,7 +233,7 @@ crate::for_each_backend! {
             query.push_values(tags, |mut row, tag| {
                 row.push_bind(task_id).push_bind(tag.clone());
             });
-            query.build().execute(self.conn()).await?;
+            query.build().execute(self.db()).await?;
             Ok(())
         }
 
@@ -247,7 +247,7 @@ crate::for_each_backend! {
                 ids.push_bind(*id);
             }
             query.push(") ORDER BY tag");
-            Ok(query.build_query_as().fetch_all(self.conn()).await?)
+            Ok(query.build_query_as().fetch_all(self.db()).await?)
         }
 
         async fn list_tasks(&mut self, q: &TaskQuery<'_>) -> StoreResult<Vec<TaskRecord>> {
@@ -304,13 +304,13 @@ crate::for_each_backend! {
             query.push(" ORDER BY ");
             push_sort_expr(&mut query);
             query.push(format!(" {dir}, id {dir} LIMIT ")).push_bind(i64::from(q.limit));
-            Ok(query.build_query_as().fetch_all(self.conn()).await?)
+            Ok(query.build_query_as().fetch_all(self.db()).await?)
         }
 
         async fn count_tasks(&mut self, project_id: Uuid) -> StoreResult<i64> {
             let (count,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM tasks WHERE project_id = $1")
                 .bind(project_id)
-                .fetch_one(self.conn())
+                .fetch_one(self.db())
                 .await?;
             Ok(count)
         }
@@ -323,7 +323,7 @@ crate::for_each_backend! {
                 .bind(project_id)
                 .bind(user_id)
                 .bind(crate::db::now())
-                .execute(self.conn())
+                .execute(self.db())
                 .await?;
             Ok(())
         }

@@ -83,20 +83,20 @@ crate::for_each_backend! {
             .bind(user.disabled)
             .bind(user.created_at)
             .bind(user.updated_at)
-            .execute(self.conn())
+            .execute(self.db())
             .await?;
             Ok(())
         }
 
         async fn user_by_id(&mut self, id: Uuid) -> StoreResult<Option<UserRecord>> {
             const SQL: &str = concat!("SELECT ", user_columns!(), " FROM users WHERE id = $1");
-            Ok(sqlx::query_as(SQL).bind(id).fetch_optional(self.conn()).await?)
+            Ok(sqlx::query_as(SQL).bind(id).fetch_optional(self.db()).await?)
         }
 
         async fn user_by_email(&mut self, email: &str) -> StoreResult<Option<UserRecord>> {
             const SQL: &str =
                 concat!("SELECT ", user_columns!(), " FROM users WHERE lower(email) = lower($1)");
-            Ok(sqlx::query_as(SQL).bind(email).fetch_optional(self.conn()).await?)
+            Ok(sqlx::query_as(SQL).bind(email).fetch_optional(self.db()).await?)
         }
 
         async fn update_user(&mut self, user: &UserRecord) -> StoreResult<()> {
@@ -111,7 +111,7 @@ crate::for_each_backend! {
             .bind(&user.role)
             .bind(user.disabled)
             .bind(user.updated_at)
-            .execute(self.conn())
+            .execute(self.db())
             .await?;
             Ok(())
         }
@@ -141,7 +141,7 @@ crate::for_each_backend! {
                 query.push(" AND id > ").push_bind(after);
             }
             query.push(" ORDER BY id LIMIT ").push_bind(i64::from(limit));
-            Ok(query.build_query_as().fetch_all(self.conn()).await?)
+            Ok(query.build_query_as().fetch_all(self.db()).await?)
         }
     }
 }

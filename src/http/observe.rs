@@ -1,0 +1,202 @@
+//! The observing middleware, outermost on every request: assigns the request id, continues the
+//! caller's W3C trace, opens the server span (`{METHOD} {route template}` with the HTTP
+//! semantic-convention attributes), records the request-duration histogram and the in-flight
+//! gauge, writes the access-log line, reports 5xx to Sentry, and answers with `X-Request-Id` and
+//! `traceparent` headers.
+
+use std::sync::{Arc, OnceLock};
+use std::time::Instant;
+
+use opentelemetry::trace::{SpanId, TraceContextExt, TraceFlags};
+use poem::http::HeaderValue;
+use poem::{Body, Endpoint, IntoResponse, Middleware, Request, Response};
+use sentry::SentryFutureExt;
+use tracing::Instrument;
+use tracing::field::Empty;
+use tracing_opentelemetry::OpenTelemetrySpanExt;
+
+use crate::app::AppState;
+use crate::http::request_id;
+use crate::telemetry::context::{self, RequestContext};
+use crate::telemetry::routes::RouteTable;
+use crate::telemetry::{sentry_glue, traces};
+
+/// Marks a response produced by the panic handler (Sentry's panic hook already reported it).
+#[derive(Clone, Copy)]
+pub struct Panicked;
+
+/// See the module documentation.
+pub struct Observe {
+    state: AppState,
+    routes: Arc<RouteTable>,
+}
+
+impl Observe {
+    /// The middleware for one app, labelling requests with the templates in `routes`.
+    pub fn new(state: AppState, routes: RouteTable) -> Self {
+        Self {
+            state,
+            routes: Arc::new(routes),
+        }
+    }
+}
+
+impl<E: Endpoint> Middleware<E> for Observe {
+    type Output = ObserveEndpoint<E>;
+
+    fn transform(&self, ep: E) -> Self::Output {
+        ObserveEndpoint {
+            ep,
+            state: self.state.clone(),
+            routes: self.routes.clone(),
+        }
+    }
+}
+
+/// See [`Observe`].
+pub struct ObserveEndpoint<E> {
+    ep: E,
+    state: AppState,
+    routes: Arc<RouteTable>,
+}
+
+impl<E: Endpoint> Endpoint for ObserveEndpoint<E> {
+    type Output = Response;
+
+    async fn call(&self, req: Request) -> poem::Result<Response> {
+        let started = Instant::now();
+        let state = &self.state;
+        let request_id: Arc<str> = match req
+            .headers()
+            .get(request_id::HEADER)
+            .and_then(|v| v.to_str().ok())
+        {
+            Some(incoming) if request_id::is_safe(incoming) => incoming.into(),
+            _ => uuid::Uuid::now_v7().to_string().into(),
+        };
+        let method = req.method().as_str().to_owned();
+        let path = req.uri().path().to_owned();
+        let route = self.routes.resolve(&path);
+        let client = req
+            .remote_addr()
+            .as_socket_addr()
+            .map(|a| a.ip().to_string())
+            .unwrap_or_default();
+        let user_agent: String = req
+            .headers()
+            .get(poem::http::header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .chars()
+            .take(256)
+            .collect();
+        let span = tracing::info_span!(
+            target: "tasklight::http",
+            "HTTP request",
+            otel.name = format!("{method} {route}"),
+            otel.kind = "server",
+            otel.status_code = Empty,
+            http.request.method = %method,
+            http.route = route,
+            http.response.status_code = Empty,
+            url.scheme = "http",
+            client.address = %client,
+            user_agent.original = %user_agent,
+            request.id = %request_id,
+            error.type = Empty,
+        );
+        let parent = traces::extract_parent(req.headers());
+        let remote = traces::remote_span_context(&parent);
+        let (trace_id, span_id, flags) = if crate::telemetry::tracing_enabled() {
+            let _ = span.set_parent(parent);
+            let otel = span.context();
+            let sc = otel.span().span_context().clone();
+            (sc.trace_id(), sc.span_id(), sc.trace_flags())
+        } else {
+            let trace_id = remote
+                .as_ref()
+                .map_or_else(traces::random_trace_id, |r| r.trace_id());
+            let flags = remote
+                .as_ref()
+                .map_or(TraceFlags::SAMPLED, |r| r.trace_flags());
+            let span_id = SpanId::from_bytes(rand::random::<u64>().to_be_bytes());
+            (trace_id, span_id, flags)
+        };
+        let context = Arc::new(RequestContext {
+            request_id: request_id.clone(),
+            trace_id: trace_id.to_string(),
+            span_id: span_id.to_string(),
+            user_id: OnceLock::new(),
+        });
+        state.metrics.active_requests.increment(1.0);
+        let inner = context::scope(context.clone(), self.ep.call(req)).instrument(span.clone());
+        let sentry_hub = sentry_glue::enabled().then(|| {
+            sentry_glue::request_hub(
+                &request_id,
+                &context.trace_id,
+                &state.config.instance_id,
+                route,
+            )
+        });
+        let result = match &sentry_hub {
+            Some(hub) => inner.bind_hub(hub.clone()).await,
+            None => inner.await,
+        };
+        state.metrics.active_requests.decrement(1.0);
+        let mut response = match result {
+            Ok(output) => output.into_response(),
+            Err(err) => err.into_response(),
+        };
+        let status = response.status().as_u16();
+        let elapsed = started.elapsed();
+        span.record("http.response.status_code", status);
+        if status >= 500 {
+            span.record("error.type", status.to_string());
+            span.record("otel.status_code", "ERROR");
+        }
+        state
+            .metrics
+            .record_request(&method, route, status, elapsed.as_secs_f64());
+        let bytes = body_length(&mut response);
+        let user_id = context.user_id.get().map(ToString::to_string);
+        context::sync_scope(context.clone(), || {
+            let _entered = span.enter();
+            tracing::info!(
+                target: "tasklight::access",
+                method = %method,
+                route,
+                path = %path,
+                status,
+                duration_ms = (elapsed.as_secs_f64() * 1_000_000.0).round() / 1000.0,
+                bytes,
+                user_id,
+                client_address = %client,
+                "request completed"
+            );
+        });
+        if let (Some(hub), true) = (&sentry_hub, status >= 500) {
+            if response.data::<Panicked>().is_none() {
+                sentry_glue::capture_server_error(hub, &method, route, status);
+            }
+        }
+        let headers = response.headers_mut();
+        if let Ok(value) = HeaderValue::from_str(&request_id) {
+            headers.insert(request_id::HEADER, value);
+        }
+        let traceparent = traces::traceparent(&context.trace_id, &context.span_id, flags);
+        if let Ok(value) = HeaderValue::from_str(&traceparent) {
+            headers.insert("traceparent", value);
+        }
+        Ok(response)
+    }
+}
+
+/// The response body's length when it is known without reading it (uncompressed size).
+fn body_length(response: &mut Response) -> Option<u64> {
+    use http_body::Body as _;
+    let boxed: http_body_util::combinators::BoxBody<bytes::Bytes, std::io::Error> =
+        response.take_body().into();
+    let length = boxed.size_hint().exact();
+    response.set_body(Body::from(boxed));
+    length
+}

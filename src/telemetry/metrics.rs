@@ -1,0 +1,312 @@
+//! Prometheus metrics of one app instance, served on the admin listener at `/metrics`.
+//!
+//! Each app owns its recorder (no process-global state), and every handle on the hot path is
+//! created once: fixed ones at start-up, per-route HTTP histograms on first use and cached.
+//! Labels only take values the server chose: route templates (or `unmatched`), known methods
+//! (or `_OTHER`), status codes, operation names.
+
+use std::collections::HashMap;
+use std::sync::RwLock;
+use std::sync::atomic::Ordering;
+
+use metrics::{Counter, Gauge, Histogram, Key, Label, Metadata, Recorder, Unit};
+use metrics_exporter_prometheus::{
+    Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder,
+};
+
+use crate::telemetry::{DROPPED_LOG_LINES, DROPPED_SPANS};
+
+/// OpenTelemetry's recommended buckets for `http.server.request.duration`.
+pub const HTTP_BUCKETS: [f64; 14] = [
+    0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
+];
+const DB_BUCKETS: [f64; 12] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,
+];
+const DB_OPERATIONS: [&str; 6] = ["SELECT", "INSERT", "UPDATE", "DELETE", "WITH", "OTHER"];
+const METHODS: [&str; 9] = [
+    "GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "TRACE", "CONNECT",
+];
+
+static META: Metadata<'static> = Metadata::new(module_path!(), metrics::Level::INFO, None);
+
+/// Query durations by operation.
+pub struct DbMetrics {
+    by_operation: Vec<(&'static str, Histogram)>,
+}
+
+impl DbMetrics {
+    /// Records one query.
+    pub fn record(&self, operation: &str, seconds: f64) {
+        if let Some((_, h)) = self.by_operation.iter().find(|(op, _)| *op == operation) {
+            h.record(seconds);
+        }
+    }
+}
+
+/// Authentication events.
+pub struct AuthMetrics {
+    /// Successful logins.
+    pub login_success: Counter,
+    /// Failed logins (wrong email or password, disabled account).
+    pub login_failure: Counter,
+    /// Successful refreshes.
+    pub refresh: Counter,
+    /// Refresh-token reuse detected (session revoked).
+    pub reuse_detected: Counter,
+}
+
+/// Task changes.
+pub struct TaskMetrics {
+    /// Tasks created.
+    pub created: Counter,
+    /// Tasks updated.
+    pub updated: Counter,
+    /// Tasks deleted.
+    pub deleted: Counter,
+}
+
+/// Database pool state, set at scrape time.
+struct PoolGauges {
+    used: Gauge,
+    idle: Gauge,
+    max: Gauge,
+}
+
+/// Process state, set at scrape time.
+struct ProcessGauges {
+    cpu_seconds: Gauge,
+    resident_bytes: Gauge,
+    open_fds: Gauge,
+    start_time: Gauge,
+}
+
+/// All metrics of one app.
+pub struct Metrics {
+    recorder: PrometheusRecorder,
+    handle: PrometheusHandle,
+    http: RwLock<HashMap<(&'static str, &'static str, u16), Histogram>>,
+    /// Requests being served now.
+    pub active_requests: Gauge,
+    /// Query durations.
+    pub db: DbMetrics,
+    /// Authentication events.
+    pub auth: AuthMetrics,
+    /// Task changes.
+    pub tasks: TaskMetrics,
+    pool: PoolGauges,
+    process: ProcessGauges,
+    dropped_logs: Counter,
+    dropped_spans: Counter,
+}
+
+impl Metrics {
+    /// Builds the recorder and the fixed handles; `tasklight_build_info` is set to 1.
+    pub fn new(instance_id: &str) -> Self {
+        let recorder = PrometheusBuilder::new()
+            .set_buckets_for_metric(
+                Matcher::Full("http_server_request_duration_seconds".into()),
+                &HTTP_BUCKETS,
+            )
+            .and_then(|b| {
+                b.set_buckets_for_metric(
+                    Matcher::Full("db_client_operation_duration_seconds".into()),
+                    &DB_BUCKETS,
+                )
+            })
+            .expect("bucket lists are not empty")
+            .build_recorder();
+        let handle = recorder.handle();
+        describe(&recorder);
+        let counter = |name: &'static str, labels: &[(&'static str, &'static str)]| {
+            recorder.register_counter(&key(name, labels), &META)
+        };
+        let gauge = |name: &'static str, labels: &[(&'static str, &'static str)]| {
+            recorder.register_gauge(&key(name, labels), &META)
+        };
+        let build_info = recorder.register_gauge(
+            &Key::from_parts(
+                "tasklight_build_info",
+                vec![
+                    Label::new("version", env!("CARGO_PKG_VERSION")),
+                    Label::new("instance_id", instance_id.to_owned()),
+                ],
+            ),
+            &META,
+        );
+        build_info.set(1.0);
+        let db = DbMetrics {
+            by_operation: DB_OPERATIONS
+                .iter()
+                .map(|&op| {
+                    let key = key("db_client_operation_duration_seconds", &[("operation", op)]);
+                    (op, recorder.register_histogram(&key, &META))
+                })
+                .collect(),
+        };
+        let auth = AuthMetrics {
+            login_success: counter("tasklight_auth_events_total", &[("event", "login_success")]),
+            login_failure: counter("tasklight_auth_events_total", &[("event", "login_failure")]),
+            refresh: counter("tasklight_auth_events_total", &[("event", "refresh")]),
+            reuse_detected: counter(
+                "tasklight_auth_events_total",
+                &[("event", "reuse_detected")],
+            ),
+        };
+        let tasks = TaskMetrics {
+            created: counter("tasklight_task_changes_total", &[("change", "created")]),
+            updated: counter("tasklight_task_changes_total", &[("change", "updated")]),
+            deleted: counter("tasklight_task_changes_total", &[("change", "deleted")]),
+        };
+        let pool = PoolGauges {
+            used: gauge("db_client_connections", &[("state", "used")]),
+            idle: gauge("db_client_connections", &[("state", "idle")]),
+            max: gauge("db_client_connections_max", &[]),
+        };
+        let process = ProcessGauges {
+            cpu_seconds: gauge("process_cpu_seconds_total", &[]),
+            resident_bytes: gauge("process_resident_memory_bytes", &[]),
+            open_fds: gauge("process_open_fds", &[]),
+            start_time: gauge("process_start_time_seconds", &[]),
+        };
+        let active_requests = gauge("http_server_active_requests", &[]);
+        let dropped_logs = counter("tasklight_telemetry_dropped_total", &[("signal", "logs")]);
+        let dropped_spans = counter("tasklight_telemetry_dropped_total", &[("signal", "spans")]);
+        Self {
+            recorder,
+            handle,
+            http: RwLock::new(HashMap::new()),
+            active_requests,
+            db,
+            auth,
+            tasks,
+            pool,
+            process,
+            dropped_logs,
+            dropped_spans,
+        }
+    }
+
+    /// Records one served request.
+    pub fn record_request(&self, method: &str, route: &'static str, status: u16, seconds: f64) {
+        let method = METHODS
+            .iter()
+            .copied()
+            .find(|m| *m == method)
+            .unwrap_or("_OTHER");
+        let cache_key = (method, route, status);
+        if let Some(h) = self
+            .http
+            .read()
+            .ok()
+            .and_then(|m| m.get(&cache_key).cloned())
+        {
+            h.record(seconds);
+            return;
+        }
+        let key = Key::from_parts(
+            "http_server_request_duration_seconds",
+            vec![
+                Label::new("method", method),
+                Label::new("route", route),
+                Label::new("status_code", status.to_string()),
+            ],
+        );
+        let histogram = self.recorder.register_histogram(&key, &META);
+        histogram.record(seconds);
+        if let Ok(mut map) = self.http.write() {
+            map.insert(cache_key, histogram);
+        }
+    }
+
+    /// Renders the Prometheus text, after refreshing scrape-time values.
+    pub fn render(&self, pool: crate::db::PoolStats) -> String {
+        self.pool.used.set(f64::from(pool.size - pool.idle));
+        self.pool.idle.set(f64::from(pool.idle));
+        self.pool.max.set(f64::from(pool.max));
+        super::refresh_log_drops();
+        self.dropped_logs
+            .absolute(DROPPED_LOG_LINES.load(Ordering::Relaxed));
+        self.dropped_spans
+            .absolute(DROPPED_SPANS.load(Ordering::Relaxed));
+        let process = super::process::read();
+        self.process.cpu_seconds.set(process.cpu_seconds);
+        self.process
+            .resident_bytes
+            .set(process.resident_bytes as f64);
+        self.process.open_fds.set(process.open_fds as f64);
+        self.process.start_time.set(process.start_time_seconds);
+        self.handle.run_upkeep();
+        self.handle.render()
+    }
+}
+
+fn key(name: &'static str, labels: &[(&'static str, &'static str)]) -> Key {
+    Key::from_parts(
+        name,
+        labels
+            .iter()
+            .map(|(k, v)| Label::new(*k, *v))
+            .collect::<Vec<_>>(),
+    )
+}
+
+fn describe(recorder: &PrometheusRecorder) {
+    let d = |name: &'static str, unit: Option<Unit>, text: &'static str| {
+        recorder.describe_histogram(name.into(), unit, text.into());
+    };
+    d(
+        "http_server_request_duration_seconds",
+        Some(Unit::Seconds),
+        "Duration of HTTP requests by method, route template and status code.",
+    );
+    d(
+        "db_client_operation_duration_seconds",
+        Some(Unit::Seconds),
+        "Duration of database queries by operation.",
+    );
+    let g = |name: &'static str, text: &'static str| {
+        recorder.describe_gauge(name.into(), None, text.into());
+    };
+    g("http_server_active_requests", "Requests being served now.");
+    g(
+        "db_client_connections",
+        "Pooled database connections by state.",
+    );
+    g(
+        "db_client_connections_max",
+        "Largest number of pooled database connections.",
+    );
+    g(
+        "tasklight_build_info",
+        "Always 1; labels give the version and instance id.",
+    );
+    g(
+        "process_resident_memory_bytes",
+        "Resident memory size in bytes.",
+    );
+    g("process_open_fds", "Open file descriptors.");
+    g(
+        "process_start_time_seconds",
+        "Start time of the process since the epoch, in seconds.",
+    );
+    let c = |name: &'static str, text: &'static str| {
+        recorder.describe_counter(name.into(), None, text.into());
+    };
+    c(
+        "tasklight_auth_events_total",
+        "Authentication events by kind.",
+    );
+    c(
+        "tasklight_task_changes_total",
+        "Tasks created, updated and deleted.",
+    );
+    c(
+        "tasklight_telemetry_dropped_total",
+        "Log lines and spans dropped rather than slow requests down.",
+    );
+    g(
+        "process_cpu_seconds_total",
+        "User and system CPU time spent, in seconds.",
+    );
+}

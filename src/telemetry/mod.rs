@@ -1,0 +1,138 @@
+//! Observability: JSON logs, OpenTelemetry traces, Prometheus metrics and Sentry, all carrying
+//! the same request id, trace id and instance id.
+//!
+//! Process-wide parts (the log subscriber, the tracer provider, Sentry) are installed once by
+//! [`init`] and flushed by [`Telemetry::shutdown`]; metrics belong to each app ([`metrics`]).
+
+pub mod context;
+pub mod logs;
+pub mod metrics;
+pub mod process;
+pub mod routes;
+pub mod sentry_glue;
+pub mod traces;
+
+use std::sync::OnceLock;
+use std::sync::atomic::AtomicU64;
+use std::time::Duration;
+
+use tracing_appender::non_blocking::{ErrorCounter, NonBlockingBuilder, WorkerGuard};
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Layer};
+
+use crate::config::{Config, LogFormat};
+
+/// Spans dropped (queue full or export failed), for the metrics.
+pub static DROPPED_SPANS: AtomicU64 = AtomicU64::new(0);
+/// Log lines dropped by the non-blocking writer, for the metrics.
+pub static DROPPED_LOG_LINES: AtomicU64 = AtomicU64::new(0);
+
+/// Whether spans are exported (an OpenTelemetry layer is installed).
+static TRACING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Whether spans are exported; without it, the middleware makes trace ids itself.
+pub fn tracing_enabled() -> bool {
+    TRACING.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// The log writer's own drop counter, read at scrape time.
+static LOG_DROPS: OnceLock<ErrorCounter> = OnceLock::new();
+
+/// Log lines buffered for stdout before new ones are dropped.
+const LOG_BUFFER_LINES: usize = 16_384;
+
+/// Targets that would trace the exporter itself, kept at `warn`.
+const QUIET_TARGETS: &str = "h2=warn,hyper=warn,hyper_util=warn,tonic=warn,tower=warn,opentelemetry=warn,\
+     opentelemetry_sdk=warn,opentelemetry_otlp=warn,sqlx=warn,poem::server=warn";
+
+/// Keeps the process-wide telemetry alive; flush it with [`Telemetry::shutdown`].
+pub struct Telemetry {
+    log_guard: Option<WorkerGuard>,
+    traces: Option<traces::TracePipeline>,
+}
+
+/// Refreshes the dropped-log-lines figure from the writer's counter.
+pub fn refresh_log_drops() {
+    if let Some(counter) = LOG_DROPS.get() {
+        DROPPED_LOG_LINES.store(
+            counter.dropped_lines() as u64,
+            std::sync::atomic::Ordering::Relaxed,
+        );
+    }
+}
+
+/// Installs logging (and, when configured, trace export) for the whole process. Must run inside
+/// the tokio runtime (the OTLP exporter needs it). Safe to call once; later calls do nothing.
+pub fn init(config: &Config) -> Telemetry {
+    let (writer, guard) = NonBlockingBuilder::default()
+        .lossy(true)
+        .buffered_lines_limit(LOG_BUFFER_LINES)
+        .thread_name("tasklight-log-writer")
+        .finish(std::io::stdout());
+    let _ = LOG_DROPS.set(writer.error_counter());
+    let filter = || {
+        EnvFilter::try_new(format!("{},{QUIET_TARGETS}", config.log_filter))
+            .unwrap_or_else(|_| EnvFilter::new(format!("info,{QUIET_TARGETS}")))
+    };
+    let log_layer = match config.log_format {
+        LogFormat::Json => {
+            logs::JsonLayer::new(writer, &config.instance_id, &config.service_name).boxed()
+        }
+        LogFormat::Pretty => tracing_subscriber::fmt::layer()
+            .pretty()
+            .with_writer(writer)
+            .boxed(),
+    };
+    let (trace_pipeline, otel_layer) = match &config.traces {
+        Some(trace_config) => match traces::TracePipeline::start(trace_config, &config.instance_id)
+        {
+            Ok((pipeline, tracer)) => {
+                let layer = tracing_opentelemetry::layer()
+                    .with_tracer(tracer)
+                    .with_tracked_inactivity(false)
+                    .with_threads(false)
+                    .with_location(false)
+                    .with_target(false)
+                    .with_level(false)
+                    .with_filter(filter());
+                (Some(pipeline), Some(layer))
+            }
+            Err(err) => {
+                eprintln!("tasklight: OTEL_EXPORTER_OTLP_ENDPOINT: trace export disabled: {err}");
+                (None, None)
+            }
+        },
+        None => (None, None),
+    };
+    let sentry_layer = config.sentry.as_ref().map(|_| sentry_glue::layer());
+    let installed = tracing_subscriber::registry()
+        .with(log_layer.with_filter(filter()))
+        .with(otel_layer)
+        .with(sentry_layer)
+        .try_init()
+        .is_ok();
+    TRACING.store(
+        installed && trace_pipeline.is_some(),
+        std::sync::atomic::Ordering::Relaxed,
+    );
+    Telemetry {
+        log_guard: installed.then_some(guard),
+        traces: trace_pipeline,
+    }
+}
+
+impl Telemetry {
+    /// Exports queued spans and flushes buffered log lines (each waiting at most `timeout`).
+    pub async fn shutdown(self, timeout: Duration) {
+        if let Some(traces) = self.traces {
+            traces.shutdown(timeout).await;
+        }
+        drop(self.log_guard);
+    }
+
+    /// Whether trace export is on.
+    pub fn traces_enabled(&self) -> bool {
+        self.traces.is_some()
+    }
+}
