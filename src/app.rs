@@ -96,19 +96,31 @@ fn write_private(path: &std::path::Path, contents: &[u8]) -> std::io::Result<()>
 }
 
 /// The public route tree: API, OpenAPI documents, Swagger UI and health, behind the middleware
-/// stack (compression, observation, security headers, problem rendering, panics, body limit).
+/// stack.
 pub fn routes(state: AppState) -> impl Endpoint {
     let api = crate::openapi::service(state.clone());
     let route_table = RouteTable::from_spec(&api.spec());
     let spec_json = api.spec_endpoint();
     let spec_yaml = api.spec_endpoint_yaml();
     let docs = api.swagger_ui();
-    let max_body = state.config.max_body_bytes;
-    Route::new()
+    let tree = Route::new()
         .nest("/", api)
         .at("/api/v1/openapi.json", spec_json)
         .at("/api/v1/openapi.yaml", spec_yaml)
-        .nest("/docs", docs)
+        .nest("/docs", docs);
+    with_middleware(state, route_table, tree)
+}
+
+/// Wraps an endpoint in the middleware stack, outermost first: compression, observation
+/// (request id, trace, metrics, access log, Sentry), state, security headers, problem rendering
+/// of every error, panic recovery, and the body limit.
+pub fn with_middleware(
+    state: AppState,
+    route_table: RouteTable,
+    endpoint: impl Endpoint + 'static,
+) -> impl Endpoint {
+    let max_body = state.config.max_body_bytes;
+    endpoint
         .with(BodyLimit::new(max_body))
         .with(CatchPanic::new().with_handler(panic_response))
         .catch_all_error(|err| async move { render_poem_error(err) })

@@ -25,12 +25,14 @@ pub async fn connect(config: &Config, metrics: Arc<Metrics>) -> anyhow::Result<D
             Pool::Postgres(pool)
         }
         DatabaseUrl::Sqlite(url) => {
-            if let Some(dir) = sqlite_path(url).as_deref().and_then(|p| p.parent()) {
-                if !dir.as_os_str().is_empty() {
-                    std::fs::create_dir_all(dir).with_context(|| {
-                        format!("DATABASE_URL: cannot create directory {}", dir.display())
-                    })?;
-                }
+            if let Some(dir) = sqlite_path(url)
+                .as_deref()
+                .and_then(|p| p.parent())
+                .filter(|dir| !dir.as_os_str().is_empty())
+            {
+                std::fs::create_dir_all(dir).with_context(|| {
+                    format!("DATABASE_URL: cannot create directory {}", dir.display())
+                })?;
             }
             let options = SqliteConnectOptions::from_str(url)
                 .context("DATABASE_URL: not a valid SQLite URL")?

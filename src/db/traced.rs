@@ -62,12 +62,17 @@ impl<'q, DB: Database, E: Execute<'q, DB>> Execute<'q, DB> for Probe<E> {
         let _ = self.info.set(QueryInfo { operation });
         self.span.record("db.operation.name", operation);
         self.span.record("db.query.text", sql.as_str());
-        match target {
-            Some(target) => self
-                .span
-                .record("otel.name", format!("{operation} {target}")),
-            None => self.span.record("otel.name", operation),
-        };
+        if crate::telemetry::tracing_enabled() {
+            // The span may have started already, when `otel.name` is no longer read: rename
+            // the OpenTelemetry span itself.
+            use opentelemetry::trace::TraceContextExt;
+            use tracing_opentelemetry::OpenTelemetrySpanExt;
+            let name = match target {
+                Some(target) => format!("{operation} {target}"),
+                None => operation.to_owned(),
+            };
+            self.span.context().span().update_name(name);
+        }
         sql
     }
 
@@ -119,7 +124,6 @@ fn query_span(system: &'static str) -> Span {
     tracing::info_span!(
         target: "tasklight::db",
         "db.query",
-        otel.name = Empty,
         otel.kind = "client",
         db.system.name = system,
         db.operation.name = Empty,

@@ -126,6 +126,7 @@ impl<E: Endpoint> Endpoint for ObserveEndpoint<E> {
             request_id: request_id.clone(),
             trace_id: trace_id.to_string(),
             span_id: span_id.to_string(),
+            route,
             user_id: OnceLock::new(),
         });
         state.metrics.active_requests.increment(1.0);
@@ -174,10 +175,10 @@ impl<E: Endpoint> Endpoint for ObserveEndpoint<E> {
                 "request completed"
             );
         });
-        if let (Some(hub), true) = (&sentry_hub, status >= 500) {
-            if response.data::<Panicked>().is_none() {
-                sentry_glue::capture_server_error(hub, &method, route, status);
-            }
+        if let (Some(hub), true) = (&sentry_hub, status >= 500)
+            && response.data::<Panicked>().is_none()
+        {
+            sentry_glue::capture_server_error(hub, &method, route, status);
         }
         let headers = response.headers_mut();
         if let Ok(value) = HeaderValue::from_str(&request_id) {

@@ -72,6 +72,21 @@ pub fn trim_page<T>(rows: &mut Vec<T>, limit: u32) -> bool {
     more
 }
 
+/// Declares a page type: `{ "items": [...], "next_cursor": "..." | null }`.
+#[macro_export]
+macro_rules! page_type {
+    ($(#[$meta:meta])* $name:ident, $item:ty) => {
+        $(#[$meta])*
+        #[derive(Debug, poem_openapi::Object)]
+        pub struct $name {
+            /// The items of this page.
+            pub items: Vec<$item>,
+            /// Pass as `cursor` to get the next page; `null` on the last page.
+            pub next_cursor: Option<String>,
+        }
+    };
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -97,19 +112,4 @@ mod tests {
             assert!(decode::<i32>("x", garbage).is_err());
         }
     }
-}
-
-/// Declares a page type: `{ "items": [...], "next_cursor": "..." | null }`.
-#[macro_export]
-macro_rules! page_type {
-    ($(#[$meta:meta])* $name:ident, $item:ty) => {
-        $(#[$meta])*
-        #[derive(Debug, poem_openapi::Object)]
-        pub struct $name {
-            /// The items of this page.
-            pub items: Vec<$item>,
-            /// Pass as `cursor` to get the next page; `null` on the last page.
-            pub next_cursor: Option<String>,
-        }
-    };
 }

@@ -267,8 +267,18 @@ pub fn render_poem_error(err: poem::Error) -> Response {
         Problem::new(StatusCode::BAD_REQUEST, "validation", e.to_string())
             .with_fields(vec![FieldError::new(e.name, e.reason.clone())])
     } else if let Some(e) = err.downcast_ref::<ParsePathError>() {
-        Problem::new(StatusCode::BAD_REQUEST, "validation", e.to_string())
-            .with_fields(vec![FieldError::new(e.name, e.reason.clone())])
+        let name = e
+            .name
+            .strip_prefix("param")
+            .and_then(|n| n.parse().ok())
+            .and_then(crate::telemetry::context::path_parameter)
+            .unwrap_or(e.name);
+        Problem::new(
+            StatusCode::BAD_REQUEST,
+            "validation",
+            format!("path parameter `{name}`: {}", e.reason),
+        )
+        .with_fields(vec![FieldError::new(name, e.reason.clone())])
     } else if let Some(e) = err.downcast_ref::<ParseRequestPayloadError>() {
         Problem::new(StatusCode::BAD_REQUEST, "validation", e.to_string())
             .with_fields(vec![FieldError::new("body", e.reason.clone())])

@@ -14,6 +14,8 @@ pub struct RequestContext {
     pub trace_id: String,
     /// The server span id, 16 lower-case hex digits.
     pub span_id: String,
+    /// The route template (`/api/v1/tasks/{task_id}`), or `unmatched`.
+    pub route: &'static str,
     /// The authenticated user, once the bearer check has run.
     pub user_id: OnceLock<Uuid>,
 }
@@ -40,6 +42,18 @@ pub fn with<R>(f: impl FnOnce(&RequestContext) -> R) -> Option<R> {
 /// The current request id, or `"-"` outside a request.
 pub fn request_id() -> String {
     with(|c| c.request_id.to_string()).unwrap_or_else(|| "-".to_owned())
+}
+
+/// The name of the `index`-th path parameter of the current route (poem-openapi reports path
+/// parameters as `param0`, `param1`, ... in its parse errors).
+pub fn path_parameter(index: usize) -> Option<&'static str> {
+    with(|c| {
+        c.route
+            .split('/')
+            .filter_map(|s| s.strip_prefix('{')?.strip_suffix('}'))
+            .nth(index)
+    })
+    .flatten()
 }
 
 /// Records the authenticated user of the current request (for the access log and Sentry).

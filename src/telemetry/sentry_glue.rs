@@ -28,9 +28,10 @@ pub fn init(config: &SentryConfig) -> sentry::ClientInitGuard {
     )
 }
 
-/// Whether a Sentry client is active.
+/// Whether a Sentry client is active. The main hub is asked, not the thread's: a thread whose
+/// hub was made before `init` would otherwise never see the client.
 pub fn enabled() -> bool {
-    Hub::current().client().is_some_and(|c| c.is_enabled())
+    Hub::main().client().is_some_and(|c| c.is_enabled())
 }
 
 /// Our own log events at INFO and above become breadcrumbs of the next captured event.
@@ -48,7 +49,7 @@ where
 
 /// A hub for one request, its scope tagged with the request's identity.
 pub fn request_hub(request_id: &str, trace_id: &str, instance_id: &str, route: &str) -> Arc<Hub> {
-    let hub = Arc::new(Hub::new_from_top(Hub::current()));
+    let hub = Arc::new(Hub::new_from_top(Hub::main()));
     hub.configure_scope(|scope| {
         scope.set_tag("request_id", request_id);
         scope.set_tag("trace_id", trace_id);

@@ -44,14 +44,6 @@ pub struct TracePipeline {
 impl TracePipeline {
     /// Builds the exporter (inside the tokio runtime) and the provider.
     pub fn start(config: &TraceConfig, instance_id: &str) -> anyhow::Result<(Self, Tracer)> {
-        let exporter = opentelemetry_otlp::SpanExporter::builder()
-            .with_tonic()
-            .with_endpoint(config.endpoint.clone())
-            .with_timeout(EXPORT_TIMEOUT)
-            .build()?;
-        let (spans_tx, spans_rx) = mpsc::channel(QUEUE_CAPACITY);
-        let (flush_tx, flush_rx) = mpsc::channel(4);
-        tokio::spawn(export_loop(exporter, spans_rx, flush_rx));
         let resource = Resource::builder()
             .with_service_name(config.service_name.clone())
             .with_attributes([
@@ -60,6 +52,16 @@ impl TracePipeline {
                 KeyValue::new("deployment.environment.name", config.environment.clone()),
             ])
             .build();
+        let mut exporter = opentelemetry_otlp::SpanExporter::builder()
+            .with_tonic()
+            .with_endpoint(config.endpoint.clone())
+            .with_timeout(EXPORT_TIMEOUT)
+            .build()?;
+        // The batch processor of the SDK would pass the resource on; ours does it here.
+        exporter.set_resource(&resource);
+        let (spans_tx, spans_rx) = mpsc::channel(QUEUE_CAPACITY);
+        let (flush_tx, flush_rx) = mpsc::channel(4);
+        tokio::spawn(export_loop(exporter, spans_rx, flush_rx));
         let provider = SdkTracerProvider::builder()
             .with_span_processor(QueueingProcessor { spans: spans_tx })
             .with_sampler(sampler(config.sampling))

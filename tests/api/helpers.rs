@@ -1,0 +1,302 @@
+//! `TestApp`: the real server started in-process on a fresh database, with typed helpers.
+//!
+//! The database is chosen by one variable: `TEST_DATABASE_URL` (a PostgreSQL server on which a
+//! fresh `tasklight_test_<uuid>` database is created) or, when unset, SQLite in a temporary dir.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+
+mod checks;
+mod db;
+
+pub use checks::{body, fields, header, ids, invalid, names, problem, read, str_of};
+pub use db::TestDb;
+
+use reqwest::{Method, RequestBuilder, Response};
+use serde_json::{Value, json};
+use tasklight::app::RunningServer;
+use uuid::Uuid;
+
+/// The fixed 48-character HMAC key every test server signs with.
+pub const JWT_SECRET: &str = "tasklight-integration-tests-secret-0123456789abc";
+/// A valid password (12..128 characters).
+pub const PASSWORD: &str = "correct horse battery staple";
+/// The `INSTANCE_ID` of every test server.
+pub const INSTANCE_ID: &str = "test-instance";
+
+/// A user that has registered and logged in.
+#[derive(Debug, Clone)]
+pub struct TestUser {
+    pub id: String,
+    pub email: String,
+    pub access: String,
+    pub refresh: String,
+}
+
+/// An access and a refresh token from one login or refresh.
+#[derive(Debug, Clone)]
+pub struct Tokens {
+    pub access: String,
+    pub refresh: String,
+}
+
+/// One project with a user in each role, an outsider and one task.
+pub struct Team {
+    pub owner: TestUser,
+    pub member: TestUser,
+    pub viewer: TestUser,
+    pub outsider: TestUser,
+    pub project_id: String,
+    pub task_id: String,
+}
+
+/// A running server on its own database.
+pub struct TestApp {
+    pub server: RunningServer,
+    pub addr: SocketAddr,
+    pub client: reqwest::Client,
+    pub db: TestDb,
+    extra: Vec<(String, String)>,
+}
+
+/// Starts a server on a fresh database.
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(&[]).await
+}
+
+/// Starts a server on a fresh database with extra configuration variables.
+pub async fn spawn_app_with(extra: &[(&str, &str)]) -> TestApp {
+    let extra = extra
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    TestApp::start(TestDb::fresh().await, extra).await
+}
+
+impl TestApp {
+    async fn start(db: TestDb, extra: Vec<(String, String)>) -> Self {
+        let mut vars: HashMap<String, String> = [
+            ("TASKLIGHT_LISTEN", "127.0.0.1:0"),
+            ("TASKLIGHT_ADMIN_LISTEN", "127.0.0.1:0"),
+            ("DATABASE_URL", db.url()),
+            ("JWT_SECRET", JWT_SECRET),
+            ("RUST_LOG", "warn"),
+            ("INSTANCE_ID", INSTANCE_ID),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+        vars.extend(extra.iter().cloned());
+        let config = tasklight::config::Config::from_map(&vars).expect("test configuration");
+        let server = tasklight::app::start(config)
+            .await
+            .expect("the server starts");
+        let addr = server.addr;
+        Self {
+            server,
+            addr,
+            client: reqwest::Client::new(),
+            db,
+            extra,
+        }
+    }
+
+    /// Stops the server and drops its database.
+    pub async fn stop(self) {
+        self.server.stop().await;
+        self.db.cleanup().await;
+    }
+
+    /// Stops the server and starts a new one on the same database and configuration.
+    pub async fn restart(self) -> Self {
+        let Self {
+            server, db, extra, ..
+        } = self;
+        server.stop().await;
+        Self::start(db, extra).await
+    }
+
+    /// `/api/v1` is prepended to API paths; `/health`, `/docs` and `/api/...` are taken as they are.
+    pub fn url(&self, path: &str) -> String {
+        let prefixed = ["/api/", "/health", "/docs"]
+            .iter()
+            .any(|p| path.starts_with(p));
+        let prefix = if prefixed { "" } else { "/api/v1" };
+        format!("http://{}{prefix}{path}", self.addr)
+    }
+
+    /// A request, with a bearer token when one is given.
+    pub fn req(&self, method: Method, path: &str, token: Option<&str>) -> RequestBuilder {
+        let builder = self.client.request(method, self.url(path));
+        match token {
+            Some(token) => builder.bearer_auth(token),
+            None => builder,
+        }
+    }
+
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&Value>,
+    ) -> Response {
+        let builder = self.req(method, path, token);
+        let builder = match body {
+            Some(body) => builder.json(body),
+            None => builder,
+        };
+        builder.send().await.expect("the request is answered")
+    }
+
+    pub async fn get(&self, path: &str, token: Option<&str>) -> Response {
+        self.send(Method::GET, path, token, None).await
+    }
+
+    pub async fn post(&self, path: &str, token: Option<&str>, body: &Value) -> Response {
+        self.send(Method::POST, path, token, Some(body)).await
+    }
+
+    pub async fn patch(&self, path: &str, token: Option<&str>, body: &Value) -> Response {
+        self.send(Method::PATCH, path, token, Some(body)).await
+    }
+
+    pub async fn put(&self, path: &str, token: Option<&str>, body: &Value) -> Response {
+        self.send(Method::PUT, path, token, Some(body)).await
+    }
+
+    pub async fn delete(&self, path: &str, token: Option<&str>) -> Response {
+        self.send(Method::DELETE, path, token, None).await
+    }
+
+    pub async fn register(&self, email: &str, password: &str, name: &str) -> Response {
+        let body = json!({"email": email, "password": password, "display_name": name});
+        self.post("/auth/register", None, &body).await
+    }
+
+    pub async fn login_response(&self, email: &str, password: &str) -> Response {
+        self.post(
+            "/auth/login",
+            None,
+            &json!({"email": email, "password": password}),
+        )
+        .await
+    }
+
+    pub async fn login(&self, email: &str, password: &str) -> Tokens {
+        tokens(&body(self.login_response(email, password).await, 200).await)
+    }
+
+    pub async fn refresh(&self, refresh_token: &str) -> Response {
+        self.post(
+            "/auth/refresh",
+            None,
+            &json!({"refresh_token": refresh_token}),
+        )
+        .await
+    }
+
+    /// Registers a user with a unique email and logs them in.
+    pub async fn user(&self) -> TestUser {
+        let email = unique_email();
+        let created = body(self.register(&email, PASSWORD, "Test User").await, 201).await;
+        let tokens = self.login(&email, PASSWORD).await;
+        TestUser {
+            id: str_of(&created, "id"),
+            email,
+            access: tokens.access,
+            refresh: tokens.refresh,
+        }
+    }
+
+    /// Creates an administrator through the service and logs them in.
+    pub async fn admin(&self) -> TestUser {
+        let email = unique_email();
+        tasklight::users::service::create_or_promote_admin(
+            &self.server.state,
+            &email,
+            "Admin",
+            PASSWORD,
+        )
+        .await
+        .expect("create_or_promote_admin");
+        let tokens = self.login(&email, PASSWORD).await;
+        let me = body(self.get("/users/me", Some(&tokens.access)).await, 200).await;
+        assert_eq!(me["role"], "admin");
+        TestUser {
+            id: str_of(&me, "id"),
+            email,
+            access: tokens.access,
+            refresh: tokens.refresh,
+        }
+    }
+
+    /// Creates a project owned by the caller; returns its body.
+    pub async fn create_project(&self, token: &str, name: &str) -> Value {
+        body(
+            self.post("/projects", Some(token), &json!({"name": name}))
+                .await,
+            201,
+        )
+        .await
+    }
+
+    /// Adds (or changes) a member; returns the Member body.
+    pub async fn add_member(
+        &self,
+        token: &str,
+        project_id: &str,
+        user_id: &str,
+        role: &str,
+    ) -> Value {
+        let path = format!("/projects/{project_id}/members/{user_id}");
+        body(
+            self.put(&path, Some(token), &json!({"role": role})).await,
+            200,
+        )
+        .await
+    }
+
+    /// Creates a task; `fields` is the request body. Returns the Task body.
+    pub async fn create_task(&self, token: &str, project_id: &str, fields: Value) -> Value {
+        let path = format!("/projects/{project_id}/tasks");
+        body(self.post(&path, Some(token), &fields).await, 201).await
+    }
+
+    /// A project with an owner, a member, a viewer, an outsider and one task.
+    pub async fn team(&self) -> Team {
+        let (owner, member, viewer, outsider) =
+            futures::join!(self.user(), self.user(), self.user(), self.user());
+        let project_id = str_of(
+            &self.create_project(&owner.access, "Team project").await,
+            "id",
+        );
+        self.add_member(&owner.access, &project_id, &member.id, "member")
+            .await;
+        self.add_member(&owner.access, &project_id, &viewer.id, "viewer")
+            .await;
+        let task = self
+            .create_task(&owner.access, &project_id, json!({"title": "First task"}))
+            .await;
+        Team {
+            owner,
+            member,
+            viewer,
+            outsider,
+            project_id,
+            task_id: str_of(&task, "id"),
+        }
+    }
+}
+
+/// A unique, valid email address.
+pub fn unique_email() -> String {
+    format!("user-{}@example.com", Uuid::new_v4().simple())
+}
+
+fn tokens(pair: &Value) -> Tokens {
+    Tokens {
+        access: str_of(pair, "access_token"),
+        refresh: str_of(pair, "refresh_token"),
+    }
+}

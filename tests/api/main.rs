@@ -1,0 +1,22 @@
+//! Integration tests: one binary, the real server in-process on a fresh database per test.
+//! `TEST_DATABASE_URL=postgres://...` runs them on PostgreSQL; otherwise on SQLite.
+
+mod admin;
+mod audit;
+mod audit_admin;
+mod auth;
+mod authz;
+mod body_limits;
+mod concurrency;
+mod errors;
+mod etag;
+mod helpers;
+mod members;
+mod pagination;
+mod platform;
+mod projects;
+mod restart;
+mod tasks;
+mod telemetry;
+mod users;
+mod validation;

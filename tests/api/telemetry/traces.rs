@@ -1,0 +1,161 @@
+//! Spans reach an OTLP collector, continue the caller's trace, and carry the semantic-convention
+//! attributes; database queries and password hashing are child spans.
+
+use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
+use opentelemetry_proto::tonic::trace::v1::status::StatusCode;
+
+use super::otlp::Receiver;
+use super::process::Process;
+
+const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
+const PARENT_ID: &str = "00f067aa0ba902b7";
+
+#[tokio::test]
+async fn a_request_with_traceparent_continues_that_trace_with_server_and_database_spans() {
+    let receiver = Receiver::start().await;
+    let app = Process::start(&[
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", &receiver.endpoint),
+        ("OTEL_SERVICE_NAME", "tasklight-under-test"),
+        ("OTEL_RESOURCE_ATTRIBUTES", "deployment.environment.name=ci"),
+    ])
+    .await;
+    let response = app
+        .client
+        .post(format!("{}/api/v1/auth/register", app.base))
+        .header("traceparent", format!("00-{TRACE_ID}-{PARENT_ID}-01"))
+        .header("user-agent", "trace-test/1.0")
+        .json(&serde_json::json!({"email": "trace@example.com", "password": "correct horse battery", "display_name": "T"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    let traceparent = response.headers()["traceparent"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        traceparent.starts_with(&format!("00-{TRACE_ID}-")),
+        "{traceparent}"
+    );
+
+    let spans = receiver
+        .wait_until(|s| s.trace_id() == TRACE_ID && s.span.kind == SpanKind::Server as i32)
+        .await;
+    let server = spans
+        .iter()
+        .find(|s| s.trace_id() == TRACE_ID && s.span.kind == SpanKind::Server as i32)
+        .unwrap();
+    assert_eq!(server.span.name, "POST /api/v1/auth/register");
+    assert_eq!(server.parent_span_id(), PARENT_ID);
+    assert!(traceparent.contains(&format!(
+            "-{}-",
+            server
+                .span
+                .span_id
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<String>()
+        )));
+    for (key, expected) in [
+        ("http.request.method", "POST"),
+        ("http.route", "/api/v1/auth/register"),
+        ("http.response.status_code", "201"),
+        ("url.scheme", "http"),
+        ("client.address", "127.0.0.1"),
+        ("user_agent.original", "trace-test/1.0"),
+    ] {
+        assert_eq!(server.attr(key).as_deref(), Some(expected), "{key}");
+    }
+    assert!(server.attr("request.id").is_some_and(|id| !id.is_empty()));
+    assert_ne!(
+        server.span.status.as_ref().map(|s| s.code),
+        Some(StatusCode::Error as i32)
+    );
+    for (key, expected) in [
+        ("service.name", "tasklight-under-test"),
+        ("service.instance.id", "proc-instance"),
+        ("deployment.environment.name", "ci"),
+        ("service.version", env!("CARGO_PKG_VERSION")),
+    ] {
+        assert_eq!(
+            server.resource_attr(key).as_deref(),
+            Some(expected),
+            "{key}"
+        );
+    }
+
+    let spans = receiver
+        .wait_until(|s| {
+            s.trace_id() == TRACE_ID && s.attr("db.operation.name").as_deref() == Some("INSERT")
+        })
+        .await;
+    let insert = spans
+        .iter()
+        .find(|s| {
+            s.trace_id() == TRACE_ID
+                && s.attr("db.query.text")
+                    .is_some_and(|q| q.starts_with("INSERT INTO users"))
+        })
+        .expect("a span for the user insert");
+    assert_eq!(insert.attr("db.system.name").as_deref(), Some("sqlite"));
+    assert_eq!(insert.span.name, "INSERT users");
+    assert_eq!(insert.span.kind, SpanKind::Client as i32);
+    let query = insert.attr("db.query.text").unwrap();
+    assert!(
+        query.contains("$1") && !query.contains("trace@example.com"),
+        "{query}"
+    );
+    assert!(
+        spans
+            .iter()
+            .any(|s| s.trace_id() == TRACE_ID && s.span.name == "password.hash")
+    );
+}
+
+#[tokio::test]
+async fn a_client_error_leaves_the_span_status_unset() {
+    let receiver = Receiver::start().await;
+    let app = Process::start(&[("OTEL_EXPORTER_OTLP_ENDPOINT", &receiver.endpoint)]).await;
+    let trace_id = "11112222333344445555666677778888";
+    let response = app
+        .client
+        .get(format!("{}/api/v1/users/me", app.base))
+        .header("traceparent", format!("00-{trace_id}-{PARENT_ID}-01"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 401);
+    let spans = receiver.wait_until(|s| s.trace_id() == trace_id).await;
+    let server = spans.iter().find(|s| s.trace_id() == trace_id).unwrap();
+    assert_eq!(server.span.name, "GET /api/v1/users/me");
+    assert_eq!(
+        server.attr("http.response.status_code").as_deref(),
+        Some("401")
+    );
+    assert_eq!(server.attr("error.type"), None);
+    assert_ne!(
+        server.span.status.as_ref().map(|s| s.code),
+        Some(StatusCode::Error as i32)
+    );
+}
+
+#[tokio::test]
+async fn sigterm_exports_queued_spans_and_exits_zero() {
+    let receiver = Receiver::start().await;
+    let app = Process::start(&[("OTEL_EXPORTER_OTLP_ENDPOINT", &receiver.endpoint)]).await;
+    let trace_id = "99990000aaaabbbbccccddddeeeeffff";
+    let response = app
+        .client
+        .get(format!("{}/health/ready", app.base))
+        .header("traceparent", format!("00-{trace_id}-{PARENT_ID}-01"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    // Stop at once: the span is still queued (batches leave every second) and must be flushed.
+    let status = tokio::task::spawn_blocking(move || app.stop())
+        .await
+        .unwrap();
+    assert!(status.success(), "exit status {status:?}");
+    assert!(receiver.spans().iter().any(|s| s.trace_id() == trace_id));
+}
