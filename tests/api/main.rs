@@ -12,6 +12,7 @@ mod errors;
 mod etag;
 mod helpers;
 mod members;
+mod openapi_snapshot;
 mod pagination;
 mod platform;
 mod projects;

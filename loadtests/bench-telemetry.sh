@@ -1,0 +1,112 @@
+#!/usr/bin/env bash
+# What telemetry costs: throughput of one cheap authenticated GET (`GET /api/v1/users/me`: token
+# check, session lookup, user read) with
+#   off  - RUST_LOG=off, no trace export (metrics cannot be switched off and are on in every run)
+#   logs - JSON logs (access line per request) written to a file, no trace export
+#   all  - JSON logs to a file, and every request traced and exported over OTLP/gRPC to a sink
+# measured in the same run, alternating configurations round by round. The server is pinned to
+# CPU 0, wrk and the OTLP sink to CPU 1. Prints requests/s and the ratio of each to `off`.
+#
+# Usage: loadtests/bench-telemetry.sh            (ROUNDS=3 DURATION=10s CONNECTIONS=64 by default)
+# Traffic goes to 127.0.0.1 only; every run is bounded by DURATION.
+set -euo pipefail
+
+ROUNDS=${ROUNDS:-3}
+DURATION=${DURATION:-10s}
+CONNECTIONS=${CONNECTIONS:-64}
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+TARGET=${CARGO_TARGET_DIR:-/var/tmp/tasklight-target}
+PORT=18090
+ADMIN_PORT=19091
+SINK_PORT=14317
+BASE="http://127.0.0.1:$PORT"
+
+command -v wrk >/dev/null || { echo "wrk is required (apt-get install wrk)" >&2; exit 1; }
+command -v taskset >/dev/null || { echo "taskset is required (util-linux)" >&2; exit 1; }
+[ "$(nproc)" -ge 2 ] || { echo "needs two cores to pin server and load generator apart" >&2; exit 1; }
+
+echo "== building (release)"
+(cd "$ROOT" && CARGO_TARGET_DIR=$TARGET cargo build --release --quiet)
+(cd "$ROOT/loadtests/otlp-sink" && CARGO_TARGET_DIR=$TARGET/otlp-sink cargo build --release --quiet)
+BIN=$TARGET/release/tasklight
+SINK=$TARGET/otlp-sink/release/otlp-sink
+
+WORK=$(mktemp -d)
+SERVER_PID=""
+SINK_PID=""
+cleanup() {
+  [ -n "$SERVER_PID" ] && kill "$SERVER_PID" 2>/dev/null && wait "$SERVER_PID" 2>/dev/null || true
+  [ -n "$SINK_PID" ] && kill "$SINK_PID" 2>/dev/null && wait "$SINK_PID" 2>/dev/null || true
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+common_env=(
+  "DATABASE_URL=sqlite://$WORK/bench.db"
+  "JWT_SECRET=benchmark-secret-benchmark-secret-0123456789"
+  "TASKLIGHT_LISTEN=127.0.0.1:$PORT"
+  "TASKLIGHT_ADMIN_LISTEN=127.0.0.1:$ADMIN_PORT"
+  "TASKLIGHT_ACCESS_TOKEN_TTL_SECS=7200"
+  "INSTANCE_ID=bench"
+)
+
+start_server() { # $1 = configuration
+  local extra=()
+  case "$1" in
+    off) extra=("RUST_LOG=off") ;;
+    logs) extra=("RUST_LOG=info" "LOG_FORMAT=json") ;;
+    all) extra=("RUST_LOG=info" "LOG_FORMAT=json" "OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:$SINK_PORT" "OTEL_TRACES_SAMPLER=always_on") ;;
+  esac
+  env -i PATH="$PATH" "${common_env[@]}" "${extra[@]}" taskset -c 0 "$BIN" >>"$WORK/server-$1.log" 2>&1 &
+  SERVER_PID=$!
+  for _ in $(seq 1 100); do
+    curl -fs "$BASE/health/live" >/dev/null 2>&1 && return 0
+    sleep 0.1
+  done
+  echo "server ($1) did not start; log:" >&2; tail -20 "$WORK/server-$1.log" >&2; exit 1
+}
+
+stop_server() {
+  kill "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true; SERVER_PID=""
+}
+
+taskset -c 1 "$SINK" "127.0.0.1:$SINK_PORT" >"$WORK/sink.log" 2>&1 &
+SINK_PID=$!
+
+echo "== preparing a user"
+start_server off
+curl -fsS "$BASE/api/v1/auth/register" -H 'Content-Type: application/json' \
+  -d '{"email":"bench@example.com","password":"benchmark password","display_name":"Bench"}' >/dev/null
+TOKEN=$(curl -fsS "$BASE/api/v1/auth/login" -H 'Content-Type: application/json' \
+  -d '{"email":"bench@example.com","password":"benchmark password"}' | sed -E 's/.*"access_token":"([^"]+)".*/\1/')
+stop_server
+
+declare -A results
+for round in $(seq 1 "$ROUNDS"); do
+  for config in off logs all; do
+    start_server "$config"
+    taskset -c 1 wrk -t1 -c"$CONNECTIONS" -d2s -H "Authorization: Bearer $TOKEN" "$BASE/api/v1/users/me" >/dev/null
+    rps=$(taskset -c 1 wrk -t1 -c"$CONNECTIONS" -d"$DURATION" -H "Authorization: Bearer $TOKEN" \
+      "$BASE/api/v1/users/me" | tee "$WORK/wrk-$config-$round.txt" | awk '/Requests\/sec/ {print $2}')
+    non2xx=$(awk '/Non-2xx/ {print $4}' "$WORK/wrk-$config-$round.txt")
+    [ -z "$non2xx" ] || { echo "round $round $config: $non2xx non-2xx answers" >&2; exit 1; }
+    if [ "$config" = all ]; then
+      dropped=$(curl -fs "http://127.0.0.1:$ADMIN_PORT/metrics" | awk '/tasklight_telemetry_dropped_total\{signal="spans"\}/ {print $2}')
+    fi
+    stop_server
+    results[$config]="${results[$config]:-} $rps"
+    printf 'round %d  %-4s %10.0f req/s\n' "$round" "$config" "$rps"
+  done
+done
+
+kill "$SINK_PID"; wait "$SINK_PID" 2>/dev/null || true; SINK_PID=""
+median() { tr ' ' '\n' | grep -v '^$' | sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
+off=$(echo "${results[off]}" | median)
+echo
+echo "== median of $ROUNDS rounds, $DURATION each, $CONNECTIONS connections, GET /api/v1/users/me"
+for config in off logs all; do
+  value=$(echo "${results[$config]}" | median)
+  awk -v c="$config" -v v="$value" -v o="$off" 'BEGIN {printf "%-4s %10.0f req/s  %5.1f%% of off  (%.1f us/request)\n", c, v, 100*v/o, 1e6/v}'
+done
+echo "log lines written (all runs): $(cat "$WORK"/server-logs.log "$WORK"/server-all.log | grep -c tasklight::access)"
+echo "$(cat "$WORK/sink.log") ; spans dropped in the last 'all' run: ${dropped:-0}"
