@@ -90,7 +90,12 @@ impl<E: Endpoint> Endpoint for ObserveEndpoint<E> {
             .chars()
             .take(256)
             .collect();
-        let span = tracing::info_span!(
+        let exporting = crate::telemetry::tracing_enabled();
+        // Without export no layer reads the span: skip building it in the registry.
+        let span = if !exporting {
+            tracing::Span::none()
+        } else {
+            tracing::info_span!(
             target: "tasklight::http",
             "HTTP request",
             otel.name = format!("{method} {route}"),
@@ -104,13 +109,16 @@ impl<E: Endpoint> Endpoint for ObserveEndpoint<E> {
             user_agent.original = %user_agent,
             request.id = %request_id,
             error.type = Empty,
-        );
+            )
+        };
         let parent = traces::extract_parent(req.headers());
         let remote = traces::remote_span_context(&parent);
-        let (trace_id, span_id, flags) = if crate::telemetry::tracing_enabled() {
+        let mut otel = None;
+        let (trace_id, span_id, flags) = if exporting {
             let _ = span.set_parent(parent);
-            let otel = span.context();
-            let sc = otel.span().span_context().clone();
+            let cx = span.context();
+            let sc = cx.span().span_context().clone();
+            otel = Some(cx);
             (sc.trace_id(), sc.span_id(), sc.trace_flags())
         } else {
             let trace_id = remote
@@ -126,6 +134,7 @@ impl<E: Endpoint> Endpoint for ObserveEndpoint<E> {
             request_id: request_id.clone(),
             trace_id: trace_id.to_string(),
             span_id: span_id.to_string(),
+            otel,
             route,
             user_id: OnceLock::new(),
         });

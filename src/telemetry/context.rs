@@ -14,6 +14,8 @@ pub struct RequestContext {
     pub trace_id: String,
     /// The server span id, 16 lower-case hex digits.
     pub span_id: String,
+    /// The server span's OpenTelemetry context, parent of child spans (when export is on).
+    pub otel: Option<opentelemetry::Context>,
     /// The route template (`/api/v1/tasks/{task_id}`), or `unmatched`.
     pub route: &'static str,
     /// The authenticated user, once the bearer check has run.

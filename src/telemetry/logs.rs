@@ -1,16 +1,14 @@
 //! The JSON log layer: one object per line with `timestamp`, `level`, `target`, `message`,
 //! `request_id`, `trace_id`, `span_id`, `instance_id`, `service`, `version` and the event's
 //! fields, written by hand into a reused buffer (several times cheaper than a generic JSON
-//! formatter), then handed to a non-blocking writer that drops lines rather than block.
+//! formatter), then handed to the [`LogSink`], which drops lines rather than block.
 
 use std::cell::RefCell;
 use std::fmt::{self, Write as _};
-use std::io::Write as _;
 
+use crate::telemetry::sink::LogSink;
 use tracing::field::{Field, Visit};
 use tracing::{Event, Subscriber};
-use tracing_appender::non_blocking::NonBlocking;
-use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::layer::{Context, Layer};
 
 use crate::telemetry::context;
@@ -41,14 +39,14 @@ const SECRET_FIELDS: [&str; 6] = [
 
 /// Writes each event as one JSON line.
 pub struct JsonLayer {
-    writer: NonBlocking,
+    writer: LogSink,
     /// `"instance_id":"...","service":"...","version":"..."` with its leading comma, built once.
     static_fields: String,
 }
 
 impl JsonLayer {
     /// A layer writing to `writer`, stamping every line with these identities.
-    pub fn new(writer: NonBlocking, instance_id: &str, service: &str) -> Self {
+    pub fn new(writer: LogSink, instance_id: &str, service: &str) -> Self {
         let mut static_fields = String::new();
         for (key, value) in [
             ("instance_id", instance_id),
@@ -79,7 +77,7 @@ impl<S: Subscriber> Layer<S> for JsonLayer {
             };
             line.clear();
             format_line(&mut line, event, &self.static_fields);
-            let _ = self.writer.make_writer().write_all(line.as_bytes());
+            self.writer.write_line(line.as_bytes());
         });
     }
 }

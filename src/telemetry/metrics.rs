@@ -224,7 +224,6 @@ impl Metrics {
         self.pool.used.set(f64::from(pool.size - pool.idle));
         self.pool.idle.set(f64::from(pool.idle));
         self.pool.max.set(f64::from(pool.max));
-        super::refresh_log_drops();
         self.dropped_logs
             .absolute(DROPPED_LOG_LINES.load(Ordering::Relaxed));
         self.dropped_spans

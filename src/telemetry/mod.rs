@@ -10,13 +10,12 @@ pub mod metrics;
 pub mod process;
 pub mod routes;
 pub mod sentry_glue;
+pub mod sink;
 pub mod traces;
 
-use std::sync::OnceLock;
 use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
-use tracing_appender::non_blocking::{ErrorCounter, NonBlockingBuilder, WorkerGuard};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer};
@@ -36,41 +35,20 @@ pub fn tracing_enabled() -> bool {
     TRACING.load(std::sync::atomic::Ordering::Relaxed)
 }
 
-/// The log writer's own drop counter, read at scrape time.
-static LOG_DROPS: OnceLock<ErrorCounter> = OnceLock::new();
-
-/// Log lines buffered for stdout before new ones are dropped.
-const LOG_BUFFER_LINES: usize = 16_384;
-
 /// Targets that would trace the exporter itself, kept at `warn`.
 const QUIET_TARGETS: &str = "h2=warn,hyper=warn,hyper_util=warn,tonic=warn,tower=warn,opentelemetry=warn,\
      opentelemetry_sdk=warn,opentelemetry_otlp=warn,sqlx=warn,poem::server=warn";
 
 /// Keeps the process-wide telemetry alive; flush it with [`Telemetry::shutdown`].
 pub struct Telemetry {
-    log_guard: Option<WorkerGuard>,
+    log_guard: Option<sink::SinkGuard>,
     traces: Option<traces::TracePipeline>,
-}
-
-/// Refreshes the dropped-log-lines figure from the writer's counter.
-pub fn refresh_log_drops() {
-    if let Some(counter) = LOG_DROPS.get() {
-        DROPPED_LOG_LINES.store(
-            counter.dropped_lines() as u64,
-            std::sync::atomic::Ordering::Relaxed,
-        );
-    }
 }
 
 /// Installs logging (and, when configured, trace export) for the whole process. Must run inside
 /// the tokio runtime (the OTLP exporter needs it). Safe to call once; later calls do nothing.
 pub fn init(config: &Config) -> Telemetry {
-    let (writer, guard) = NonBlockingBuilder::default()
-        .lossy(true)
-        .buffered_lines_limit(LOG_BUFFER_LINES)
-        .thread_name("tasklight-log-writer")
-        .finish(std::io::stdout());
-    let _ = LOG_DROPS.set(writer.error_counter());
+    let (writer, guard) = sink::LogSink::new(std::io::stdout());
     let filter = || {
         EnvFilter::try_new(format!("{},{QUIET_TARGETS}", config.log_filter))
             .unwrap_or_else(|_| EnvFilter::new(format!("info,{QUIET_TARGETS}")))
@@ -81,7 +59,7 @@ pub fn init(config: &Config) -> Telemetry {
         }
         LogFormat::Pretty => tracing_subscriber::fmt::layer()
             .pretty()
-            .with_writer(writer)
+            .with_writer(move || writer.clone())
             .boxed(),
     };
     let (trace_pipeline, otel_layer) = match &config.traces {
@@ -95,6 +73,9 @@ pub fn init(config: &Config) -> Telemetry {
                     .with_location(false)
                     .with_target(false)
                     .with_level(false)
+                    // Spans only: events are already in the log, and copying each one into
+                    // its span (and exporting it) was the largest part of tracing's cost.
+                    .with_filter(tracing_subscriber::filter::filter_fn(|meta| meta.is_span()))
                     .with_filter(filter());
                 (Some(pipeline), Some(layer))
             }

@@ -27,13 +27,21 @@ use crate::config::{Sampling, TraceConfig};
 use crate::telemetry::DROPPED_SPANS;
 
 /// Spans waiting for export at most; more are dropped and counted.
-const QUEUE_CAPACITY: usize = 4096;
-/// Spans per export call.
-const BATCH_SIZE: usize = 512;
+const QUEUE_CAPACITY: usize = 16_384;
+/// Spans per export call (larger batches cost less per span to encode and send).
+const BATCH_SIZE: usize = 2048;
 /// Longest wait before a partial batch is exported.
 const BATCH_DELAY: Duration = Duration::from_secs(1);
 /// Longest an export may take before its spans count as dropped.
 const EXPORT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The tracer, once trace export is on: database spans are made with it directly.
+static TRACER: std::sync::OnceLock<Tracer> = std::sync::OnceLock::new();
+
+/// The tracer, if trace export is on.
+pub fn tracer() -> Option<&'static Tracer> {
+    TRACER.get()
+}
 
 /// The running trace pipeline.
 pub struct TracePipeline {
@@ -68,6 +76,7 @@ impl TracePipeline {
             .with_resource(resource)
             .build();
         let tracer = provider.tracer("tasklight");
+        let _ = TRACER.set(tracer.clone());
         Ok((
             Self {
                 provider,
