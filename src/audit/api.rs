@@ -11,7 +11,7 @@ use crate::audit::store::AuditFilter;
 use crate::auth::Principal;
 use crate::error::{AppError, AppResult};
 use crate::http::auth::BearerAuth;
-use crate::http::pagination;
+use crate::http::pagination::{self, Paging};
 use crate::http::problem::ApiError;
 use crate::openapi::Tag;
 use crate::projects::model::ProjectRole;
@@ -33,26 +33,24 @@ async fn page(
     cursor: Option<&str>,
     limit: u32,
 ) -> AppResult<AuditPage> {
-    let fingerprint = pagination::fingerprint(&[
-        "audit",
-        &format!("{:?}", filter.project_id),
-        &format!("{:?}", filter.actor_id),
-        filter.action.as_deref().unwrap_or(""),
-        filter.entity_type.as_deref().unwrap_or(""),
-    ]);
-    let before = cursor
-        .map(|c| pagination::decode::<Uuid>(&fingerprint, c))
-        .transpose()?;
+    let paging = Paging::<Uuid>::new(
+        &[
+            "audit",
+            &format!("{:?}", filter.project_id),
+            &format!("{:?}", filter.actor_id),
+            filter.action.as_deref().unwrap_or(""),
+            filter.entity_type.as_deref().unwrap_or(""),
+        ],
+        cursor,
+        limit,
+    )?;
     let mut rows = state
         .db
         .conn()
         .await?
-        .list_audit(&filter, before, limit + 1)
+        .list_audit(&filter, paging.after, paging.fetch())
         .await?;
-    let more = pagination::trim_page(&mut rows, limit);
-    let next_cursor = more
-        .then(|| rows.last().map(|e| pagination::encode(&fingerprint, &e.id)))
-        .flatten();
+    let next_cursor = paging.finish(&mut rows, |e| e.id);
     Ok(AuditPage {
         items: rows.into_iter().map(AuditEntry::from).collect(),
         next_cursor,

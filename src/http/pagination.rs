@@ -60,16 +60,47 @@ pub fn decode<K: DeserializeOwned>(query: &str, cursor: &str) -> Result<K, AppEr
     Ok(envelope.k)
 }
 
+/// One page of a keyset-paginated list: the query's fingerprint, the key where the previous page
+/// ended, and the page size.
+pub struct Paging<K> {
+    fingerprint: String,
+    /// The sort key of the previous page's last row (`None` for the first page).
+    pub after: Option<K>,
+    limit: u32,
+}
+
+impl<K: Serialize + DeserializeOwned> Paging<K> {
+    /// Decodes `cursor` for the query described by `parts` (its filters and sort).
+    pub fn new(parts: &[&str], cursor: Option<&str>, limit: u32) -> Result<Self, AppError> {
+        let fingerprint = fingerprint(parts);
+        let after = cursor.map(|c| decode(&fingerprint, c)).transpose()?;
+        Ok(Self {
+            fingerprint,
+            after,
+            limit,
+        })
+    }
+
+    /// How many rows to fetch: one more than a page, to learn whether another page follows.
+    pub fn fetch(&self) -> u32 {
+        self.limit + 1
+    }
+
+    /// Cuts `rows` to the page and returns the next page's cursor, if there is one.
+    pub fn finish<T>(&self, rows: &mut Vec<T>, key: impl Fn(&T) -> K) -> Option<String> {
+        let more = rows.len() > self.limit as usize;
+        rows.truncate(self.limit as usize);
+        more.then(|| {
+            rows.last()
+                .map(|last| encode(&self.fingerprint, &key(last)))
+        })
+        .flatten()
+    }
+}
+
 /// The page size to use for an optional `limit` (already range-checked by the parameter).
 pub fn limit(requested: Option<u32>) -> u32 {
     requested.unwrap_or(DEFAULT_LIMIT).clamp(1, MAX_LIMIT)
-}
-
-/// Splits one extra fetched row off a page: returns whether another page exists.
-pub fn trim_page<T>(rows: &mut Vec<T>, limit: u32) -> bool {
-    let more = rows.len() > limit as usize;
-    rows.truncate(limit as usize);
-    more
 }
 
 /// Declares a page type: `{ "items": [...], "next_cursor": "..." | null }`.

@@ -9,7 +9,7 @@ use crate::audit::{self, Change};
 use crate::auth::Principal;
 use crate::db::Store;
 use crate::error::{AppError, AppResult};
-use crate::http::pagination;
+use crate::http::pagination::Paging;
 use crate::projects::model::{Member, Project, ProjectRole};
 use crate::projects::store::ProjectRecord;
 
@@ -34,6 +34,24 @@ async fn require_owner(
 ) -> AppResult<()> {
     match role_in(store, project_id, principal).await? {
         ProjectRole::Owner => Ok(()),
+        _ => Err(AppError::Forbidden("only a project owner may do this")),
+    }
+}
+
+/// Locks a project for the rest of the transaction and returns it: 404 for non-members, 403
+/// unless the caller owns it.
+async fn lock_owned(
+    store: &mut dyn Store,
+    id: Uuid,
+    principal: &Principal,
+) -> AppResult<ProjectRecord> {
+    store.lock_project(id).await?;
+    let found = store
+        .project_for_member(id, principal.user_id)
+        .await?
+        .ok_or(AppError::NotFound("project"))?;
+    match ProjectRole::from_stored(&found.role) {
+        ProjectRole::Owner => Ok(found.project),
         _ => Err(AppError::Forbidden("only a project owner may do this")),
     }
 }
@@ -103,23 +121,14 @@ pub async fn list_mine(
     cursor: Option<&str>,
     limit: u32,
 ) -> AppResult<(Vec<Project>, Option<String>)> {
-    let query = pagination::fingerprint(&["projects"]);
-    let after = cursor
-        .map(|c| pagination::decode::<Uuid>(&query, c))
-        .transpose()?;
+    let paging = Paging::<Uuid>::new(&["projects"], cursor, limit)?;
     let mut rows = state
         .db
         .conn()
         .await?
-        .projects_of(principal.user_id, after, limit + 1)
+        .projects_of(principal.user_id, paging.after, paging.fetch())
         .await?;
-    let more = pagination::trim_page(&mut rows, limit);
-    let next = more
-        .then(|| {
-            rows.last()
-                .map(|p| pagination::encode(&query, &p.project.id))
-        })
-        .flatten();
+    let next = paging.finish(&mut rows, |p| p.project.id);
     let items = rows
         .into_iter()
         .map(|r| Project::new(r.project, ProjectRole::from_stored(&r.role)))
@@ -136,13 +145,7 @@ pub async fn update(
     description: Option<String>,
 ) -> AppResult<Project> {
     let mut tx = state.db.begin().await?;
-    tx.lock_project(id).await?;
-    require_owner(&mut *tx, id, principal).await?;
-    let mut project = tx
-        .project_for_member(id, principal.user_id)
-        .await?
-        .ok_or(AppError::NotFound("project"))?
-        .project;
+    let mut project = lock_owned(&mut *tx, id, principal).await?;
     let mut summary = Map::new();
     if let Some(name) = name.filter(|n| *n != project.name) {
         summary.insert("name".into(), json!(name));
@@ -177,13 +180,7 @@ pub async fn update(
 /// Deletes a project with its tasks and members (owners only); the audit entry remains.
 pub async fn delete(state: &AppState, principal: &Principal, id: Uuid) -> AppResult<()> {
     let mut tx = state.db.begin().await?;
-    tx.lock_project(id).await?;
-    require_owner(&mut *tx, id, principal).await?;
-    let project = tx
-        .project_for_member(id, principal.user_id)
-        .await?
-        .ok_or(AppError::NotFound("project"))?
-        .project;
+    let project = lock_owned(&mut *tx, id, principal).await?;
     let tasks_deleted = tx.count_tasks(id).await?;
     tx.delete_project(id).await?;
     let change = Change {
@@ -214,15 +211,11 @@ pub async fn members(
 ) -> AppResult<(Vec<Member>, Option<String>)> {
     let mut store = state.db.conn().await?;
     role_in(&mut *store, project_id, principal).await?;
-    let query = pagination::fingerprint(&["members", &project_id.to_string()]);
-    let after = cursor
-        .map(|c| pagination::decode::<Uuid>(&query, c))
-        .transpose()?;
-    let mut rows = store.members(project_id, after, limit + 1).await?;
-    let more = pagination::trim_page(&mut rows, limit);
-    let next = more
-        .then(|| rows.last().map(|m| pagination::encode(&query, &m.user_id)))
-        .flatten();
+    let paging = Paging::<Uuid>::new(&["members", &project_id.to_string()], cursor, limit)?;
+    let mut rows = store
+        .members(project_id, paging.after, paging.fetch())
+        .await?;
+    let next = paging.finish(&mut rows, |m| m.user_id);
     Ok((rows.into_iter().map(Member::from).collect(), next))
 }
 

@@ -12,7 +12,8 @@ use crate::audit::{self, Change};
 use crate::auth::Principal;
 use crate::db::Store;
 use crate::error::{AppError, AppResult};
-use crate::http::{etag, pagination};
+use crate::http::etag;
+use crate::http::pagination::Paging;
 use crate::projects::model::ProjectRole;
 use crate::projects::service::role_in;
 use crate::tasks::model::{Priority, Task, TaskStatus};
@@ -327,29 +328,26 @@ pub async fn list(
     let mut store = state.db.conn().await?;
     role_in(&mut *store, project_id, principal).await?;
     let filter_json = serde_json::to_string(&request.filter).unwrap_or_default();
-    let fingerprint = pagination::fingerprint(&[
-        "tasks",
-        &project_id.to_string(),
-        &format!("{:?}/{}", request.sort, request.descending),
-        &filter_json,
-    ]);
-    let after = request
-        .cursor
-        .map(|c| pagination::decode::<SortKey>(&fingerprint, c))
-        .transpose()?;
+    let mut paging = Paging::<SortKey>::new(
+        &[
+            "tasks",
+            &project_id.to_string(),
+            &format!("{:?}/{}", request.sort, request.descending),
+            &filter_json,
+        ],
+        request.cursor,
+        request.limit,
+    )?;
     let query = TaskQuery {
         project_id,
         filter: &request.filter,
         sort: request.sort,
         descending: request.descending,
-        after,
-        limit: request.limit + 1,
+        after: paging.after.take(),
+        limit: paging.fetch(),
     };
     let mut rows = store.list_tasks(&query).await?;
-    let more = pagination::trim_page(&mut rows, request.limit);
-    let next = more.then(|| rows.last()).flatten().map(|last| {
-        pagination::encode(&fingerprint, &request.sort.key_of(last, request.descending))
-    });
+    let next = paging.finish(&mut rows, |t| request.sort.key_of(t, request.descending));
     let ids: Vec<Uuid> = rows.iter().map(|t| t.id).collect();
     let mut tags: HashMap<Uuid, Vec<String>> = HashMap::new();
     for (task_id, tag) in store.tags_of(&ids).await? {

@@ -8,7 +8,7 @@ use crate::app::AppState;
 use crate::audit::{self, Change};
 use crate::auth::{Principal, password, service::email_taken};
 use crate::error::{AppError, AppResult};
-use crate::http::pagination;
+use crate::http::pagination::Paging;
 use crate::users::model::{Role, User, parse_email};
 use crate::users::store::{UserFilter, UserRecord};
 
@@ -115,25 +115,23 @@ pub async fn list(
     limit: u32,
 ) -> AppResult<(Vec<User>, Option<String>)> {
     require_admin(principal)?;
-    let query = pagination::fingerprint(&[
-        "users",
-        filter.text.as_deref().unwrap_or(""),
-        filter.role.unwrap_or(""),
-        &format!("{:?}", filter.disabled),
-    ]);
-    let after = cursor
-        .map(|c| pagination::decode::<Uuid>(&query, c))
-        .transpose()?;
+    let paging = Paging::<Uuid>::new(
+        &[
+            "users",
+            filter.text.as_deref().unwrap_or(""),
+            filter.role.unwrap_or(""),
+            &format!("{:?}", filter.disabled),
+        ],
+        cursor,
+        limit,
+    )?;
     let mut rows = state
         .db
         .conn()
         .await?
-        .list_users(&filter, after, limit + 1)
+        .list_users(&filter, paging.after, paging.fetch())
         .await?;
-    let more = pagination::trim_page(&mut rows, limit);
-    let next = more
-        .then(|| rows.last().map(|u| pagination::encode(&query, &u.id)))
-        .flatten();
+    let next = paging.finish(&mut rows, |u| u.id);
     Ok((rows.into_iter().map(User::from).collect(), next))
 }
 
