@@ -56,7 +56,8 @@ pub struct AuditEntry {
     pub id: Uuid,
     /// When the change happened.
     pub occurred_at: DateTime<Utc>,
-    /// Who made it (absent for changes made from the command line).
+    /// Who made it (`null` for changes made from the command line).
+    #[oai(nullable)]
     pub actor_id: Option<Uuid>,
     /// What happened, as `<entity>.<verb>`: `project.created`, `member.removed`, `task.updated`, ...
     pub action: String,
@@ -65,6 +66,7 @@ pub struct AuditEntry {
     /// The changed entity's id (for `member`, the member's user id).
     pub entity_id: Uuid,
     /// The project the change belongs to, if any.
+    #[oai(nullable)]
     pub project_id: Option<Uuid>,
     /// The changed fields and their new values.
     pub summary: Value,

@@ -30,7 +30,10 @@ crate::error_set! {
 #[serde(deny_unknown_fields)]
 pub struct RegisterRequest {
     /// Email address; used to log in. Case does not matter.
-    #[oai(validator(max_length = 254))]
+    #[oai(validator(
+        max_length = 254,
+        pattern = r"^\s*[^@\s]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+\s*$"
+    ))]
     pub email: String,
     /// At least 12 and at most 128 characters.
     #[oai(validator(min_length = 12, max_length = 128))]
@@ -73,10 +76,10 @@ pub fn check_password(checks: &mut Checks, field: &str, value: &str) {
 #[serde(deny_unknown_fields)]
 pub struct LoginRequest {
     /// Email address.
-    #[oai(validator(max_length = 254))]
+    #[oai(validator(min_length = 1, max_length = 254))]
     pub email: String,
     /// Password.
-    #[oai(validator(max_length = 128))]
+    #[oai(validator(min_length = 1, max_length = 128))]
     pub password: String,
 }
 
@@ -95,7 +98,7 @@ impl Validate for LoginRequest {
 #[serde(deny_unknown_fields)]
 pub struct RefreshRequest {
     /// The refresh token from the last login or refresh.
-    #[oai(validator(max_length = 128))]
+    #[oai(validator(min_length = 1, max_length = 128))]
     pub refresh_token: String,
 }
 

@@ -80,6 +80,17 @@ pub fn parse<T: DeserializeOwned + Validate>(bytes: &[u8]) -> Result<T, AppError
     }
 }
 
+/// For optional request fields that may be left out but not sent as `null`:
+/// `#[serde(default, deserialize_with = "crate::http::body::present")]`. The schema says such a
+/// field is a string (or number, enum, array), so `null` is refused with a 400 naming it.
+pub fn present<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::Deserialize<'de>,
+{
+    T::deserialize(deserializer).map(Some)
+}
+
 /// Collects field errors for [`Validate`] implementations.
 #[derive(Default)]
 pub struct Checks {

@@ -49,7 +49,7 @@ pub struct CreateProjectRequest {
     pub name: String,
     /// Description (up to 2000 characters).
     #[oai(validator(max_length = 2000))]
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::http::body::present")]
     pub description: Option<String>,
 }
 
@@ -71,9 +71,11 @@ impl Validate for CreateProjectRequest {
 pub struct UpdateProjectRequest {
     /// New name (1 to 100 characters, one line).
     #[oai(validator(min_length = 1, max_length = 100))]
+    #[serde(default, deserialize_with = "crate::http::body::present")]
     pub name: Option<String>,
     /// New description (up to 2000 characters).
     #[oai(validator(max_length = 2000))]
+    #[serde(default, deserialize_with = "crate::http::body::present")]
     pub description: Option<String>,
 }
 

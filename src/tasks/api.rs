@@ -49,14 +49,21 @@ pub struct CreateTaskRequest {
     pub title: String,
     /// Description (up to 10000 characters).
     #[oai(validator(max_length = 10000))]
+    #[serde(default, deserialize_with = "crate::http::body::present")]
     pub description: Option<String>,
     /// Status (default `todo`).
+    #[serde(default, deserialize_with = "crate::http::body::present")]
     pub status: Option<TaskStatus>,
     /// Priority (default `medium`).
+    #[serde(default, deserialize_with = "crate::http::body::present")]
     pub priority: Option<Priority>,
-    /// A member of the project to assign it to.
+    /// A member of the project to assign it to (`null` or absent: unassigned).
+    #[oai(nullable)]
+    #[serde(default)]
     pub assignee_id: Option<Uuid>,
-    /// When it is due (RFC 3339; stored in UTC at microsecond precision).
+    /// When it is due (RFC 3339; stored in UTC at microsecond precision; `null` or absent: never).
+    #[oai(nullable)]
+    #[serde(default)]
     pub due_at: Option<DateTime<Utc>>,
     /// Tags: up to 20, each 1 to 40 characters of `a-z 0-9 . _ : -`, no duplicates.
     #[oai(validator(
@@ -65,6 +72,7 @@ pub struct CreateTaskRequest {
         max_length = 40,
         pattern = "^[a-z0-9._:-]+$"
     ))]
+    #[serde(default, deserialize_with = "crate::http::body::present")]
     pub tags: Option<Vec<String>>,
 }
 
@@ -94,18 +102,24 @@ impl Validate for CreateTaskRequest {
 pub struct UpdateTaskRequest {
     /// New title (1 to 200 characters, one line).
     #[oai(validator(min_length = 1, max_length = 200))]
+    #[serde(default, deserialize_with = "crate::http::body::present")]
     pub title: Option<String>,
     /// New description (up to 10000 characters).
     #[oai(validator(max_length = 10000))]
+    #[serde(default, deserialize_with = "crate::http::body::present")]
     pub description: Option<String>,
     /// New status.
+    #[serde(default, deserialize_with = "crate::http::body::present")]
     pub status: Option<TaskStatus>,
     /// New priority.
+    #[serde(default, deserialize_with = "crate::http::body::present")]
     pub priority: Option<Priority>,
     /// New assignee (a member of the project), or `null` to unassign.
+    #[oai(nullable)]
     #[serde(default)]
     pub assignee_id: MaybeUndefined<Uuid>,
     /// New due time, or `null` to clear it.
+    #[oai(nullable)]
     #[serde(default)]
     pub due_at: MaybeUndefined<DateTime<Utc>>,
     /// New tags, replacing the old ones (same rules as on creation).
@@ -115,6 +129,7 @@ pub struct UpdateTaskRequest {
         max_length = 40,
         pattern = "^[a-z0-9._:-]+$"
     ))]
+    #[serde(default, deserialize_with = "crate::http::body::present")]
     pub tags: Option<Vec<String>>,
 }
 

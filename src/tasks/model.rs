@@ -103,8 +103,10 @@ pub struct Task {
     /// Priority.
     pub priority: Priority,
     /// The member it is assigned to, if any.
+    #[oai(nullable)]
     pub assignee_id: Option<Uuid>,
     /// When it is due, if ever.
+    #[oai(nullable)]
     pub due_at: Option<DateTime<Utc>>,
     /// Tags (up to 20, each 1 to 40 characters of `a-z 0-9 . _ : -`), sorted.
     pub tags: Vec<String>,

@@ -42,16 +42,20 @@ crate::page_type!(
 pub struct UpdateMeRequest {
     /// New display name (1 to 100 characters).
     #[oai(validator(min_length = 1, max_length = 100))]
+    #[serde(default, deserialize_with = "crate::http::body::present")]
     pub display_name: Option<String>,
     /// New email address; needs `current_password`.
     #[oai(validator(max_length = 254))]
+    #[serde(default, deserialize_with = "crate::http::body::present")]
     pub email: Option<String>,
     /// The current password; required with `email` or `new_password`.
     #[oai(validator(max_length = 128))]
+    #[serde(default, deserialize_with = "crate::http::body::present")]
     pub current_password: Option<String>,
     /// New password (12 to 128 characters); needs `current_password`. Ends every session,
     /// this one included: log in again with the new password.
     #[oai(validator(min_length = 12, max_length = 128))]
+    #[serde(default, deserialize_with = "crate::http::body::present")]
     pub new_password: Option<String>,
 }
 
@@ -80,8 +84,10 @@ impl Validate for UpdateMeRequest {
 #[serde(deny_unknown_fields)]
 pub struct AdminUpdateUserRequest {
     /// New role.
+    #[serde(default, deserialize_with = "crate::http::body::present")]
     pub role: Option<Role>,
     /// `true` disables the account and ends its sessions; `false` enables it again.
+    #[serde(default, deserialize_with = "crate::http::body::present")]
     pub disabled: Option<bool>,
 }
 

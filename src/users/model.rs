@@ -85,12 +85,14 @@ pub fn parse_email(field: &str, raw: &str) -> Result<String, crate::error::Field
     let Some((local, domain)) = email.split_once('@') else {
         return fail("must be an email address such as ada@example.com");
     };
+    // ASCII labels (internationalised domains arrive as punycode), at least two, none empty.
     let domain_ok = domain.contains('.')
-        && !domain.starts_with('.')
-        && !domain.ends_with('.')
-        && domain
-            .chars()
-            .all(|c| c.is_alphanumeric() || matches!(c, '.' | '-'));
+        && domain.split('.').all(|label| {
+            !label.is_empty()
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        });
     if local.is_empty() || !domain_ok || email.chars().any(|c| c.is_whitespace() || c.is_control())
     {
         return fail("must be an email address such as ada@example.com");
