@@ -18,6 +18,7 @@ use tracing_opentelemetry::OpenTelemetrySpanExt;
 use crate::app::AppState;
 use crate::http::request_id;
 use crate::telemetry::context::{self, RequestContext};
+use crate::telemetry::metrics::known_method;
 use crate::telemetry::routes::RouteTable;
 use crate::telemetry::{sentry_glue, traces};
 
@@ -95,20 +96,21 @@ impl<E: Endpoint> Endpoint for ObserveEndpoint<E> {
         let span = if !exporting {
             tracing::Span::none()
         } else {
+            let method = known_method(&method);
             tracing::info_span!(
-            target: "tasklight::http",
-            "HTTP request",
-            otel.name = format!("{method} {route}"),
-            otel.kind = "server",
-            otel.status_code = Empty,
-            http.request.method = %method,
-            http.route = route,
-            http.response.status_code = Empty,
-            url.scheme = "http",
-            client.address = %client,
-            user_agent.original = %user_agent,
-            request.id = %request_id,
-            error.type = Empty,
+                target: "tasklight::http",
+                "HTTP request",
+                otel.name = format!("{method} {route}"),
+                otel.kind = "server",
+                otel.status_code = Empty,
+                http.request.method = method,
+                http.route = route,
+                http.response.status_code = Empty,
+                url.scheme = "http",
+                client.address = %client,
+                user_agent.original = %user_agent,
+                request.id = %request_id,
+                error.type = Empty,
             )
         };
         let parent = traces::extract_parent(req.headers());
@@ -187,7 +189,7 @@ impl<E: Endpoint> Endpoint for ObserveEndpoint<E> {
         if let (Some(hub), true) = (&sentry_hub, status >= 500)
             && response.data::<Panicked>().is_none()
         {
-            sentry_glue::capture_server_error(hub, &method, route, status);
+            sentry_glue::capture_server_error(hub, known_method(&method), route, status);
         }
         let headers = response.headers_mut();
         if let Ok(value) = HeaderValue::from_str(&request_id) {

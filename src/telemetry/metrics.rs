@@ -28,6 +28,15 @@ const METHODS: [&str; 9] = [
     "GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "TRACE", "CONNECT",
 ];
 
+/// The method as a label or span name: a standard method, or `_OTHER` (the client chose it).
+pub fn known_method(method: &str) -> &'static str {
+    METHODS
+        .iter()
+        .copied()
+        .find(|m| *m == method)
+        .unwrap_or("_OTHER")
+}
+
 static META: Metadata<'static> = Metadata::new(module_path!(), metrics::Level::INFO, None);
 
 /// Query durations by operation.
@@ -189,11 +198,7 @@ impl Metrics {
 
     /// Records one served request.
     pub fn record_request(&self, method: &str, route: &'static str, status: u16, seconds: f64) {
-        let method = METHODS
-            .iter()
-            .copied()
-            .find(|m| *m == method)
-            .unwrap_or("_OTHER");
+        let method = known_method(method);
         let cache_key = (method, route, status);
         if let Some(h) = self
             .http
@@ -308,4 +313,32 @@ fn describe(recorder: &PrometheusRecorder) {
         "process_cpu_seconds_total",
         "User and system CPU time spent, in seconds.",
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn methods_the_client_invents_become_other() {
+        assert_eq!(known_method("GET"), "GET");
+        assert_eq!(known_method("PATCH"), "PATCH");
+        assert_eq!(known_method("FOOBAR"), "_OTHER");
+        assert_eq!(known_method("get"), "_OTHER");
+    }
+
+    #[test]
+    fn request_histograms_are_labelled_by_template_and_created_once() {
+        let metrics = Metrics::new("unit");
+        for _ in 0..3 {
+            metrics.record_request("GET", "/api/v1/tasks/{task_id}", 200, 0.01);
+        }
+        metrics.record_request("BREW", "unmatched", 405, 0.001);
+        assert_eq!(metrics.http.read().unwrap().len(), 2);
+        let text = metrics.handle.render();
+        assert!(text.contains(
+            "http_server_request_duration_seconds_count{method=\"GET\",route=\"/api/v1/tasks/{task_id}\",status_code=\"200\"} 3"
+        ));
+        assert!(text.contains("method=\"_OTHER\",route=\"unmatched\",status_code=\"405\""));
+    }
 }

@@ -74,7 +74,7 @@ pub async fn update_me(
     }
     user.updated_at = crate::db::now();
     let mut tx = state.db.begin().await?;
-    tx.update_user(&user).await.map_err(email_taken)?;
+    tx.update_profile(&user).await.map_err(email_taken)?;
     if password_changed {
         tx.revoke_user_sessions(user.id, "password change", user.updated_at)
             .await?;
@@ -178,7 +178,7 @@ pub async fn admin_update(
         return Ok(user.into());
     }
     user.updated_at = now;
-    tx.update_user(&user).await?;
+    tx.update_status(&user).await?;
     for (action, summary) in changes {
         let change = Change {
             action,
@@ -214,7 +214,7 @@ pub async fn create_or_promote_admin(
             user.role = Role::Admin.as_str().to_owned();
             user.disabled = false;
             user.updated_at = crate::db::now();
-            tx.update_user(&user).await?;
+            tx.update_status(&user).await?;
             (user.id, format!("promoted {email} to administrator"))
         }
         None => {

@@ -47,8 +47,11 @@ pub trait UserStore {
     async fn user_by_id(&mut self, id: Uuid) -> StoreResult<Option<UserRecord>>;
     /// A user by (lower-case) email.
     async fn user_by_email(&mut self, email: &str) -> StoreResult<Option<UserRecord>>;
-    /// Writes every mutable field of `user`.
-    async fn update_user(&mut self, user: &UserRecord) -> StoreResult<()>;
+    /// Writes the profile fields of `user` (email, display name, password hash). Role and status
+    /// are left alone, so a profile change cannot undo an administrator's concurrent change.
+    async fn update_profile(&mut self, user: &UserRecord) -> StoreResult<()>;
+    /// Writes the role and disabled status of `user` (administrators, `create-admin`).
+    async fn update_status(&mut self, user: &UserRecord) -> StoreResult<()>;
     /// Users in creation order after `after`, at most `limit`.
     async fn list_users(
         &mut self,
@@ -99,20 +102,29 @@ crate::for_each_backend! {
             Ok(sqlx::query_as(SQL).bind(email).fetch_optional(self.db()).await?)
         }
 
-        async fn update_user(&mut self, user: &UserRecord) -> StoreResult<()> {
+        async fn update_profile(&mut self, user: &UserRecord) -> StoreResult<()> {
             sqlx::query(
-                "UPDATE users SET email = $2, display_name = $3, password_hash = $4, role = $5, \
-                 disabled = $6, updated_at = $7 WHERE id = $1",
+                "UPDATE users SET email = $2, display_name = $3, password_hash = $4, updated_at = $5 \
+                 WHERE id = $1",
             )
             .bind(user.id)
             .bind(&user.email)
             .bind(&user.display_name)
             .bind(&user.password_hash)
-            .bind(&user.role)
-            .bind(user.disabled)
             .bind(user.updated_at)
             .execute(self.db())
             .await?;
+            Ok(())
+        }
+
+        async fn update_status(&mut self, user: &UserRecord) -> StoreResult<()> {
+            sqlx::query("UPDATE users SET role = $2, disabled = $3, updated_at = $4 WHERE id = $1")
+                .bind(user.id)
+                .bind(&user.role)
+                .bind(user.disabled)
+                .bind(user.updated_at)
+                .execute(self.db())
+                .await?;
             Ok(())
         }
 

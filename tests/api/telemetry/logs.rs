@@ -197,6 +197,18 @@ async fn no_password_token_or_token_hash_reaches_the_logs_or_spans() {
     let spans = receiver
         .wait_until(|s| s.span.name == "GET /api/v1/users/me")
         .await;
+    // Every request's lines must be in the log before it is searched: the last one's too.
+    assert!(
+        wait_for(std::time::Duration::from_secs(5), || async {
+            app.json_log().iter().any(|l| {
+                l["target"] == "tasklight::access"
+                    && l["route"] == "/api/v1/auth/login"
+                    && l["status"] == 400
+            })
+        })
+        .await,
+        "the last request's access line never reached the log"
+    );
     let hashes = [&refresh, &new_refresh].map(|t| hex::encode(Sha256::digest(t.as_bytes())));
     let secrets = [
         password.to_owned(),

@@ -165,10 +165,43 @@ async fn an_unreachable_collector_neither_slows_requests_nor_floods_the_log() {
         "span drops were not counted:\n{}",
         app.metrics().await
     );
-    let warnings = app
-        .log()
-        .iter()
-        .filter(|l| l.contains("span export is failing"))
-        .count();
-    assert_eq!(warnings, 1, "the failure is logged once, not per span");
+    let warnings = || {
+        app.log()
+            .iter()
+            .filter(|l| l.contains("span export is failing"))
+            .count()
+    };
+    assert!(
+        wait_for(Duration::from_secs(5), || async { warnings() >= 1 }).await,
+        "the failing export was never logged"
+    );
+    // A second round of failed exports must not log again.
+    let dropped_so_far = sample(
+        &app.metrics().await,
+        "tasklight_telemetry_dropped_total{signal=\"spans\"}",
+    )
+    .unwrap_or(0.0);
+    for _ in 0..30 {
+        let r = app
+            .client
+            .get(format!("{}/health/live", app.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+    }
+    let dropped_again = wait_for(Duration::from_secs(20), || async {
+        sample(
+            &app.metrics().await,
+            "tasklight_telemetry_dropped_total{signal=\"spans\"}",
+        )
+        .unwrap_or(0.0)
+            >= dropped_so_far + 30.0
+    })
+    .await;
+    assert!(dropped_again, "the second round of drops was not counted");
+    // Lines reach stdout within the sink's 20 ms tick; give them ten ticks.
+    let logged_again = wait_for(Duration::from_millis(200), || async { warnings() > 1 }).await;
+    assert!(!logged_again, "the failure is logged once, not per export");
+    assert_eq!(warnings(), 1);
 }
