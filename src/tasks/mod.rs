@@ -3,5 +3,6 @@
 
 pub mod api;
 pub mod model;
+pub mod requests;
 pub mod service;
 pub mod store;

@@ -1,0 +1,107 @@
+//! Configuration parsing: defaults, and one line naming the variable for each bad value.
+
+use super::parse::default_instance_id;
+use super::*;
+
+fn config(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+    let map = pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    Config::from_map(&map)
+}
+
+#[test]
+fn defaults_select_embedded_sqlite_on_port_8080() {
+    let config = config(&[]).unwrap();
+    assert_eq!(config.listen.to_string(), "0.0.0.0:8080");
+    assert_eq!(config.admin_listen.to_string(), "127.0.0.1:9090");
+    assert_eq!(
+        config.database_url,
+        DatabaseUrl::Sqlite(DEFAULT_DATABASE_URL.into())
+    );
+    assert_eq!(config.data_dir(), Some(PathBuf::from("data")));
+    assert!(matches!(config.jwt_secret, JwtSecret::KeptInDataDir));
+}
+
+#[test]
+fn postgres_without_jwt_secret_names_the_variable() {
+    let err = config(&[("DATABASE_URL", "postgres://localhost/db")]).unwrap_err();
+    assert_eq!(err.variable, "JWT_SECRET");
+}
+
+#[test]
+fn short_jwt_secret_is_rejected() {
+    let err = config(&[("JWT_SECRET", "short")]).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "JWT_SECRET: must be at least 32 bytes, got 5"
+    );
+}
+
+#[test]
+fn bad_values_name_their_variable() {
+    for (name, value) in [
+        ("TASKLIGHT_LISTEN", "nowhere"),
+        ("DATABASE_URL", "mysql://x"),
+        ("REDIS_URL", "http://x"),
+        ("INSTANCE_ID", "has space"),
+        ("LOG_FORMAT", "xml"),
+        ("TASKLIGHT_DB_MAX_CONNECTIONS", "0"),
+        ("TASKLIGHT_DB_ACQUIRE_TIMEOUT_MS", "soon"),
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", "localhost"),
+        ("OTEL_RESOURCE_ATTRIBUTES", "novalue"),
+        ("SENTRY_DSN", "not a dsn"),
+        ("SENTRY_SEND_DEFAULT_PII", "maybe"),
+    ] {
+        let err = config(&[(name, value)]).unwrap_err();
+        assert_eq!(err.variable, name, "{value}");
+    }
+}
+
+#[test]
+fn samplers_follow_the_opentelemetry_names() {
+    let with = |sampler: &str, arg: &str| {
+        config(&[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://localhost:4317"),
+            ("OTEL_TRACES_SAMPLER", sampler),
+            ("OTEL_TRACES_SAMPLER_ARG", arg),
+        ])
+    };
+    let sampling = |c: Config| c.traces.unwrap().sampling;
+    assert_eq!(
+        sampling(with("parentbased_traceidratio", "0.25").unwrap()),
+        Sampling::ParentBasedRatio(0.25)
+    );
+    assert_eq!(
+        sampling(with("always_off", "").unwrap()),
+        Sampling::AlwaysOff
+    );
+    assert_eq!(
+        with("traceidratio", "2").unwrap_err().variable,
+        "OTEL_TRACES_SAMPLER_ARG"
+    );
+    assert_eq!(
+        with("sometimes", "").unwrap_err().variable,
+        "OTEL_TRACES_SAMPLER"
+    );
+}
+
+#[test]
+fn environment_comes_from_resource_attributes_first() {
+    let c = config(&[
+        (
+            "OTEL_RESOURCE_ATTRIBUTES",
+            "team=core,deployment.environment.name=staging",
+        ),
+        ("SENTRY_ENVIRONMENT", "prod"),
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://localhost:4317"),
+    ])
+    .unwrap();
+    assert_eq!(c.traces.unwrap().environment, "staging");
+}
+
+#[test]
+fn generated_instance_ids_differ() {
+    assert_ne!(default_instance_id(), default_instance_id());
+}
