@@ -32,6 +32,8 @@ pub struct Inner {
     pub tokens: TokenKeys,
     /// This app's metrics.
     pub metrics: Arc<Metrics>,
+    /// The two-level cache.
+    pub cache: Arc<crate::cache::Cache>,
 }
 
 impl std::ops::Deref for AppState {
@@ -50,11 +52,13 @@ impl AppState {
         db.migrate().await.context("applying migrations")?;
         let secret = jwt_secret(&config)?;
         let tokens = TokenKeys::new(&secret, config.access_token_ttl);
+        let cache = crate::cache::Cache::new(&config, metrics.clone()).await?;
         Ok(Self(Arc::new(Inner {
             config,
             db,
             tokens,
             metrics,
+            cache,
         })))
     }
 }
@@ -138,7 +142,9 @@ pub fn admin_routes(state: AppState) -> impl Endpoint {
             poem::endpoint::make_sync({
                 let state = state.clone();
                 move |_| {
-                    let body = state.metrics.render(state.db.pool_stats());
+                    let body = state
+                        .metrics
+                        .render(state.db.pool_stats(), state.cache.l1_entries());
                     poem::Response::builder()
                         .content_type("text/plain; version=0.0.4; charset=utf-8")
                         .body(body)

@@ -51,6 +51,21 @@ pub enum AppError {
 }
 
 impl AppError {
+    /// A copy, for an error shared by several waiters (a cache load); internal errors keep
+    /// their message and lose their source chain.
+    pub fn duplicate(&self) -> Self {
+        match self {
+            Self::Validation(fields) => Self::Validation(fields.clone()),
+            Self::Unauthorized(m) => Self::Unauthorized(m),
+            Self::Forbidden(m) => Self::Forbidden(m),
+            Self::NotFound(m) => Self::NotFound(m),
+            Self::Conflict(m) => Self::Conflict(m.clone()),
+            Self::PreconditionFailed => Self::PreconditionFailed,
+            Self::Unavailable(m) => Self::Unavailable(m),
+            Self::Internal(e) => Self::Internal(anyhow::anyhow!("{e:#}")),
+        }
+    }
+
     /// A validation error on one field.
     pub fn field(field: impl Into<String>, message: impl Into<String>) -> Self {
         Self::Validation(vec![FieldError::new(field, message)])

@@ -63,7 +63,7 @@ async fn require_project_owner(
     project_id: Uuid,
 ) -> AppResult<()> {
     let mut store = state.db.conn().await?;
-    match crate::projects::service::role_in(&mut *store, project_id, principal).await? {
+    match crate::projects::service::role_of(state, &mut *store, project_id, principal).await? {
         ProjectRole::Owner => Ok(()),
         _ => Err(AppError::Forbidden(
             "only project owners may read its audit log",

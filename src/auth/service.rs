@@ -8,7 +8,9 @@ use uuid::Uuid;
 
 use crate::app::AppState;
 use crate::audit::{self, Change};
+use crate::auth::store::SessionState;
 use crate::auth::{Principal, password, tokens};
+use crate::cache::keys;
 use crate::error::{AppError, AppResult};
 use crate::users::model::{Role, User};
 use crate::users::store::UserRecord;
@@ -117,6 +119,10 @@ pub async fn refresh(state: &AppState, token: &str) -> AppResult<TokenPair> {
         tx.revoke_session(record.session_id, "refresh token reuse", now)
             .await?;
         tx.commit().await?;
+        state
+            .cache
+            .invalidate(&[keys::session(record.session_id)])
+            .await;
         state.metrics.auth.reuse_detected.increment(1);
         tracing::warn!(
             session_id = %record.session_id,
@@ -169,25 +175,61 @@ pub async fn logout(state: &AppState, principal: &Principal) -> AppResult<()> {
     store
         .revoke_session(principal.session_id, "logout", crate::db::now())
         .await?;
+    drop(store);
+    state
+        .cache
+        .invalidate(&[keys::session(principal.session_id)])
+        .await;
     Ok(())
 }
 
-/// Verifies an access token and checks that its user is enabled and its session alive.
+/// A user's role and disabled status, as the bearer check needs it (cached as `user:<id>`).
+#[derive(Clone, serde::Serialize, serde::Deserialize)]
+pub struct UserStatus {
+    /// `user` or `admin`.
+    pub role: String,
+    /// Disabled users are refused.
+    pub disabled: bool,
+}
+
+async fn user_status(state: &AppState, id: Uuid) -> AppResult<Option<UserStatus>> {
+    state
+        .cache
+        .get_or_load("user", keys::user(id), || async {
+            let user = state.db.conn().await?.user_by_id(id).await?;
+            Ok(user.map(|u| UserStatus {
+                role: u.role,
+                disabled: u.disabled,
+            }))
+        })
+        .await
+}
+
+async fn session_state(state: &AppState, id: Uuid) -> AppResult<Option<SessionState>> {
+    state
+        .cache
+        .get_or_load("session", keys::session(id), || async {
+            Ok(state.db.conn().await?.session(id).await?)
+        })
+        .await
+}
+
+/// Verifies an access token and checks that its user is enabled and its session alive. Both
+/// come from the cache; every change to them invalidates it on every instance.
 pub async fn authenticate(state: &AppState, token: &str) -> AppResult<Principal> {
+    const INVALID: &str = "the access token is invalid or expired";
     let claims = state.tokens.verify(token)?;
-    let principal_state = state
-        .db
-        .conn()
+    let session = session_state(state, claims.sid)
         .await?
-        .principal_state(claims.sub, claims.sid)
+        .filter(|s| s.user_id == claims.sub)
+        .ok_or(AppError::Unauthorized(INVALID))?;
+    let user = user_status(state, claims.sub)
         .await?
-        .ok_or(AppError::Unauthorized(
-            "the access token is invalid or expired",
-        ))?;
-    if principal_state.disabled {
+        .ok_or(AppError::Unauthorized(INVALID))?;
+    if user.disabled {
         return Err(AppError::Unauthorized("this account is disabled"));
     }
-    if principal_state.revoked_at.is_some() || principal_state.expires_at <= crate::db::now() {
+    if session.revoked_at.is_some() || session.expires_at <= crate::db::now() {
         return Err(AppError::Unauthorized(
             "the session has ended (logout, password change or revocation); log in again",
         ));
@@ -195,6 +237,6 @@ pub async fn authenticate(state: &AppState, token: &str) -> AppResult<Principal>
     Ok(Principal {
         user_id: claims.sub,
         session_id: claims.sid,
-        role: Role::from_stored(&principal_state.role),
+        role: Role::from_stored(&user.role),
     })
 }

@@ -19,6 +19,17 @@ pub struct PrincipalState {
     pub expires_at: DateTime<Utc>,
 }
 
+/// A login session's state, as the bearer check needs it (cached as `session:<id>`).
+#[derive(Clone, serde::Serialize, serde::Deserialize, sqlx::FromRow)]
+pub struct SessionState {
+    /// Whose session it is.
+    pub user_id: Uuid,
+    /// When it was revoked, if it was.
+    pub revoked_at: Option<DateTime<Utc>>,
+    /// When it ends regardless of refreshes.
+    pub expires_at: DateTime<Utc>,
+}
+
 /// A stored refresh token, looked up by hash.
 #[derive(sqlx::FromRow)]
 pub struct RefreshTokenRecord {
@@ -66,13 +77,15 @@ pub trait AuthStore {
         reason: &str,
         now: DateTime<Utc>,
     ) -> StoreResult<()>;
-    /// Revokes every live session of a user.
+    /// Revokes every live session of a user; returns the sessions it revoked.
     async fn revoke_user_sessions(
         &mut self,
         user_id: Uuid,
         reason: &str,
         now: DateTime<Utc>,
-    ) -> StoreResult<()>;
+    ) -> StoreResult<Vec<Uuid>>;
+    /// A session's state.
+    async fn session(&mut self, id: Uuid) -> StoreResult<Option<SessionState>>;
     /// The user's role and status with the session's state, if both exist and belong together.
     async fn principal_state(
         &mut self,
@@ -153,16 +166,29 @@ crate::for_each_backend! {
             Ok(())
         }
 
-        async fn revoke_user_sessions(&mut self, user_id: Uuid, reason: &str, now: DateTime<Utc>) -> StoreResult<()> {
-            sqlx::query(
-                "UPDATE sessions SET revoked_at = $2, revoked_reason = $3 WHERE user_id = $1 AND revoked_at IS NULL",
+        async fn revoke_user_sessions(
+            &mut self,
+            user_id: Uuid,
+            reason: &str,
+            now: DateTime<Utc>,
+        ) -> StoreResult<Vec<Uuid>> {
+            let revoked: Vec<(Uuid,)> = sqlx::query_as(
+                "UPDATE sessions SET revoked_at = $2, revoked_reason = $3 \
+                 WHERE user_id = $1 AND revoked_at IS NULL RETURNING id",
             )
             .bind(user_id)
             .bind(now)
             .bind(reason)
-            .execute(self.db())
+            .fetch_all(self.db())
             .await?;
-            Ok(())
+            Ok(revoked.into_iter().map(|(id,)| id).collect())
+        }
+
+        async fn session(&mut self, id: Uuid) -> StoreResult<Option<SessionState>> {
+            Ok(sqlx::query_as("SELECT user_id, revoked_at, expires_at FROM sessions WHERE id = $1")
+                .bind(id)
+                .fetch_optional(self.db())
+                .await?)
         }
 
         async fn principal_state(&mut self, user_id: Uuid, session_id: Uuid) -> StoreResult<Option<PrincipalState>> {

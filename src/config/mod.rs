@@ -122,6 +122,15 @@ pub struct Config {
     pub db_busy_timeout: Duration,
     /// Shared cache, rate limits and revocation (`REDIS_URL`); unset means in-process only.
     pub redis_url: Option<String>,
+    /// Prefix of every Redis key and channel (`TASKLIGHT_REDIS_KEY_PREFIX`, default `tasklight`);
+    /// instances of one cluster share it.
+    pub redis_key_prefix: String,
+    /// Entries the in-process cache holds at most (`TASKLIGHT_CACHE_L1_CAPACITY`).
+    pub cache_l1_capacity: u64,
+    /// In-process cache lifetime, which bounds staleness (`TASKLIGHT_CACHE_L1_TTL_MS`).
+    pub cache_l1_ttl: Duration,
+    /// Redis cache lifetime (`TASKLIGHT_CACHE_L2_TTL_SECS`).
+    pub cache_l2_ttl: Duration,
     /// This instance's name in logs, spans and metrics (`INSTANCE_ID`).
     pub instance_id: String,
     /// HMAC key for access tokens (`JWT_SECRET`).
@@ -246,6 +255,27 @@ impl Config {
                 5_000,
             )?,
             redis_url: get("REDIS_URL").map(parse_redis_url).transpose()?,
+            redis_key_prefix: match get("TASKLIGHT_REDIS_KEY_PREFIX") {
+                Some(prefix) => parse_key_prefix(prefix)?,
+                None => "tasklight".to_owned(),
+            },
+            cache_l1_capacity: bounded(
+                "TASKLIGHT_CACHE_L1_CAPACITY",
+                get("TASKLIGHT_CACHE_L1_CAPACITY"),
+                100_000,
+                1..=100_000_000,
+            )?,
+            cache_l1_ttl: millis(
+                "TASKLIGHT_CACHE_L1_TTL_MS",
+                get("TASKLIGHT_CACHE_L1_TTL_MS"),
+                5_000,
+            )?,
+            cache_l2_ttl: Duration::from_secs(bounded(
+                "TASKLIGHT_CACHE_L2_TTL_SECS",
+                get("TASKLIGHT_CACHE_L2_TTL_SECS"),
+                300,
+                1..=86_400,
+            )?),
             instance_id: match get("INSTANCE_ID") {
                 Some(id) => parse_instance_id(id)?,
                 None => default_instance_id(),
@@ -307,5 +337,6 @@ mod tests;
 pub use parse::sqlite_path;
 use parse::{
     bounded, default_instance_id, environment, millis, parse_database_url, parse_endpoint,
-    parse_instance_id, parse_or, parse_redis_url, parse_sampling, parse_sentry_dsn,
+    parse_instance_id, parse_key_prefix, parse_or, parse_redis_url, parse_sampling,
+    parse_sentry_dsn,
 };

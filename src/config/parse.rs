@@ -135,6 +135,21 @@ pub(super) fn parse_redis_url(url: String) -> Result<String, ConfigError> {
     }
 }
 
+pub(super) fn parse_key_prefix(prefix: String) -> Result<String, ConfigError> {
+    let valid = (1..=64).contains(&prefix.len())
+        && prefix
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b':'));
+    if valid {
+        Ok(prefix)
+    } else {
+        Err(ConfigError {
+            variable: "TASKLIGHT_REDIS_KEY_PREFIX",
+            problem: "must be 1 to 64 characters from [A-Za-z0-9._:-]".into(),
+        })
+    }
+}
+
 pub(super) fn parse_instance_id(id: String) -> Result<String, ConfigError> {
     let valid = id.len() <= 64
         && id

@@ -7,6 +7,7 @@ use uuid::Uuid;
 use crate::app::AppState;
 use crate::audit::{self, Change};
 use crate::auth::Principal;
+use crate::cache::keys;
 use crate::db::Store;
 use crate::error::{AppError, AppResult};
 use crate::http::pagination::Paging;
@@ -23,6 +24,26 @@ pub async fn role_in(
         .member_role(project_id, principal.user_id)
         .await?
         .map(|role| ProjectRole::from_stored(&role))
+        .ok_or(AppError::NotFound("project"))
+}
+
+/// The caller's role in a project from the cache (`member:<project>:<user>`), or 404 when they
+/// are not a member. Membership changes invalidate it on every instance.
+/// A miss is loaded through `store`, so a transaction never waits for a second connection.
+pub async fn role_of(
+    state: &AppState,
+    store: &mut dyn Store,
+    project_id: Uuid,
+    principal: &Principal,
+) -> AppResult<ProjectRole> {
+    let user_id = principal.user_id;
+    let role: Option<String> = state
+        .cache
+        .get_or_load("member", keys::member(project_id, user_id), || async {
+            Ok(store.member_role(project_id, user_id).await?)
+        })
+        .await?;
+    role.map(|r| ProjectRole::from_stored(&r))
         .ok_or(AppError::NotFound("project"))
 }
 
@@ -182,6 +203,7 @@ pub async fn delete(state: &AppState, principal: &Principal, id: Uuid) -> AppRes
     let mut tx = state.db.begin().await?;
     let project = lock_owned(&mut *tx, id, principal).await?;
     let tasks_deleted = tx.count_tasks(id).await?;
+    let members = tx.member_ids(id).await?;
     tx.delete_project(id).await?;
     let change = Change {
         action: "project.deleted",
@@ -198,6 +220,8 @@ pub async fn delete(state: &AppState, principal: &Principal, id: Uuid) -> AppRes
     )
     .await?;
     tx.commit().await?;
+    let stale: Vec<String> = members.into_iter().map(|m| keys::member(id, m)).collect();
+    state.cache.invalidate(&stale).await;
     Ok(())
 }
 
@@ -210,7 +234,7 @@ pub async fn members(
     limit: u32,
 ) -> AppResult<(Vec<Member>, Option<String>)> {
     let mut store = state.db.conn().await?;
-    role_in(&mut *store, project_id, principal).await?;
+    role_of(state, &mut *store, project_id, principal).await?;
     let paging = Paging::<Uuid>::new(&["members", &project_id.to_string()], cursor, limit)?;
     let mut rows = store
         .members(project_id, paging.after, paging.fetch())
@@ -273,6 +297,10 @@ pub async fn put_member(
         .await?
         .ok_or(AppError::NotFound("member"))?;
     tx.commit().await?;
+    state
+        .cache
+        .invalidate(&[keys::member(project_id, user_id)])
+        .await;
     Ok(member.into())
 }
 
@@ -313,6 +341,10 @@ pub async fn remove_member(
     )
     .await?;
     tx.commit().await?;
+    state
+        .cache
+        .invalidate(&[keys::member(project_id, user_id)])
+        .await;
     Ok(())
 }
 

@@ -92,6 +92,8 @@ pub trait ProjectStore {
     ) -> StoreResult<()>;
     /// Removes a member.
     async fn delete_member(&mut self, project_id: Uuid, user_id: Uuid) -> StoreResult<()>;
+    /// The user ids of every member (to invalidate their cached roles).
+    async fn member_ids(&mut self, project_id: Uuid) -> StoreResult<Vec<Uuid>>;
     /// How many owners the project has.
     async fn count_owners(&mut self, project_id: Uuid) -> StoreResult<i64>;
     /// One member.
@@ -229,6 +231,15 @@ crate::for_each_backend! {
                 .execute(self.db())
                 .await?;
             Ok(())
+        }
+
+        async fn member_ids(&mut self, project_id: Uuid) -> StoreResult<Vec<Uuid>> {
+            let rows: Vec<(Uuid,)> =
+                sqlx::query_as("SELECT user_id FROM project_members WHERE project_id = $1")
+                    .bind(project_id)
+                    .fetch_all(self.db())
+                    .await?;
+            Ok(rows.into_iter().map(|(id,)| id).collect())
         }
 
         async fn count_owners(&mut self, project_id: Uuid) -> StoreResult<i64> {

@@ -15,7 +15,7 @@ use crate::error::{AppError, AppResult};
 use crate::http::etag;
 use crate::http::pagination::Paging;
 use crate::projects::model::ProjectRole;
-use crate::projects::service::role_in;
+use crate::projects::service::role_of;
 use crate::tasks::model::{Priority, Task, TaskStatus};
 use crate::tasks::store::{SortColumn, SortKey, TaskFilter, TaskQuery, TaskRecord};
 
@@ -57,11 +57,12 @@ pub struct TaskChanges {
 }
 
 async fn require_writer(
+    state: &AppState,
     store: &mut dyn Store,
     project_id: Uuid,
     principal: &Principal,
 ) -> AppResult<()> {
-    if role_in(store, project_id, principal)
+    if role_of(state, store, project_id, principal)
         .await?
         .can_write_tasks()
     {
@@ -89,7 +90,7 @@ pub async fn create(
     new: NewTask,
 ) -> AppResult<Task> {
     let mut tx = state.db.begin().await?;
-    require_writer(&mut *tx, project_id, principal).await?;
+    require_writer(state, &mut *tx, project_id, principal).await?;
     if let Some(assignee) = new.assignee_id {
         check_assignee(&mut *tx, project_id, assignee).await?;
     }
@@ -136,6 +137,7 @@ pub async fn create(
 
 /// Loads a task the caller may see, with its tags, and the caller's role.
 async fn visible(
+    state: &AppState,
     store: &mut dyn Store,
     principal: &Principal,
     id: Uuid,
@@ -145,7 +147,7 @@ async fn visible(
         .task_by_id(id, lock)
         .await?
         .ok_or(AppError::NotFound("task"))?;
-    let role = role_in(store, task.project_id, principal)
+    let role = role_of(state, store, task.project_id, principal)
         .await
         .map_err(|_| AppError::NotFound("task"))?;
     Ok((task, role))
@@ -163,7 +165,7 @@ async fn tags(store: &mut dyn Store, id: Uuid) -> AppResult<Vec<String>> {
 /// A task the caller may see.
 pub async fn get(state: &AppState, principal: &Principal, id: Uuid) -> AppResult<Task> {
     let mut store = state.db.conn().await?;
-    let (task, _) = visible(&mut *store, principal, id, false).await?;
+    let (task, _) = visible(state, &mut *store, principal, id, false).await?;
     let tags = tags(&mut *store, id).await?;
     Ok(Task::new(task, tags))
 }
@@ -188,7 +190,7 @@ pub async fn update(
     changes: TaskChanges,
 ) -> AppResult<Task> {
     let mut tx = state.db.begin().await?;
-    let (mut task, role) = visible(&mut *tx, principal, id, true).await?;
+    let (mut task, role) = visible(state, &mut *tx, principal, id, true).await?;
     if !role.can_write_tasks() {
         return Err(AppError::Forbidden("viewers cannot change tasks"));
     }
@@ -278,7 +280,7 @@ pub async fn delete(
     if_match: Option<&str>,
 ) -> AppResult<()> {
     let mut tx = state.db.begin().await?;
-    let (task, role) = visible(&mut *tx, principal, id, true).await?;
+    let (task, role) = visible(state, &mut *tx, principal, id, true).await?;
     if !role.can_write_tasks() {
         return Err(AppError::Forbidden("viewers cannot change tasks"));
     }
@@ -326,7 +328,7 @@ pub async fn list(
     request: ListRequest<'_>,
 ) -> AppResult<(Vec<Task>, Option<String>)> {
     let mut store = state.db.conn().await?;
-    role_in(&mut *store, project_id, principal).await?;
+    role_of(state, &mut *store, project_id, principal).await?;
     let filter_json = serde_json::to_string(&request.filter).unwrap_or_default();
     let mut paging = Paging::<SortKey>::new(
         &[

@@ -95,6 +95,10 @@ pub struct Metrics {
     recorder: PrometheusRecorder,
     handle: PrometheusHandle,
     http: RwLock<HashMap<(&'static str, &'static str, u16), Histogram>>,
+    cache: RwLock<HashMap<(&'static str, &'static str, &'static str), Counter>>,
+    cache_invalidations_sent: Counter,
+    cache_invalidations_received: Counter,
+    cache_l1_entries: Gauge,
     /// Requests being served now.
     pub active_requests: Gauge,
     /// Query durations.
@@ -179,12 +183,21 @@ impl Metrics {
             start_time: gauge("process_start_time_seconds", &[]),
         };
         let active_requests = gauge("http_server_active_requests", &[]);
+        let cache_invalidations_sent =
+            counter("cache_invalidations_total", &[("direction", "sent")]);
+        let cache_invalidations_received =
+            counter("cache_invalidations_total", &[("direction", "received")]);
+        let cache_l1_entries = gauge("cache_l1_entries", &[]);
         let dropped_logs = counter("tasklight_telemetry_dropped_total", &[("signal", "logs")]);
         let dropped_spans = counter("tasklight_telemetry_dropped_total", &[("signal", "spans")]);
         Self {
             recorder,
             handle,
             http: RwLock::new(HashMap::new()),
+            cache: RwLock::new(HashMap::new()),
+            cache_invalidations_sent,
+            cache_invalidations_received,
+            cache_l1_entries,
             active_requests,
             db,
             auth,
@@ -224,8 +237,43 @@ impl Metrics {
         }
     }
 
+    /// Counts one cache lookup at one layer (`l1`, `l2`) with its result (`hit`, `miss`,
+    /// `error`).
+    pub fn cache_request(&self, cache: &'static str, layer: &'static str, result: &'static str) {
+        let cache_key = (cache, layer, result);
+        if let Some(c) = self
+            .cache
+            .read()
+            .ok()
+            .and_then(|m| m.get(&cache_key).cloned())
+        {
+            c.increment(1);
+            return;
+        }
+        let counter = self.recorder.register_counter(
+            &key(
+                "cache_requests_total",
+                &[("cache", cache), ("layer", layer), ("result", result)],
+            ),
+            &META,
+        );
+        counter.increment(1);
+        if let Ok(mut map) = self.cache.write() {
+            map.insert(cache_key, counter);
+        }
+    }
+
+    /// Counts cache invalidations `sent` to or `received` from other instances.
+    pub fn cache_invalidations(&self, direction: &str, count: u64) {
+        match direction {
+            "sent" => self.cache_invalidations_sent.increment(count),
+            _ => self.cache_invalidations_received.increment(count),
+        }
+    }
+
     /// Renders the Prometheus text, after refreshing scrape-time values.
-    pub fn render(&self, pool: crate::db::PoolStats) -> String {
+    pub fn render(&self, pool: crate::db::PoolStats, cache_entries: u64) -> String {
+        self.cache_l1_entries.set(cache_entries as f64);
         self.pool.used.set(f64::from(pool.size - pool.idle));
         self.pool.idle.set(f64::from(pool.idle));
         self.pool.max.set(f64::from(pool.max));
@@ -312,6 +360,18 @@ fn describe(recorder: &PrometheusRecorder) {
     g(
         "process_cpu_seconds_total",
         "User and system CPU time spent, in seconds.",
+    );
+    g(
+        "cache_l1_entries",
+        "Entries in this instance's in-process cache.",
+    );
+    c(
+        "cache_requests_total",
+        "Cache lookups by cache, layer and result.",
+    );
+    c(
+        "cache_invalidations_total",
+        "Cache invalidations sent to and received from other instances.",
     );
 }
 

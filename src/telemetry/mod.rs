@@ -11,6 +11,7 @@ pub mod process;
 pub mod routes;
 pub mod sentry_glue;
 pub mod sink;
+pub mod span;
 pub mod traces;
 
 use std::sync::atomic::AtomicU64;

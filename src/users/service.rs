@@ -7,6 +7,7 @@ use uuid::Uuid;
 use crate::app::AppState;
 use crate::audit::{self, Change};
 use crate::auth::{Principal, password, service::email_taken};
+use crate::cache::keys;
 use crate::error::{AppError, AppResult};
 use crate::http::pagination::Paging;
 use crate::users::model::{Role, User, parse_email};
@@ -75,9 +76,12 @@ pub async fn update_me(
     user.updated_at = crate::db::now();
     let mut tx = state.db.begin().await?;
     tx.update_profile(&user).await.map_err(email_taken)?;
+    let mut stale = Vec::new();
     if password_changed {
-        tx.revoke_user_sessions(user.id, "password change", user.updated_at)
+        let revoked = tx
+            .revoke_user_sessions(user.id, "password change", user.updated_at)
             .await?;
+        stale.extend(revoked.into_iter().map(keys::session));
     }
     let change = Change {
         action: "user.updated",
@@ -94,6 +98,7 @@ pub async fn update_me(
     )
     .await?;
     tx.commit().await?;
+    state.cache.invalidate(&stale).await;
     Ok(user.into())
 }
 
@@ -157,6 +162,7 @@ pub async fn admin_update(
         .ok_or(AppError::NotFound("user"))?;
     let now = crate::db::now();
     let mut changes = Vec::new();
+    let mut stale = vec![keys::user(user_id)];
     if let Some(role) = role.filter(|r| r.as_str() != user.role) {
         user.role = role.as_str().to_owned();
         changes.push(("user.role_changed", json!({ "role": role.as_str() })));
@@ -170,8 +176,10 @@ pub async fn admin_update(
         };
         changes.push((action, json!({ "disabled": disabled })));
         if disabled {
-            tx.revoke_user_sessions(user.id, "disabled by an administrator", now)
+            let revoked = tx
+                .revoke_user_sessions(user.id, "disabled by an administrator", now)
                 .await?;
+            stale.extend(revoked.into_iter().map(keys::session));
         }
     }
     if changes.is_empty() {
@@ -196,6 +204,7 @@ pub async fn admin_update(
         .await?;
     }
     tx.commit().await?;
+    state.cache.invalidate(&stale).await;
     Ok(user.into())
 }
 
@@ -254,5 +263,6 @@ pub async fn create_or_promote_admin(
     };
     audit::record(&mut *tx, &state.config.instance_id, None, change).await?;
     tx.commit().await?;
+    state.cache.invalidate(&[keys::user(user_id)]).await;
     Ok(message)
 }

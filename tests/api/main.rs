@@ -7,6 +7,7 @@ mod audit_admin;
 mod auth;
 mod authz;
 mod body_limits;
+mod cluster;
 mod concurrency;
 mod errors;
 mod etag;
