@@ -68,22 +68,33 @@ impl Cache {
         T: Clone + Serialize + DeserializeOwned + Send + Sync + 'static,
         Fut: Future<Output = AppResult<T>>,
     {
-        let lookup = span::child(
-            format!("cache.get {cache}"),
-            opentelemetry::trace::SpanKind::Internal,
-            vec![opentelemetry::KeyValue::new("cache.name", cache)],
-        );
-        let mut source = "db";
         let entry = self
             .l1
             .entry_by_ref(&key)
             .or_try_insert_with(async {
+                // Only lookups that leave the process get a span; L1 hits are counted on the
+                // server span (`cache.l1_hits`) and in the metrics.
+                let mut lookup = span::child(
+                    format!("cache.get {cache}"),
+                    opentelemetry::trace::SpanKind::Internal,
+                    vec![opentelemetry::KeyValue::new("cache.name", cache)],
+                );
+                let mut found = |layer: &'static str| {
+                    if let Some(span) = lookup.as_mut() {
+                        use opentelemetry::trace::Span as _;
+                        span.set_attribute(opentelemetry::KeyValue::new("cache.layer", layer));
+                        span.set_attribute(opentelemetry::KeyValue::new(
+                            "cache.hit",
+                            layer == "l2",
+                        ));
+                    }
+                };
                 if let Some(l2) = &self.l2 {
                     match l2.get(&key).await {
                         Ok(Some(bytes)) => {
                             if let Ok(value) = serde_json::from_slice::<T>(&bytes) {
                                 self.metrics.cache_request(cache, "l2", "hit");
-                                source = "l2";
+                                found("l2");
                                 return Ok::<Value, AppError>(Arc::new(value));
                             }
                             self.metrics.cache_request(cache, "l2", "miss");
@@ -92,6 +103,7 @@ impl Cache {
                         Err(_) => self.metrics.cache_request(cache, "l2", "error"),
                     }
                 }
+                found("db");
                 let value = load().await?;
                 if let (Some(l2), Ok(bytes)) = (&self.l2, serde_json::to_vec(&value)) {
                     let _ = l2.set(&key, &bytes).await;
@@ -103,11 +115,11 @@ impl Cache {
         let hit = !entry.is_fresh();
         self.metrics
             .cache_request(cache, "l1", if hit { "hit" } else { "miss" });
-        if let Some(mut span) = lookup {
-            use opentelemetry::trace::Span as _;
-            let layer = if hit { "l1" } else { source };
-            span.set_attribute(opentelemetry::KeyValue::new("cache.hit", layer != "db"));
-            span.set_attribute(opentelemetry::KeyValue::new("cache.layer", layer));
+        if hit {
+            crate::telemetry::context::with(|c| {
+                c.cache_l1_hits
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            });
         }
         entry
             .into_value()

@@ -111,6 +111,7 @@ impl<E: Endpoint> Endpoint for ObserveEndpoint<E> {
                 user_agent.original = %user_agent,
                 request.id = %request_id,
                 error.type = Empty,
+                cache.l1_hits = Empty,
             )
         };
         let parent = traces::extract_parent(req.headers());
@@ -139,6 +140,7 @@ impl<E: Endpoint> Endpoint for ObserveEndpoint<E> {
             otel,
             route,
             user_id: OnceLock::new(),
+            cache_l1_hits: Default::default(),
         });
         state.metrics.active_requests.increment(1.0);
         let inner = context::scope(context.clone(), self.ep.call(req)).instrument(span.clone());
@@ -162,6 +164,12 @@ impl<E: Endpoint> Endpoint for ObserveEndpoint<E> {
         let status = response.status().as_u16();
         let elapsed = started.elapsed();
         span.record("http.response.status_code", status);
+        let l1_hits = context
+            .cache_l1_hits
+            .load(std::sync::atomic::Ordering::Relaxed);
+        if l1_hits > 0 {
+            span.record("cache.l1_hits", l1_hits);
+        }
         if status >= 500 {
             span.record("error.type", status.to_string());
             span.record("otel.status_code", "ERROR");

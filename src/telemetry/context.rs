@@ -20,6 +20,8 @@ pub struct RequestContext {
     pub route: &'static str,
     /// The authenticated user, once the bearer check has run.
     pub user_id: OnceLock<Uuid>,
+    /// Lookups answered by the in-process cache (recorded on the server span).
+    pub cache_l1_hits: std::sync::atomic::AtomicU32,
 }
 
 tokio::task_local! {

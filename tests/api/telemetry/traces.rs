@@ -159,3 +159,49 @@ async fn sigterm_exports_queued_spans_and_exits_zero() {
     assert!(status.success(), "exit status {status:?}");
     assert!(receiver.spans().iter().any(|s| s.trace_id() == trace_id));
 }
+
+#[tokio::test]
+async fn cache_misses_are_child_spans_and_in_process_hits_are_counted_on_the_server_span() {
+    let receiver = Receiver::start().await;
+    let app = Process::start(&[("OTEL_EXPORTER_OTLP_ENDPOINT", &receiver.endpoint)]).await;
+    let (access, _) = app.user("cache@example.com", "correct horse battery").await;
+    let first = "aaaa0000bbbb1111cccc2222dddd3333";
+    let second = "eeee4444ffff5555aaaa6666bbbb7777";
+    for trace_id in [first, second] {
+        let response = app
+            .client
+            .get(format!("{}/api/v1/users/me", app.base))
+            .bearer_auth(&access)
+            .header("traceparent", format!("00-{trace_id}-{PARENT_ID}-01"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+    }
+    let spans = receiver
+        .wait_until(|s| s.trace_id() == second && s.span.kind == SpanKind::Server as i32)
+        .await;
+    let misses: Vec<_> = spans
+        .iter()
+        .filter(|s| s.trace_id() == first && s.span.name.starts_with("cache.get "))
+        .collect();
+    assert_eq!(
+        misses.len(),
+        2,
+        "the user and the session were loaded: {misses:#?}"
+    );
+    for miss in &misses {
+        assert_eq!(miss.attr("cache.layer").as_deref(), Some("db"));
+        assert_eq!(miss.attr("cache.hit").as_deref(), Some("false"));
+    }
+    let repeat = spans
+        .iter()
+        .find(|s| s.trace_id() == second && s.span.kind == SpanKind::Server as i32)
+        .unwrap();
+    assert_eq!(repeat.attr("cache.l1_hits").as_deref(), Some("2"));
+    assert!(
+        !spans
+            .iter()
+            .any(|s| s.trace_id() == second && s.span.name.starts_with("cache.get "))
+    );
+}
