@@ -41,24 +41,21 @@ async fn on_blocking_pool<T: Send + 'static>(
     operation: &'static str,
     job: impl FnOnce() -> T + Send + 'static,
 ) -> anyhow::Result<T> {
-    use tracing::Instrument;
-    let span = tracing::info_span!(
-        target: "tasklight::auth",
-        "password",
-        otel.name = operation,
-        password.algorithm = "argon2id",
+    let _span = crate::telemetry::span::child(
+        operation,
+        opentelemetry::trace::SpanKind::Internal,
+        vec![opentelemetry::KeyValue::new(
+            "password.algorithm",
+            "argon2id",
+        )],
     );
-    async {
-        let _slot = HASHING_SLOTS
-            .acquire()
-            .await
-            .context("password hashing slots closed")?;
-        tokio::task::spawn_blocking(job)
-            .await
-            .context("password hashing task failed")
-    }
-    .instrument(span)
-    .await
+    let _slot = HASHING_SLOTS
+        .acquire()
+        .await
+        .context("password hashing slots closed")?;
+    tokio::task::spawn_blocking(job)
+        .await
+        .context("password hashing task failed")
 }
 
 /// Hashes a password (PHC string with a fresh random salt).

@@ -32,6 +32,8 @@ const QUEUE_CAPACITY: usize = 16_384;
 const BATCH_SIZE: usize = 2048;
 /// Longest wait before a partial batch is exported.
 const BATCH_DELAY: Duration = Duration::from_secs(1);
+/// Exports running at once (encoding the next batch while the last is on the wire).
+const MAX_EXPORTS_IN_FLIGHT: usize = 2;
 /// Longest an export may take before its spans count as dropped.
 const EXPORT_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -133,64 +135,84 @@ impl SpanProcessor for QueueingProcessor {
     }
 }
 
-async fn export_loop(
-    exporter: impl SpanExporter,
+async fn export_loop<E: SpanExporter + 'static>(
+    exporter: E,
     mut spans: mpsc::Receiver<SpanData>,
     mut flushes: mpsc::Receiver<oneshot::Sender<()>>,
 ) {
+    let exporter = std::sync::Arc::new(exporter);
+    let mut in_flight: tokio::task::JoinSet<(u64, Option<String>)> = tokio::task::JoinSet::new();
     let mut batch = Vec::with_capacity(BATCH_SIZE);
     let mut failing = false;
     let mut tick = tokio::time::interval(BATCH_DELAY);
-    loop {
-        let flush = tokio::select! {
-            received = spans.recv() => match received {
-                Some(span) => {
-                    batch.push(span);
-                    if batch.len() < BATCH_SIZE {
-                        continue;
-                    }
-                    None
-                }
-                None => return,
-            },
-            _ = tick.tick() => None,
-            Some(done) = flushes.recv() => {
-                while let Ok(span) = spans.try_recv() {
-                    batch.push(span);
-                }
-                Some(done)
-            }
-        };
-        while !batch.is_empty() {
-            let take = batch.len().min(BATCH_SIZE);
-            let chunk: Vec<SpanData> = batch.drain(..take).collect();
+    let start_export = |in_flight: &mut tokio::task::JoinSet<_>, chunk: Vec<SpanData>| {
+        let exporter = exporter.clone();
+        in_flight.spawn(async move {
             let count = chunk.len() as u64;
-            let outcome = tokio::time::timeout(EXPORT_TIMEOUT, exporter.export(chunk)).await;
-            let error = match outcome {
+            let error = match tokio::time::timeout(EXPORT_TIMEOUT, exporter.export(chunk)).await {
                 Ok(Ok(())) => None,
                 Ok(Err(err)) => Some(err.to_string()),
                 Err(_) => Some("export timed out".to_owned()),
             };
-            match error {
-                Some(error) => {
-                    DROPPED_SPANS.fetch_add(count, Ordering::Relaxed);
-                    if !failing {
-                        tracing::warn!(
-                            error,
-                            "span export is failing; spans are dropped and counted until it recovers"
-                        );
-                        failing = true;
-                    }
+            (count, error)
+        });
+    };
+    loop {
+        let can_send = in_flight.len() < MAX_EXPORTS_IN_FLIGHT;
+        tokio::select! {
+            // Stop taking spans while a full batch waits for a free export: the queue then
+            // fills, and the processor drops and counts.
+            received = spans.recv(), if batch.len() < BATCH_SIZE => match received {
+                Some(span) => batch.push(span),
+                None => return,
+            },
+            _ = tick.tick() => {
+                if can_send && !batch.is_empty() {
+                    start_export(&mut in_flight, std::mem::take(&mut batch));
                 }
-                None if failing => {
-                    tracing::info!("span export recovered");
-                    failing = false;
+            }
+            Some(done) = flushes.recv() => {
+                while let Ok(span) = spans.try_recv() {
+                    batch.push(span);
                 }
-                None => {}
+                while !batch.is_empty() {
+                    let take = batch.len().min(BATCH_SIZE);
+                    start_export(&mut in_flight, batch.drain(..take).collect());
+                }
+                while let Some(result) = in_flight.join_next().await {
+                    failing = record(result, failing);
+                }
+                let _ = done.send(());
+            }
+            Some(result) = in_flight.join_next(), if !in_flight.is_empty() => {
+                failing = record(result, failing);
             }
         }
-        if let Some(done) = flush {
-            let _ = done.send(());
+        if batch.len() >= BATCH_SIZE && in_flight.len() < MAX_EXPORTS_IN_FLIGHT {
+            start_export(&mut in_flight, std::mem::take(&mut batch));
+        }
+    }
+}
+
+/// Counts a failed export's spans as dropped; logs when exports start failing and recover.
+fn record(result: Result<(u64, Option<String>), tokio::task::JoinError>, failing: bool) -> bool {
+    let (count, error) = result.unwrap_or((0, Some("export task failed".to_owned())));
+    match error {
+        Some(error) => {
+            DROPPED_SPANS.fetch_add(count, Ordering::Relaxed);
+            if !failing {
+                tracing::warn!(
+                    error,
+                    "span export is failing; spans are dropped and counted until it recovers"
+                );
+            }
+            true
+        }
+        None => {
+            if failing {
+                tracing::info!("span export recovered");
+            }
+            false
         }
     }
 }
