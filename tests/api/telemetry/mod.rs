@@ -5,6 +5,6 @@
 mod logs;
 mod metrics;
 mod otlp;
-mod process;
+pub mod process;
 mod sentry;
 mod traces;
