@@ -175,5 +175,5 @@ pub mod keys {
     }
 }
 
-/// How long to wait before reconnecting the invalidation subscription.
+/// How long to wait before trying again when subscribing to invalidations fails.
 const RESUBSCRIBE_DELAY: Duration = Duration::from_secs(1);

@@ -11,6 +11,10 @@ use opentelemetry::trace::SpanKind;
 use redis::aio::ConnectionManager;
 
 use super::{Cache, RESUBSCRIBE_DELAY};
+
+/// Pause before subscribing again after a working subscription dropped (no hot loop if it
+/// keeps dropping).
+const DROPPED_RETRY_DELAY: Duration = Duration::from_millis(50);
 use crate::telemetry::span;
 
 /// The shared layer.
@@ -109,7 +113,7 @@ impl RedisLayer {
                     Ok::<_, redis::RedisError>(pubsub)
                 }
                 .await;
-                match subscribed {
+                let delay = match subscribed {
                     Ok(mut pubsub) => {
                         let Some(live) = cache.upgrade() else { return };
                         live.flush_local();
@@ -125,17 +129,22 @@ impl RedisLayer {
                                 live.evict_local(&key).await;
                             }
                         }
+                        // The connection dropped: subscribe again at once (and flush), so the
+                        // window in which messages can be missed stays short.
+                        DROPPED_RETRY_DELAY
                     }
-                    Err(err) if !failing => {
-                        tracing::warn!(error = %err, "cache invalidation subscription lost; L1 entries expire by TTL until it is back");
-                        failing = true;
+                    Err(err) => {
+                        if !failing {
+                            tracing::warn!(error = %err, "cache invalidation subscription lost; L1 entries expire by TTL until it is back");
+                            failing = true;
+                        }
+                        RESUBSCRIBE_DELAY
                     }
-                    Err(_) => {}
-                }
+                };
                 if cache.strong_count() == 0 {
                     return;
                 }
-                tokio::time::sleep(RESUBSCRIBE_DELAY).await;
+                tokio::time::sleep(delay).await;
             }
         });
     }

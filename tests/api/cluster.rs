@@ -31,6 +31,7 @@ struct Cluster {
     a: TestApp,
     b: RunningServer,
     client: reqwest::Client,
+    prefix: String,
 }
 
 impl Cluster {
@@ -63,6 +64,7 @@ impl Cluster {
             a,
             b,
             client: reqwest::Client::new(),
+            prefix,
         }
     }
 
@@ -217,6 +219,74 @@ async fn disabling_a_user_on_a_is_refused_on_b_within_a_second() {
     assert!(
         took < Duration::from_secs(1),
         "B accepted a disabled user for {took:?}"
+    );
+    cluster.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn when_the_invalidation_subscription_drops_b_flushes_its_in_process_cache() {
+    let Some(redis_url) = redis_url() else { return };
+    let cluster = Cluster::start(&redis_url).await;
+    let team = cluster.a.team().await;
+    let task = format!("/tasks/{}", team.task_id);
+    assert_eq!(cluster.get_on_b(&task, &team.member.access).await, 200);
+
+    // The membership disappears without any invalidation message (as if it had been lost):
+    // straight from the database and from Redis, behind the service's back.
+    let (project, member): (uuid::Uuid, uuid::Uuid) = (
+        team.project_id.parse().unwrap(),
+        team.member.id.parse().unwrap(),
+    );
+    match cluster.a.db.is_postgres() {
+        true => {
+            let pool = sqlx::PgPool::connect(cluster.a.db.url()).await.unwrap();
+            sqlx::query("DELETE FROM project_members WHERE project_id = $1 AND user_id = $2")
+                .bind(project)
+                .bind(member)
+                .execute(&pool)
+                .await
+                .unwrap();
+            pool.close().await;
+        }
+        false => {
+            let pool = sqlx::SqlitePool::connect(cluster.a.db.url()).await.unwrap();
+            sqlx::query("DELETE FROM project_members WHERE project_id = $1 AND user_id = $2")
+                .bind(project)
+                .bind(member)
+                .execute(&pool)
+                .await
+                .unwrap();
+            pool.close().await;
+        }
+    }
+    let client = redis::Client::open(redis_url.as_str()).unwrap();
+    let mut redis = client.get_multiplexed_async_connection().await.unwrap();
+    let key = format!("{}:cache:member:{project}:{member}", cluster.prefix);
+    let _: i64 = redis::cmd("DEL")
+        .arg(&key)
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    assert_eq!(
+        cluster.get_on_b(&task, &team.member.access).await,
+        200,
+        "B answers from its in-process cache (TTL one minute)"
+    );
+
+    // The subscription drops; when B is subscribed again it must flush what it may have missed.
+    let _: redis::Value = redis::cmd("CLIENT")
+        .arg("KILL")
+        .arg("TYPE")
+        .arg("pubsub")
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    let took = cluster
+        .time_until_b_answers(&task, &team.member.access, 404)
+        .await;
+    assert!(
+        took < Duration::from_secs(3),
+        "B flushed only after {took:?}"
     );
     cluster.stop().await;
 }
