@@ -1,6 +1,7 @@
 //! Wiring: shared state, the route tree with its middleware, start-up and shutdown.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -15,6 +16,7 @@ use crate::db::Db;
 use crate::http::middleware::{BodyLimit, SecurityHeaders, panic_response};
 use crate::http::observe::Observe;
 use crate::http::problem::render_poem_error;
+use crate::ratelimit::middleware::RateLimit;
 use crate::telemetry::metrics::Metrics;
 use crate::telemetry::routes::RouteTable;
 
@@ -34,6 +36,14 @@ pub struct Inner {
     pub metrics: Arc<Metrics>,
     /// The two-level cache.
     pub cache: Arc<crate::cache::Cache>,
+    /// The shared Redis connection, when `REDIS_URL` is set.
+    pub redis: Option<Arc<crate::redis_client::Redis>>,
+    /// Cluster-wide rate limits.
+    pub rate_limiter: Arc<crate::ratelimit::RateLimiter>,
+    /// Set on SIGTERM: readiness answers 503 and responses close their connections.
+    pub draining: AtomicBool,
+    /// Requests being served now (for the shutdown log).
+    pub in_flight: AtomicUsize,
 }
 
 impl std::ops::Deref for AppState {
@@ -52,14 +62,39 @@ impl AppState {
         db.migrate().await.context("applying migrations")?;
         let secret = jwt_secret(&config)?;
         let tokens = TokenKeys::new(&secret, config.access_token_ttl);
-        let cache = crate::cache::Cache::new(&config, metrics.clone()).await?;
+        let redis = match &config.redis_url {
+            Some(url) => Some(
+                crate::redis_client::Redis::connect(
+                    url,
+                    &config.redis_key_prefix,
+                    config.redis_timeout,
+                )
+                .await?,
+            ),
+            None => None,
+        };
+        let cache = crate::cache::Cache::new(&config, redis.clone(), metrics.clone());
+        let rate_limiter = crate::ratelimit::RateLimiter::new(
+            config.rate_limits.clone(),
+            redis.clone(),
+            metrics.clone(),
+        );
         Ok(Self(Arc::new(Inner {
             config,
             db,
             tokens,
             metrics,
             cache,
+            redis,
+            rate_limiter,
+            draining: AtomicBool::new(false),
+            in_flight: AtomicUsize::new(0),
         })))
+    }
+
+    /// Whether the instance is draining (shutting down).
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::Relaxed)
     }
 }
 
@@ -116,8 +151,8 @@ pub fn routes(state: AppState) -> impl Endpoint {
 }
 
 /// Wraps an endpoint in the middleware stack, outermost first: compression, observation
-/// (request id, trace, metrics, access log, Sentry), state, security headers, problem rendering
-/// of every error, panic recovery, and the body limit.
+/// (request id, client address, trace, metrics, access log, Sentry), state, security headers,
+/// rate limits, problem rendering of every error, panic recovery, and the body limit.
 pub fn with_middleware(
     state: AppState,
     route_table: RouteTable,
@@ -128,6 +163,7 @@ pub fn with_middleware(
         .with(BodyLimit::new(max_body))
         .with(CatchPanic::new().with_handler(panic_response))
         .catch_all_error(|err| async move { render_poem_error(err) })
+        .with(RateLimit::new(state.clone()))
         .with(SecurityHeaders)
         .data(state.clone())
         .with(Observe::new(state, route_table))
@@ -182,7 +218,8 @@ pub struct RunningServer {
 }
 
 impl RunningServer {
-    /// Stops accepting, waits for in-flight requests (up to 10 s), then closes the pool.
+    /// Stops accepting, waits for in-flight requests (up to `TASKLIGHT_SHUTDOWN_TIMEOUT_MS`),
+    /// then stops the admin listener and closes the pool.
     pub async fn stop(mut self) {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
@@ -193,6 +230,49 @@ impl RunningServer {
         }
         let _ = (&mut self.admin_task).await;
         self.state.db.close().await;
+    }
+
+    /// The graceful shutdown, each phase logged: readiness turns 503 at once while the instance
+    /// keeps serving for the drain delay (cut short by `skip_delay`, a second signal), then the
+    /// listener closes and in-flight requests get the shutdown timeout to finish.
+    pub async fn drain_and_stop(self, skip_delay: impl Future<Output = ()>) {
+        let state = self.state.clone();
+        let config = &state.config;
+        state.draining.store(true, Ordering::Relaxed);
+        tracing::info!(
+            phase = "draining",
+            drain_delay_ms = config.drain_delay.as_millis() as u64,
+            in_flight = state.in_flight.load(Ordering::Relaxed),
+            "shutdown: readiness answers 503; still serving during the drain delay (a second signal skips it)"
+        );
+        tokio::select! {
+            () = tokio::time::sleep(config.drain_delay) => {}
+            () = skip_delay => tracing::info!(phase = "draining", "shutdown: second signal; drain delay skipped"),
+        }
+        let started = std::time::Instant::now();
+        tracing::info!(
+            phase = "closing",
+            in_flight = state.in_flight.load(Ordering::Relaxed),
+            shutdown_timeout_ms = config.shutdown_timeout.as_millis() as u64,
+            "shutdown: listener closed; waiting for in-flight requests"
+        );
+        self.stop().await;
+        let left = state.in_flight.load(Ordering::Relaxed);
+        let waited_ms = started.elapsed().as_millis() as u64;
+        if left == 0 {
+            tracing::info!(
+                phase = "closed",
+                waited_ms,
+                "shutdown: every in-flight request finished; database pool closed"
+            );
+        } else {
+            tracing::warn!(
+                phase = "closed",
+                waited_ms,
+                cut_off = left,
+                "shutdown: the timeout cut off requests still running"
+            );
+        }
     }
 }
 
@@ -215,9 +295,15 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
     let addr = socket_addr(&acceptor)?;
     let admin_addr = socket_addr(&admin_acceptor)?;
     let (tx, rx) = oneshot::channel::<()>();
-    let task = tokio::spawn(run(acceptor, routes(state.clone()), rx));
+    let timeout = state.config.shutdown_timeout;
+    let task = tokio::spawn(run(acceptor, routes(state.clone()), rx, timeout));
     let (admin_tx, admin_rx) = oneshot::channel::<()>();
-    let admin_task = tokio::spawn(run(admin_acceptor, admin_routes(state.clone()), admin_rx));
+    let admin_task = tokio::spawn(run(
+        admin_acceptor,
+        admin_routes(state.clone()),
+        admin_rx,
+        Duration::from_secs(1),
+    ));
     Ok(RunningServer {
         addr,
         admin_addr,
@@ -241,6 +327,7 @@ async fn run(
     acceptor: TcpAcceptor,
     endpoint: impl Endpoint + 'static,
     shutdown: oneshot::Receiver<()>,
+    timeout: Duration,
 ) -> std::io::Result<()> {
     Server::new_with_acceptor(acceptor)
         .run_with_graceful_shutdown(
@@ -248,7 +335,7 @@ async fn run(
             async {
                 let _ = shutdown.await;
             },
-            Some(Duration::from_secs(10)),
+            Some(timeout),
         )
         .await
 }
@@ -269,9 +356,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         server.addr.port()
     );
     shutdown_signal().await;
-    tracing::info!("shutdown signal received; finishing in-flight requests");
-    server.stop().await;
-    tracing::info!("stopped");
+    server.drain_and_stop(shutdown_signal()).await;
     Ok(())
 }
 

@@ -80,7 +80,13 @@ pub fn main() -> ExitCode {
         if let Err(err) = &result {
             tracing::error!(error = format!("{err:#}"), "command failed");
         }
-        tracing::info!("flushing telemetry");
+        tracing::info!(
+            phase = "flushing",
+            "shutdown: flushing spans, Sentry events and logs"
+        );
+        if let Some(client) = sentry::Hub::main().client() {
+            client.flush(Some(std::time::Duration::from_secs(2)));
+        }
         telemetry.shutdown(std::time::Duration::from_secs(5)).await;
         result
     });

@@ -42,6 +42,9 @@ pub enum AppError {
     /// An `If-Match` precondition did not hold (412).
     #[error("the resource has changed since it was read: fetch it again and retry")]
     PreconditionFailed,
+    /// A rate limit refused the request (429).
+    #[error("too many requests")]
+    RateLimited(Box<crate::ratelimit::Decision>),
     /// A dependency (database pool) is saturated or down (503).
     #[error("the service is temporarily unavailable: {0}")]
     Unavailable(&'static str),
@@ -61,6 +64,7 @@ impl AppError {
             Self::NotFound(m) => Self::NotFound(m),
             Self::Conflict(m) => Self::Conflict(m.clone()),
             Self::PreconditionFailed => Self::PreconditionFailed,
+            Self::RateLimited(decision) => Self::RateLimited(decision.clone()),
             Self::Unavailable(m) => Self::Unavailable(m),
             Self::Internal(e) => Self::Internal(anyhow::anyhow!("{e:#}")),
         }

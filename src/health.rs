@@ -1,6 +1,11 @@
-//! Liveness (the process answers) and readiness (the database answers).
+//! Liveness (the process answers) and readiness (the database answers, the instance is not
+//! draining; Redis is reported but does not decide).
+//!
+//! Redis being down does not make an instance unready: every instance shares the one Redis, so
+//! failing readiness on it would take them all out of the balancer at once, while each keeps
+//! serving correctly without it (cache bypassed, rate limits in-process).
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi};
@@ -22,20 +27,29 @@ pub struct Check {
     pub status: String,
     /// How long the check took, in milliseconds.
     pub latency_ms: f64,
+    /// Why the check failed, when it did.
+    #[oai(skip_serializing_if_is_none)]
+    pub error: Option<String>,
 }
 
 /// The checks behind readiness.
 #[derive(Debug, Object)]
 pub struct Checks {
-    /// The database (`SELECT 1`).
+    /// The database (`SELECT 1`); down means not ready.
     pub database: Check,
+    /// Redis (`PING`), when configured; down means degraded (in-process fallbacks), still
+    /// ready.
+    #[oai(skip_serializing_if_is_none)]
+    pub redis: Option<Check>,
 }
 
 /// Readiness.
 #[derive(Debug, Object)]
 pub struct Ready {
-    /// `ready` or `not_ready`.
+    /// `ready`, `degraded` (ready, Redis down), `draining` (shutting down) or `not_ready`.
     pub status: String,
+    /// Whether the instance is shutting down.
+    pub draining: bool,
     /// Each dependency's state.
     pub checks: Checks,
 }
@@ -46,23 +60,56 @@ pub enum ReadyResponse {
     /// Every dependency answers.
     #[oai(status = 200)]
     Ready(Json<Ready>),
-    /// A dependency does not answer; take this instance out of rotation.
+    /// The database does not answer, or the instance is draining; take it out of rotation.
     #[oai(status = 503)]
     NotReady(Json<Ready>),
 }
 
+/// How long one dependency check may take before it counts as down.
+const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
+
 async fn readiness(state: &AppState) -> (bool, Ready) {
-    let started = Instant::now();
-    let up = state.db.ping().await.is_ok();
-    let database = Check {
-        status: if up { "up" } else { "down" }.to_owned(),
-        latency_ms: started.elapsed().as_secs_f64() * 1000.0,
+    let database = async {
+        let started = Instant::now();
+        let result = match tokio::time::timeout(CHECK_TIMEOUT, state.db.ping()).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(err)) => Err(err.to_string()),
+            Err(_) => Err(format!("no answer within {CHECK_TIMEOUT:?}")),
+        };
+        check(started, result)
+    };
+    let redis = async {
+        let redis = state.redis.as_ref()?;
+        let started = Instant::now();
+        Some(check(
+            started,
+            redis.ping().await.map(drop).map_err(|e| e.to_string()),
+        ))
+    };
+    let (database, redis) = tokio::join!(database, redis);
+    let draining = state.is_draining();
+    let database_up = database.error.is_none();
+    let redis_up = redis.as_ref().is_none_or(|r| r.error.is_none());
+    let status = match (draining, database_up, redis_up) {
+        (true, _, _) => "draining",
+        (false, false, _) => "not_ready",
+        (false, true, false) => "degraded",
+        (false, true, true) => "ready",
     };
     let body = Ready {
-        status: if up { "ready" } else { "not_ready" }.to_owned(),
-        checks: Checks { database },
+        status: status.to_owned(),
+        draining,
+        checks: Checks { database, redis },
     };
-    (up, body)
+    (!draining && database_up, body)
+}
+
+fn check(started: Instant, result: Result<(), String>) -> Check {
+    Check {
+        status: if result.is_ok() { "up" } else { "down" }.to_owned(),
+        latency_ms: (started.elapsed().as_secs_f64() * 1_000_000.0).round() / 1000.0,
+        error: result.err(),
+    }
 }
 
 fn live() -> Live {
@@ -106,7 +153,9 @@ impl HealthApi {
 
     /// Readiness
     ///
-    /// Checks the database; answers 503 when it does not respond.
+    /// Checks the database and Redis, each with its latency. Answers 503 when the database does
+    /// not respond or the instance is draining (shutting down); Redis being down only makes the
+    /// status `degraded`.
     #[oai(path = "/ready", method = "get", operation_id = "ready")]
     async fn ready(&self) -> ReadyResponse {
         let (up, body) = readiness(&self.state).await;

@@ -15,6 +15,8 @@ pub mod health;
 pub mod http;
 pub mod openapi;
 pub mod projects;
+pub mod ratelimit;
+pub mod redis_client;
 pub mod tasks;
 pub mod telemetry;
 pub mod users;

@@ -12,6 +12,7 @@ use crate::auth::store::SessionState;
 use crate::auth::{Principal, password, tokens};
 use crate::cache::keys;
 use crate::error::{AppError, AppResult};
+use crate::ratelimit::middleware::check_account;
 use crate::users::model::{Role, User};
 use crate::users::store::UserRecord;
 
@@ -40,6 +41,7 @@ pub async fn register(
     display_name: String,
     password: String,
 ) -> AppResult<User> {
+    check_account(state, &email).await?;
     let password_hash = password::hash(password).await?;
     let now = crate::db::now();
     let user = UserRecord {
@@ -79,6 +81,7 @@ pub fn email_taken(err: crate::db::StoreError) -> AppError {
 /// Checks the password and opens a session. An unknown email and a wrong password fail alike,
 /// and take as long.
 pub async fn login(state: &AppState, email: &str, password: String) -> AppResult<TokenPair> {
+    check_account(state, email).await?;
     let user = state.db.conn().await?.user_by_email(email).await?;
     let stored = user.as_ref().map(|u| u.password_hash.clone());
     let failed = |reason: &'static str| {
@@ -115,6 +118,7 @@ pub async fn refresh(state: &AppState, token: &str) -> AppResult<TokenPair> {
         .refresh_token(&hash)
         .await?
         .ok_or(AppError::Unauthorized(REFRESH_FAILED))?;
+    check_account(state, &record.user_id.to_string()).await?;
     if record.used_at.is_some() || !tx.mark_refresh_token_used(&hash, now).await? {
         tx.revoke_session(record.session_id, "refresh token reuse", now)
             .await?;

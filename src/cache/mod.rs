@@ -17,6 +17,7 @@ use serde::de::DeserializeOwned;
 
 use crate::config::Config;
 use crate::error::{AppError, AppResult};
+use crate::redis_client::Redis;
 use crate::telemetry::metrics::Metrics;
 use crate::telemetry::span;
 use redis_layer::RedisLayer;
@@ -31,24 +32,19 @@ pub struct Cache {
 }
 
 impl Cache {
-    /// L1 only, or L1 over Redis when `REDIS_URL` is set (connecting, and subscribing to
-    /// invalidations in the background).
-    pub async fn new(config: &Config, metrics: Arc<Metrics>) -> anyhow::Result<Arc<Self>> {
+    /// L1 only, or L1 over Redis when `REDIS_URL` is set (subscribing to invalidations in the
+    /// background).
+    pub fn new(config: &Config, redis: Option<Arc<Redis>>, metrics: Arc<Metrics>) -> Arc<Self> {
         let l1 = moka::future::Cache::builder()
             .max_capacity(config.cache_l1_capacity)
             .time_to_live(config.cache_l1_ttl)
             .build();
-        let l2 = match &config.redis_url {
-            Some(url) => {
-                Some(RedisLayer::connect(url, &config.redis_key_prefix, config.cache_l2_ttl).await?)
-            }
-            None => None,
-        };
+        let l2 = redis.map(|redis| RedisLayer::new(redis, config.cache_l2_ttl));
         let cache = Arc::new(Self { l1, l2, metrics });
         if let Some(l2) = &cache.l2 {
             l2.subscribe(Arc::downgrade(&cache));
         }
-        Ok(cache)
+        cache
     }
 
     /// Entries in L1 now (for the metrics).

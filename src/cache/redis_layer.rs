@@ -2,84 +2,66 @@
 //! subscriber that evicts L1 entries when another instance changes them. Every command gets a
 //! client span (`db.system.name = redis`).
 
-use std::sync::Weak;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use opentelemetry::KeyValue;
-use opentelemetry::trace::SpanKind;
-use redis::aio::ConnectionManager;
 
 use super::{Cache, RESUBSCRIBE_DELAY};
 
 /// Pause before subscribing again after a working subscription dropped (no hot loop if it
 /// keeps dropping).
 const DROPPED_RETRY_DELAY: Duration = Duration::from_millis(50);
-use crate::telemetry::span;
+use crate::redis_client::{Redis, RedisError, command_span};
 
 /// The shared layer.
 pub struct RedisLayer {
-    client: redis::Client,
-    conn: ConnectionManager,
+    redis: Arc<Redis>,
     prefix: String,
     channel: String,
     ttl_secs: u64,
 }
 
-fn command_span(command: &'static str) -> Option<opentelemetry_sdk::trace::Span> {
-    span::child(
-        command,
-        SpanKind::Client,
-        vec![
-            KeyValue::new("db.system.name", "redis"),
-            KeyValue::new("db.operation.name", command),
-        ],
-    )
-}
-
 impl RedisLayer {
-    /// Connects (failing start-up with the variable's name if Redis cannot be reached).
-    pub async fn connect(url: &str, prefix: &str, ttl: Duration) -> anyhow::Result<Self> {
-        let client = redis::Client::open(url)
-            .map_err(|e| anyhow::anyhow!("REDIS_URL: not a usable Redis URL: {e}"))?;
-        let conn = tokio::time::timeout(Duration::from_secs(5), client.get_connection_manager())
-            .await
-            .map_err(|_| anyhow::anyhow!("REDIS_URL: Redis did not answer within 5 s"))?
-            .map_err(|e| anyhow::anyhow!("REDIS_URL: cannot connect to Redis: {e}"))?;
-        Ok(Self {
-            client,
-            conn,
-            prefix: format!("{prefix}:cache:"),
-            channel: format!("{prefix}:cache-invalidations"),
+    /// The cache's keys and channel on the shared connection.
+    pub fn new(redis: Arc<Redis>, ttl: Duration) -> Self {
+        Self {
+            prefix: redis.key("cache:"),
+            channel: redis.key("cache-invalidations"),
+            redis,
             ttl_secs: ttl.as_secs().max(1),
-        })
+        }
     }
 
     /// The value under `key`, if Redis has it.
-    pub async fn get(&self, key: &str) -> redis::RedisResult<Option<Vec<u8>>> {
+    pub async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, RedisError> {
         let _span = command_span("GET");
-        let mut conn = self.conn.clone();
-        redis::cmd("GET")
-            .arg(format!("{}{key}", self.prefix))
-            .query_async(&mut conn)
+        let key = format!("{}{key}", self.prefix);
+        self.redis
+            .call(|mut conn| async move { redis::cmd("GET").arg(key).query_async(&mut conn).await })
             .await
     }
 
     /// Stores `value` under `key` for the L2 TTL.
-    pub async fn set(&self, key: &str, value: &[u8]) -> redis::RedisResult<()> {
+    pub async fn set(&self, key: &str, value: &[u8]) -> Result<(), RedisError> {
         let _span = command_span("SET");
-        let mut conn = self.conn.clone();
-        redis::cmd("SET")
-            .arg(format!("{}{key}", self.prefix))
-            .arg(value)
-            .arg("EX")
-            .arg(self.ttl_secs)
-            .query_async(&mut conn)
+        let key = format!("{}{key}", self.prefix);
+        let ttl = self.ttl_secs;
+        self.redis
+            .call(|mut conn| async move {
+                redis::cmd("SET")
+                    .arg(key)
+                    .arg(value)
+                    .arg("EX")
+                    .arg(ttl)
+                    .query_async(&mut conn)
+                    .await
+            })
             .await
     }
 
     /// Deletes `keys` and publishes each on the invalidation channel, in one round trip.
-    pub async fn invalidate(&self, keys: &[String]) -> redis::RedisResult<()> {
+    pub async fn invalidate(&self, keys: &[String]) -> Result<(), RedisError> {
         if keys.is_empty() {
             return Ok(());
         }
@@ -95,14 +77,15 @@ impl RedisLayer {
         for key in keys {
             pipe.cmd("PUBLISH").arg(&self.channel).arg(key).ignore();
         }
-        let mut conn = self.conn.clone();
-        pipe.query_async(&mut conn).await
+        self.redis
+            .call(|mut conn| async move { pipe.query_async(&mut conn).await })
+            .await
     }
 
     /// Subscribes in the background for as long as the cache lives; every (re)subscription
     /// flushes L1, because invalidations may have been missed while it was down.
     pub fn subscribe(&self, cache: Weak<Cache>) {
-        let client = self.client.clone();
+        let client = self.redis.client().clone();
         let channel = self.channel.clone();
         tokio::spawn(async move {
             let mut failing = false;

@@ -147,6 +147,19 @@ pub struct Config {
     pub log_format: LogFormat,
     /// `service.name` in logs and traces (`OTEL_SERVICE_NAME`, default `tasklight`).
     pub service_name: String,
+    /// Redis answers slower than this count as failures (`TASKLIGHT_REDIS_TIMEOUT_MS`, 250).
+    pub redis_timeout: Duration,
+    /// Rate-limit quotas.
+    pub rate_limits: RateLimits,
+    /// Peers whose `X-Forwarded-For` is believed (`TASKLIGHT_TRUSTED_PROXIES`: addresses or CIDR
+    /// blocks, comma-separated; default none).
+    pub trusted_proxies: Vec<IpBlock>,
+    /// How long readiness answers 503 before the listener closes on SIGTERM
+    /// (`TASKLIGHT_DRAIN_DELAY_MS`, 5000).
+    pub drain_delay: Duration,
+    /// How long in-flight requests may take to finish after the listener closes
+    /// (`TASKLIGHT_SHUTDOWN_TIMEOUT_MS`, 10000).
+    pub shutdown_timeout: Duration,
     /// Trace export, if configured.
     pub traces: Option<TraceConfig>,
     /// Error reporting, if configured.
@@ -227,7 +240,38 @@ impl Config {
             }),
             None => None,
         };
+        let trusted_proxies = get("TASKLIGHT_TRUSTED_PROXIES")
+            .map(|list| {
+                list.split(',')
+                    .filter(|item| !item.trim().is_empty())
+                    .map(str::parse)
+                    .collect::<Result<Vec<IpBlock>, String>>()
+            })
+            .transpose()
+            .map_err(|problem| ConfigError {
+                variable: "TASKLIGHT_TRUSTED_PROXIES",
+                problem,
+            })?
+            .unwrap_or_default();
         Ok(Self {
+            redis_timeout: millis(
+                "TASKLIGHT_REDIS_TIMEOUT_MS",
+                get("TASKLIGHT_REDIS_TIMEOUT_MS"),
+                250,
+            )?,
+            rate_limits: RateLimits::from_lookup(get)?,
+            trusted_proxies,
+            drain_delay: Duration::from_millis(bounded(
+                "TASKLIGHT_DRAIN_DELAY_MS",
+                get("TASKLIGHT_DRAIN_DELAY_MS"),
+                5_000,
+                0..=600_000,
+            )?),
+            shutdown_timeout: millis(
+                "TASKLIGHT_SHUTDOWN_TIMEOUT_MS",
+                get("TASKLIGHT_SHUTDOWN_TIMEOUT_MS"),
+                10_000,
+            )?,
             service_name,
             traces,
             sentry,
@@ -330,10 +374,13 @@ impl Config {
     }
 }
 
+mod limits;
 mod parse;
 #[cfg(test)]
 mod tests;
 
+pub use crate::ratelimit::client_ip::IpBlock;
+pub use limits::{Quota, RateLimits};
 pub use parse::sqlite_path;
 use parse::{
     bounded, default_instance_id, environment, millis, parse_database_url, parse_endpoint,

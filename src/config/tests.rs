@@ -53,6 +53,12 @@ fn bad_values_name_their_variable() {
         ("OTEL_RESOURCE_ATTRIBUTES", "novalue"),
         ("SENTRY_DSN", "not a dsn"),
         ("SENTRY_SEND_DEFAULT_PII", "maybe"),
+        ("TASKLIGHT_RATE_LIMIT_USER", "lots"),
+        ("TASKLIGHT_RATE_LIMIT_AUTH_ACCOUNT", "10/60s,burst=0"),
+        ("TASKLIGHT_RATE_LIMIT_LOCAL_SHARE", "1.5"),
+        ("TASKLIGHT_TRUSTED_PROXIES", "10.0.0.0/8, proxy.local"),
+        ("TASKLIGHT_DRAIN_DELAY_MS", "-1"),
+        ("TASKLIGHT_SHUTDOWN_TIMEOUT_MS", "0"),
     ] {
         let err = config(&[(name, value)]).unwrap_err();
         assert_eq!(err.variable, name, "{value}");
@@ -104,4 +110,20 @@ fn environment_comes_from_resource_attributes_first() {
 #[test]
 fn generated_instance_ids_differ() {
     assert_ne!(default_instance_id(), default_instance_id());
+}
+
+#[test]
+fn trusted_proxies_and_quotas_are_read() {
+    let config = config(&[
+        ("TASKLIGHT_TRUSTED_PROXIES", "10.0.0.0/8, 127.0.0.1"),
+        ("TASKLIGHT_RATE_LIMIT_AUTH_IP", "5/1m,burst=2"),
+        ("TASKLIGHT_DRAIN_DELAY_MS", "0"),
+    ])
+    .unwrap();
+    assert_eq!(config.trusted_proxies.len(), 2);
+    assert!(config.trusted_proxies[1].contains("127.0.0.1".parse().unwrap()));
+    assert_eq!(config.rate_limits.auth_ip, Quota::new(5, 60, 2));
+    assert_eq!(config.rate_limits.user, Quota::new(1200, 60, 100));
+    assert_eq!(config.drain_delay, Duration::ZERO);
+    assert_eq!(config.shutdown_timeout, Duration::from_secs(10));
 }

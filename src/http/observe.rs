@@ -77,11 +77,17 @@ impl<E: Endpoint> Endpoint for ObserveEndpoint<E> {
         let method = req.method().as_str().to_owned();
         let path = req.uri().path().to_owned();
         let route = self.routes.resolve(&path);
-        let client = req
-            .remote_addr()
-            .as_socket_addr()
-            .map(|a| a.ip().to_string())
-            .unwrap_or_default();
+        let client_ip = req.remote_addr().as_socket_addr().map(|peer| {
+            crate::ratelimit::client_ip::client_ip(
+                peer.ip(),
+                req.headers()
+                    .get_all("x-forwarded-for")
+                    .iter()
+                    .filter_map(|v| v.to_str().ok()),
+                &state.config.trusted_proxies,
+            )
+        });
+        let client = client_ip.map(|ip| ip.to_string()).unwrap_or_default();
         let user_agent: String = req
             .headers()
             .get(poem::http::header::USER_AGENT)
@@ -139,9 +145,14 @@ impl<E: Endpoint> Endpoint for ObserveEndpoint<E> {
             otel,
             route,
             user_id: OnceLock::new(),
+            client_ip,
+            account_limit: OnceLock::new(),
             cache_l1_hits: Default::default(),
         });
         state.metrics.active_requests.increment(1.0);
+        state
+            .in_flight
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         // The server span is not entered while the request runs: child spans find their parent
         // through the request context, which spares a trip through every `tracing` layer on
         // each poll.
@@ -159,6 +170,9 @@ impl<E: Endpoint> Endpoint for ObserveEndpoint<E> {
             None => inner.await,
         };
         state.metrics.active_requests.decrement(1.0);
+        state
+            .in_flight
+            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
         let mut response = match result {
             Ok(output) => output.into_response(),
             Err(err) => err.into_response(),
@@ -207,6 +221,15 @@ impl<E: Endpoint> Endpoint for ObserveEndpoint<E> {
         let traceparent = traces::traceparent(&context.trace_id, &context.span_id, flags);
         if let Ok(value) = HeaderValue::from_str(&traceparent) {
             headers.insert("traceparent", value);
+        }
+        if state.is_draining() {
+            // Keep-alive connections would otherwise stay pooled in the balancer until the
+            // listener closes under them; closing each after its response moves new requests
+            // to other instances while this one still answers.
+            headers.insert(
+                poem::http::header::CONNECTION,
+                HeaderValue::from_static("close"),
+            );
         }
         Ok(response)
     }

@@ -10,7 +10,7 @@ use std::marker::PhantomData;
 
 use poem::http::{HeaderValue, StatusCode, header};
 use poem::{IntoResponse, Response};
-use poem_openapi::registry::{MetaMediaType, MetaResponse, MetaResponses, Registry};
+use poem_openapi::registry::{MetaHeader, MetaMediaType, MetaResponse, MetaResponses, Registry};
 use poem_openapi::types::{ToJSON, Type};
 use poem_openapi::{ApiResponse, Object};
 
@@ -128,6 +128,9 @@ pub fn render(error: &AppError) -> Response {
             "precondition-failed",
             error.to_string(),
         ),
+        AppError::RateLimited(decision) => {
+            return crate::ratelimit::middleware::too_many_requests(decision);
+        }
         AppError::Unavailable(_) => Problem::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "unavailable",
@@ -149,13 +152,14 @@ fn internal_problem() -> Problem {
     )
 }
 
-/// The statuses an operation can answer with besides success; always includes 500 and 503.
+/// The statuses an operation can answer with besides success; always includes 429, 500 and 503.
 pub trait ErrorSet: Send + Sync + 'static {
     /// The documented error statuses.
     const STATUSES: &'static [u16];
 }
 
-/// Declares an [`ErrorSet`]: `error_set!(ReadTask = [401, 404]);` (500 and 503 are added).
+/// Declares an [`ErrorSet`]: `error_set!(ReadTask = [401, 404]);` (429, 500 and 503 are added:
+/// every operation that uses one is rate-limited).
 #[macro_export]
 macro_rules! error_set {
     ($($(#[$meta:meta])* $name:ident = [$($status:literal),*];)+) => {
@@ -163,7 +167,7 @@ macro_rules! error_set {
             $(#[$meta])*
             pub struct $name;
             impl $crate::http::problem::ErrorSet for $name {
-                const STATUSES: &'static [u16] = &[$($status,)* 500, 503];
+                const STATUSES: &'static [u16] = &[$($status,)* 429, 500, 503];
             }
         )+
     };
@@ -216,7 +220,7 @@ impl<S: ErrorSet> ApiResponse for ApiError<S> {
                         content_type: CONTENT_TYPE,
                         schema: Problem::schema_ref(),
                     }],
-                    headers: vec![],
+                    headers: headers(status),
                 })
                 .collect(),
         }
@@ -230,6 +234,35 @@ impl<S: ErrorSet> ApiResponse for ApiError<S> {
 impl<S> From<ApiError<S>> for poem::Error {
     fn from(error: ApiError<S>) -> Self {
         poem::Error::from_response(error.into_response())
+    }
+}
+
+/// The documented headers of an error response: `Retry-After` on 429 and 503, and the rate-limit
+/// fields on 429 (the middleware sets them on every response of a limited route).
+fn headers(status: u16) -> Vec<MetaHeader> {
+    let header = |name: &str, description: &str| MetaHeader {
+        name: name.to_owned(),
+        description: Some(description.to_owned()),
+        required: true,
+        deprecated: false,
+        schema: String::schema_ref(),
+    };
+    match status {
+        429 => vec![
+            header("Retry-After", "Seconds until a retry can succeed."),
+            header(
+                "RateLimit-Policy",
+                "The quota policies that apply (draft-ietf-httpapi-ratelimit-headers-11), \
+                 such as `\"user\";q=1200;w=60`.",
+            ),
+            header(
+                "RateLimit",
+                "What remains of each policy's quota and when it resets, such as \
+                 `\"user\";r=0;t=3`.",
+            ),
+        ],
+        503 => vec![header("Retry-After", "Seconds until a retry may succeed.")],
+        _ => vec![],
     }
 }
 

@@ -20,6 +20,10 @@ pub struct RequestContext {
     pub route: &'static str,
     /// The authenticated user, once the bearer check has run.
     pub user_id: OnceLock<Uuid>,
+    /// The client address (the peer, or what a trusted proxy says in `X-Forwarded-For`).
+    pub client_ip: Option<std::net::IpAddr>,
+    /// The per-account rate-limit decision of a login, registration or refresh.
+    pub account_limit: OnceLock<crate::ratelimit::Decision>,
     /// Lookups answered by the in-process cache (recorded on the server span).
     pub cache_l1_hits: std::sync::atomic::AtomicU32,
 }

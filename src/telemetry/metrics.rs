@@ -75,6 +75,34 @@ pub struct TaskMetrics {
     pub deleted: Counter,
 }
 
+/// The rate-limit policies, as metric labels.
+pub const RATE_LIMIT_POLICIES: [&str; 4] = ["user", "ip", "auth-ip", "auth-account"];
+
+/// Rate-limit decisions and fallbacks.
+pub struct RateLimitMetrics {
+    /// Per policy (in [`RATE_LIMIT_POLICIES`] order): allowed, limited, decided in-process.
+    by_policy: Vec<[Counter; 3]>,
+    /// 1 while decisions are made in-process because Redis is unreachable.
+    pub fallback_active: Gauge,
+}
+
+impl RateLimitMetrics {
+    /// Counts one decision; `local` when the in-process fallback made it.
+    pub fn decision(&self, policy: &str, allowed: bool, local: bool) {
+        if let Some(i) = RATE_LIMIT_POLICIES.iter().position(|p| *p == policy) {
+            let [allowed_total, limited_total, fallback_total] = &self.by_policy[i];
+            if allowed {
+                allowed_total.increment(1);
+            } else {
+                limited_total.increment(1);
+            }
+            if local {
+                fallback_total.increment(1);
+            }
+        }
+    }
+}
+
 /// Database pool state, set at scrape time.
 struct PoolGauges {
     used: Gauge,
@@ -107,6 +135,8 @@ pub struct Metrics {
     pub auth: AuthMetrics,
     /// Task changes.
     pub tasks: TaskMetrics,
+    /// Rate-limit decisions.
+    pub rate_limits: RateLimitMetrics,
     pool: PoolGauges,
     process: ProcessGauges,
     dropped_logs: Counter,
@@ -171,6 +201,25 @@ impl Metrics {
             updated: counter("tasklight_task_changes_total", &[("change", "updated")]),
             deleted: counter("tasklight_task_changes_total", &[("change", "deleted")]),
         };
+        let rate_limits = RateLimitMetrics {
+            by_policy: RATE_LIMIT_POLICIES
+                .iter()
+                .map(|&policy| {
+                    [
+                        counter(
+                            "rate_limit_decisions_total",
+                            &[("policy", policy), ("result", "allowed")],
+                        ),
+                        counter(
+                            "rate_limit_decisions_total",
+                            &[("policy", policy), ("result", "limited")],
+                        ),
+                        counter("rate_limit_fallback_decisions_total", &[("policy", policy)]),
+                    ]
+                })
+                .collect(),
+            fallback_active: gauge("rate_limit_fallback_active", &[]),
+        };
         let pool = PoolGauges {
             used: gauge("db_client_connections", &[("state", "used")]),
             idle: gauge("db_client_connections", &[("state", "idle")]),
@@ -202,6 +251,7 @@ impl Metrics {
             db,
             auth,
             tasks,
+            rate_limits,
             pool,
             process,
             dropped_logs,
@@ -368,6 +418,18 @@ fn describe(recorder: &PrometheusRecorder) {
     c(
         "cache_requests_total",
         "Cache lookups by cache, layer and result.",
+    );
+    c(
+        "rate_limit_decisions_total",
+        "Rate-limit decisions by policy and result (allowed, limited).",
+    );
+    c(
+        "rate_limit_fallback_decisions_total",
+        "Rate-limit decisions made in-process because Redis was unreachable.",
+    );
+    g(
+        "rate_limit_fallback_active",
+        "1 while this instance limits in-process because Redis is unreachable.",
     );
     c(
         "cache_invalidations_total",

@@ -59,6 +59,9 @@ pub struct TestApp {
     extra: Vec<(String, String)>,
 }
 
+/// A quota no test reaches by accident.
+pub const GENEROUS_QUOTA: &str = "1000000/1s,burst=1000000";
+
 /// Starts a server on a fresh database.
 pub async fn spawn_app() -> TestApp {
     spawn_app_with(&[]).await
@@ -82,6 +85,12 @@ impl TestApp {
             ("JWT_SECRET", JWT_SECRET),
             ("RUST_LOG", "warn"),
             ("INSTANCE_ID", INSTANCE_ID),
+            // Tests register and log in far faster than a person; the rate-limit tests set
+            // their own quotas.
+            ("TASKLIGHT_RATE_LIMIT_USER", GENEROUS_QUOTA),
+            ("TASKLIGHT_RATE_LIMIT_IP", GENEROUS_QUOTA),
+            ("TASKLIGHT_RATE_LIMIT_AUTH_IP", GENEROUS_QUOTA),
+            ("TASKLIGHT_RATE_LIMIT_AUTH_ACCOUNT", GENEROUS_QUOTA),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v.to_owned()))

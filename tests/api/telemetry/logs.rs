@@ -1,6 +1,7 @@
 //! Log lines: one JSON object per line with fixed fields; the same ids in logs, span, headers
 //! and error bodies; no secret ever written.
 
+use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
@@ -69,8 +70,11 @@ async fn one_request_carries_the_same_ids_in_logs_span_header_and_error_body() {
     assert_eq!(line["status"], 401);
     assert_eq!(line["instance_id"], "proc-instance");
 
-    let spans = receiver.wait_until(|s| s.trace_id() == trace_id).await;
-    let server = spans.iter().find(|s| s.trace_id() == trace_id).unwrap();
+    let server_span = |s: &super::otlp::Received| {
+        s.trace_id() == trace_id && s.span.kind == SpanKind::Server as i32
+    };
+    let spans = receiver.wait_until(server_span).await;
+    let server = spans.iter().find(|s| server_span(s)).unwrap();
     assert_eq!(server.attr("request.id").as_deref(), Some(request_id));
     let span_id: String = server
         .span

@@ -110,6 +110,26 @@ async fn a_request_with_traceparent_continues_that_trace_with_server_and_databas
             .iter()
             .any(|s| s.trace_id() == TRACE_ID && s.span.name == "password.hash")
     );
+    // Registration passes two rate-limit decisions: per address, then per account.
+    for policy in ["auth-ip", "auth-account"] {
+        let decision = spans
+            .iter()
+            .find(|s| {
+                s.trace_id() == TRACE_ID
+                    && s.span.name == "rate_limit.check"
+                    && s.attr("rate_limit.policy").as_deref() == Some(policy)
+            })
+            .unwrap_or_else(|| panic!("a rate_limit.check span for {policy}"));
+        assert_eq!(
+            decision.attr("rate_limit.result").as_deref(),
+            Some("allowed")
+        );
+        assert_eq!(
+            decision.attr("rate_limit.backend").as_deref(),
+            Some("local")
+        );
+        assert_eq!(decision.span.parent_span_id, server.span.span_id);
+    }
 }
 
 #[tokio::test]
@@ -125,8 +145,11 @@ async fn a_client_error_leaves_the_span_status_unset() {
         .await
         .unwrap();
     assert_eq!(response.status(), 401);
-    let spans = receiver.wait_until(|s| s.trace_id() == trace_id).await;
-    let server = spans.iter().find(|s| s.trace_id() == trace_id).unwrap();
+    let server_span = |s: &super::otlp::Received| {
+        s.trace_id() == trace_id && s.span.kind == SpanKind::Server as i32
+    };
+    let spans = receiver.wait_until(server_span).await;
+    let server = spans.iter().find(|s| server_span(s)).unwrap();
     assert_eq!(server.span.name, "GET /api/v1/users/me");
     assert_eq!(
         server.attr("http.response.status_code").as_deref(),
