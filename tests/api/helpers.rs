@@ -178,6 +178,18 @@ impl TestApp {
         self.send(Method::DELETE, path, token, None).await
     }
 
+    /// The admin listener's `/metrics` text.
+    pub async fn metrics(&self) -> String {
+        self.client
+            .get(format!("http://{}/metrics", self.server.admin_addr))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
     pub async fn register(&self, email: &str, password: &str, name: &str) -> Response {
         let body = json!({"email": email, "password": password, "display_name": name});
         self.post("/auth/register", None, &body).await

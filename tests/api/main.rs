@@ -17,6 +17,7 @@ mod openapi_snapshot;
 mod pagination;
 mod platform;
 mod projects;
+mod ratelimit;
 mod restart;
 mod tasks;
 mod telemetry;
