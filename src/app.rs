@@ -294,6 +294,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         })?;
     let addr = socket_addr(&acceptor)?;
     let admin_addr = socket_addr(&admin_acceptor)?;
+    crate::idempotency::spawn_sweeper(state.db.clone());
     let (tx, rx) = oneshot::channel::<()>();
     let timeout = state.config.shutdown_timeout;
     let task = tokio::spawn(run(acceptor, routes(state.clone()), rx, timeout));

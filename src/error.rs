@@ -42,6 +42,10 @@ pub enum AppError {
     /// An `If-Match` precondition did not hold (412).
     #[error("the resource has changed since it was read: fetch it again and retry")]
     PreconditionFailed,
+    /// The request is well-formed but cannot be processed as sent (422): an idempotency key
+    /// reused for a different request.
+    #[error("{0}")]
+    Unprocessable(&'static str),
     /// A rate limit refused the request (429).
     #[error("too many requests")]
     RateLimited(Box<crate::ratelimit::Decision>),
@@ -64,6 +68,7 @@ impl AppError {
             Self::NotFound(m) => Self::NotFound(m),
             Self::Conflict(m) => Self::Conflict(m.clone()),
             Self::PreconditionFailed => Self::PreconditionFailed,
+            Self::Unprocessable(m) => Self::Unprocessable(m),
             Self::RateLimited(decision) => Self::RateLimited(decision.clone()),
             Self::Unavailable(m) => Self::Unavailable(m),
             Self::Internal(e) => Self::Internal(anyhow::anyhow!("{e:#}")),

@@ -22,6 +22,7 @@ pub use connect::connect;
 
 use crate::audit::store::AuditStore;
 use crate::auth::store::AuthStore;
+use crate::idempotency::store::IdempotencyStore;
 use crate::projects::store::ProjectStore;
 use crate::tasks::store::TaskStore;
 use crate::users::store::UserStore;
@@ -129,9 +130,15 @@ macro_rules! for_each_backend {
 }
 
 /// All storage traits together: what a domain function works against.
-pub trait Store: UserStore + AuthStore + ProjectStore + TaskStore + AuditStore + Send {}
+pub trait Store:
+    UserStore + AuthStore + ProjectStore + TaskStore + AuditStore + IdempotencyStore + Send
+{
+}
 
-impl<T: UserStore + AuthStore + ProjectStore + TaskStore + AuditStore + Send> Store for T {}
+impl<T> Store for T where
+    T: UserStore + AuthStore + ProjectStore + TaskStore + AuditStore + IdempotencyStore + Send
+{
+}
 
 /// A unit of work: every write made through it lands together on [`Transaction::commit`], or
 /// not at all when it is dropped.
@@ -274,6 +281,14 @@ impl Db {
             Pool::Sqlite(pool) => sqlx::migrate!("./migrations/sqlite").run(pool).await?,
         }
         Ok(())
+    }
+
+    /// Whether [`Db::close`] was called.
+    pub fn is_closed(&self) -> bool {
+        match &self.pool {
+            Pool::Postgres(pool) => pool.is_closed(),
+            Pool::Sqlite(pool) => pool.is_closed(),
+        }
     }
 
     /// Closes the pool, waiting for connections in use to be returned.

@@ -19,8 +19,16 @@ pub trait Validate {
     fn validate(&self) -> Vec<FieldError>;
 }
 
-/// A JSON request body of type `T`.
-pub struct JsonBody<T>(pub T);
+/// A JSON request body of type `T` (and the bytes it was parsed from, for idempotency
+/// fingerprints).
+pub struct JsonBody<T>(pub T, Vec<u8>);
+
+impl<T> JsonBody<T> {
+    /// The body as the client sent it.
+    pub fn raw(&self) -> &[u8] {
+        &self.1
+    }
+}
 
 impl<T: Type> Payload for JsonBody<T> {
     const CONTENT_TYPE: &'static str = "application/json";
@@ -46,7 +54,7 @@ impl<T: Type + DeserializeOwned + Validate> ParsePayload for JsonBody<T> {
     async fn from_request(_request: &Request, body: &mut RequestBody) -> poem::Result<Self> {
         let bytes = body.take()?.into_vec().await?;
         let value = parse(&bytes).map_err(ApiError::<()>::from)?;
-        Ok(Self(value))
+        Ok(Self(value, bytes))
     }
 }
 

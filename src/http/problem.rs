@@ -128,6 +128,11 @@ pub fn render(error: &AppError) -> Response {
             "precondition-failed",
             error.to_string(),
         ),
+        AppError::Unprocessable(detail) => Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "idempotency-key-reused",
+            *detail,
+        ),
         AppError::RateLimited(decision) => {
             return crate::ratelimit::middleware::too_many_requests(decision);
         }
@@ -276,6 +281,7 @@ fn describe(status: u16) -> &'static str {
         412 => "`If-Match` does not match the current version.",
         413 => "The request body is larger than the limit (1 MiB by default).",
         415 => "The request body is not `application/json`.",
+        422 => "The `Idempotency-Key` was already used for a different request.",
         429 => "Too many requests; retry after the time in `Retry-After`.",
         500 => "An unexpected error; it is logged under the response's request id.",
         503 => "A dependency is saturated or down; retry after the time in `Retry-After`.",

@@ -1,6 +1,6 @@
 //! `/api/v1/projects`: projects and their members.
 
-use poem_openapi::param::{Path, Query};
+use poem_openapi::param::{Header, Path, Query};
 use poem_openapi::payload::Json;
 use poem_openapi::{Object, OpenApi};
 use serde::Deserialize;
@@ -13,13 +13,14 @@ use crate::http::body::{Checks, JsonBody, Validate};
 use crate::http::pagination;
 use crate::http::problem::ApiError;
 use crate::http::responses::{Created, NoContent};
+use crate::idempotency::IdempotencyKey;
 use crate::openapi::Tag;
 use crate::projects::model::{DESCRIPTION_MAX, Member, NAME_MAX, Project, ProjectRole};
 use crate::projects::service;
 
 crate::error_set! {
     /// Errors of creating a project.
-    CreateProjectErrors = [400, 401, 413, 415];
+    CreateProjectErrors = [400, 401, 413, 415, 422];
     /// Errors of listing.
     ListErrors = [400, 401, 404];
     /// Errors of reading one project.
@@ -117,13 +118,25 @@ pub struct ProjectsApi {
 impl ProjectsApi {
     /// Create a project
     ///
-    /// Creates a project; the caller becomes its owner.
+    /// Creates a project; the caller becomes its owner. With `Idempotency-Key`, a retry of the
+    /// same request within 24 hours returns the first answer instead of a second project.
     #[oai(path = "/", method = "post", operation_id = "createProject")]
     async fn create(
         &self,
         auth: BearerAuth,
+        /// Makes retries safe: a repeat with this key replays the first answer (24 hours);
+        /// the same key with a different request is a 422.
+        #[oai(name = "Idempotency-Key", validator(min_length = 1, max_length = 255))]
+        idempotency_key: Header<Option<String>>,
         body: JsonBody<CreateProjectRequest>,
     ) -> Result<Created<Project>, ApiError<CreateProjectErrors>> {
+        let key = IdempotencyKey::from_request(
+            auth.0.user_id,
+            idempotency_key.0.as_deref(),
+            "createProject",
+            "",
+            body.raw(),
+        )?;
         let body = body.0;
         let description = body.description.unwrap_or_default();
         let project = service::create(
@@ -131,6 +144,7 @@ impl ProjectsApi {
             &auth.0,
             body.name.trim().to_owned(),
             description,
+            key.as_ref(),
         )
         .await?;
         let location = format!("/api/v1/projects/{}", project.id);

@@ -11,6 +11,7 @@ use crate::cache::keys;
 use crate::db::Store;
 use crate::error::{AppError, AppResult};
 use crate::http::pagination::Paging;
+use crate::idempotency::IdempotencyKey;
 use crate::projects::model::{Member, Project, ProjectRole};
 use crate::projects::store::ProjectRecord;
 
@@ -83,7 +84,14 @@ pub async fn create(
     principal: &Principal,
     name: String,
     description: String,
+    idempotency: Option<&IdempotencyKey>,
 ) -> AppResult<Project> {
+    let mut tx = state.db.begin().await?;
+    if let Some(key) = idempotency
+        && let Some(original) = key.stored(&mut *tx).await?
+    {
+        return Ok(original);
+    }
     let now = crate::db::now();
     let project = ProjectRecord {
         id: Uuid::now_v7(),
@@ -93,7 +101,6 @@ pub async fn create(
         created_at: now,
         updated_at: now,
     };
-    let mut tx = state.db.begin().await?;
     tx.insert_project(&project).await?;
     tx.insert_member(
         project.id,
@@ -116,8 +123,15 @@ pub async fn create(
         change,
     )
     .await?;
+    let project = Project::new(project, ProjectRole::Owner);
+    if let Some(key) = idempotency
+        && !key.remember(&mut *tx, 201, &project).await?
+    {
+        drop(tx);
+        return key.replay_winner(state).await;
+    }
     tx.commit().await?;
-    Ok(Project::new(project, ProjectRole::Owner))
+    Ok(project)
 }
 
 /// A project the caller belongs to.

@@ -12,6 +12,7 @@ use crate::http::body::JsonBody;
 use crate::http::problem::ApiError;
 use crate::http::responses::NoContent;
 use crate::http::{etag, pagination};
+use crate::idempotency::IdempotencyKey;
 use crate::openapi::Tag;
 use crate::tasks::model::{Priority, Task, TaskStatus, to_micros};
 use crate::tasks::requests::{CreateTaskRequest, UpdateTaskRequest};
@@ -20,7 +21,7 @@ use crate::tasks::store::{SortColumn, TaskFilter};
 
 crate::error_set! {
     /// Errors of creating a task.
-    CreateTaskErrors = [400, 401, 403, 404, 413, 415];
+    CreateTaskErrors = [400, 401, 403, 404, 413, 415, 422];
     /// Errors of listing tasks.
     ListTasksErrors = [400, 401, 404];
     /// Errors of reading a task.
@@ -111,8 +112,19 @@ impl TasksApi {
         auth: BearerAuth,
         /// The project.
         project_id: Path<Uuid>,
+        /// Makes retries safe: a repeat with this key replays the first answer (24 hours);
+        /// the same key with a different request is a 422.
+        #[oai(name = "Idempotency-Key", validator(min_length = 1, max_length = 255))]
+        idempotency_key: Header<Option<String>>,
         body: JsonBody<CreateTaskRequest>,
     ) -> Result<TaskCreated, ApiError<CreateTaskErrors>> {
+        let key = IdempotencyKey::from_request(
+            auth.0.user_id,
+            idempotency_key.0.as_deref(),
+            "createTask",
+            &project_id.0.to_string(),
+            body.raw(),
+        )?;
         let body = body.0;
         let new = NewTask {
             title: body.title.trim().to_owned(),
@@ -123,7 +135,7 @@ impl TasksApi {
             due_at: body.due_at.map(to_micros),
             tags: body.tags.unwrap_or_default(),
         };
-        let task = service::create(&self.state, &auth.0, project_id.0, new).await?;
+        let task = service::create(&self.state, &auth.0, project_id.0, new, key.as_ref()).await?;
         let location = format!("/api/v1/tasks/{}", task.id);
         let tag = etag::for_version(task.version);
         Ok(TaskCreated::Created(Json(task), location, tag))

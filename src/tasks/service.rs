@@ -14,6 +14,7 @@ use crate::db::Store;
 use crate::error::{AppError, AppResult};
 use crate::http::etag;
 use crate::http::pagination::Paging;
+use crate::idempotency::IdempotencyKey;
 use crate::projects::model::ProjectRole;
 use crate::projects::service::role_of;
 use crate::tasks::model::{Priority, Task, TaskStatus};
@@ -88,8 +89,14 @@ pub async fn create(
     principal: &Principal,
     project_id: Uuid,
     new: NewTask,
+    idempotency: Option<&IdempotencyKey>,
 ) -> AppResult<Task> {
     let mut tx = state.db.begin().await?;
+    if let Some(key) = idempotency
+        && let Some(original) = key.stored(&mut *tx).await?
+    {
+        return Ok(original);
+    }
     require_writer(state, &mut *tx, project_id, principal).await?;
     if let Some(assignee) = new.assignee_id {
         check_assignee(&mut *tx, project_id, assignee).await?;
@@ -130,9 +137,16 @@ pub async fn create(
         change,
     )
     .await?;
+    let task = Task::new(task, tags);
+    if let Some(key) = idempotency
+        && !key.remember(&mut *tx, 201, &task).await?
+    {
+        drop(tx);
+        return key.replay_winner(state).await;
+    }
     tx.commit().await?;
     state.metrics.tasks.created.increment(1);
-    Ok(Task::new(task, tags))
+    Ok(task)
 }
 
 /// Loads a task the caller may see, with its tags, and the caller's role.

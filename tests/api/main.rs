@@ -12,6 +12,7 @@ mod concurrency;
 mod errors;
 mod etag;
 mod helpers;
+mod idempotency;
 mod members;
 mod openapi_snapshot;
 mod pagination;

