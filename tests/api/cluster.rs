@@ -1,17 +1,23 @@
-//! Several instances, one system: two servers on one database and one Redis key prefix. A
-//! change on one instance reaches the other's in-process cache through Redis within a second,
-//! not when the in-process TTL (set to a minute here) runs out.
+//! Several instances, one system: three servers on one database and one Redis key prefix. A
+//! change on one instance reaches the others' in-process caches through Redis within a second,
+//! not when the in-process TTL (set to a minute here) runs out; rate limits are shared; an
+//! idempotency key is honoured by every instance; and when Redis goes away the instances keep
+//! answering and come back to it without a restart.
 //!
 //! Needs Redis: `TEST_REDIS_URL=redis://127.0.0.1:6379 cargo test`. CI sets it; with `CI` set
-//! and no Redis, these tests fail instead of passing unchecked.
+//! and no Redis, these tests fail instead of passing unchecked. The Redis-outage test starts a
+//! Redis of its own (`redis-server` on the PATH) so that it can stop it.
+//!
+//! Measured figures (staleness, overshoot) are printed with a `[measured]` prefix; run with
+//! `--nocapture` to see them.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use serde_json::json;
+use serde_json::{Value, json};
 use tasklight::app::RunningServer;
 
-use crate::helpers::{INSTANCE_ID, JWT_SECRET, TestApp, spawn_app_with};
+use crate::helpers::{GENEROUS_QUOTA, INSTANCE_ID, JWT_SECRET, TestApp, spawn_app_with};
 
 /// The Redis of the multi-instance tests, or `None` (with a note) when not configured locally.
 fn redis_url() -> Option<String> {
@@ -21,56 +27,91 @@ fn redis_url() -> Option<String> {
             panic!("CI must run the multi-instance tests: set TEST_REDIS_URL")
         }
         _ => {
-            eprintln!("multi-instance cache tests not run: set TEST_REDIS_URL to run them");
+            eprintln!("multi-instance tests not run: set TEST_REDIS_URL to run them");
             None
         }
     }
 }
 
+/// Instance A (with the test helpers), B and C.
 struct Cluster {
     a: TestApp,
-    b: RunningServer,
+    others: Vec<RunningServer>,
     client: reqwest::Client,
     prefix: String,
 }
 
+const NAMES: [&str; 3] = ["A", "B", "C"];
+
 impl Cluster {
     async fn start(redis: &str) -> Self {
+        Self::start_with(redis, &[]).await
+    }
+
+    /// Three instances sharing the database of A, Redis and a fresh key prefix; `extra`
+    /// configures all three.
+    async fn start_with(redis: &str, extra: &[(&str, &str)]) -> Self {
         let prefix = format!("test-{}", uuid::Uuid::new_v4().simple());
-        let extra = [
+        let mut common = vec![
             ("REDIS_URL", redis),
             ("TASKLIGHT_REDIS_KEY_PREFIX", prefix.as_str()),
             ("TASKLIGHT_CACHE_L1_TTL_MS", "60000"),
         ];
-        let a = spawn_app_with(&extra).await;
-        let mut vars: HashMap<String, String> = [
-            ("TASKLIGHT_LISTEN", "127.0.0.1:0"),
-            ("TASKLIGHT_ADMIN_LISTEN", "127.0.0.1:0"),
-            ("DATABASE_URL", a.db.url()),
-            ("JWT_SECRET", JWT_SECRET),
-            ("RUST_LOG", "warn"),
-            ("INSTANCE_ID", "test-instance-b"),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        .collect();
-        vars.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-        let config = tasklight::config::Config::from_map(&vars).expect("configuration of B");
-        let b = tasklight::app::start(config)
-            .await
-            .expect("instance B starts");
-        assert_ne!(INSTANCE_ID, "test-instance-b");
+        common.extend_from_slice(extra);
+        let a = spawn_app_with(&common).await;
+        let mut others = Vec::new();
+        for name in ["test-instance-b", "test-instance-c"] {
+            let mut vars: HashMap<String, String> = [
+                ("TASKLIGHT_LISTEN", "127.0.0.1:0"),
+                ("TASKLIGHT_ADMIN_LISTEN", "127.0.0.1:0"),
+                ("DATABASE_URL", a.db.url()),
+                ("JWT_SECRET", JWT_SECRET),
+                ("RUST_LOG", "warn"),
+                ("INSTANCE_ID", name),
+                ("TASKLIGHT_RATE_LIMIT_USER", GENEROUS_QUOTA),
+                ("TASKLIGHT_RATE_LIMIT_IP", GENEROUS_QUOTA),
+                ("TASKLIGHT_RATE_LIMIT_AUTH_IP", GENEROUS_QUOTA),
+                ("TASKLIGHT_RATE_LIMIT_AUTH_ACCOUNT", GENEROUS_QUOTA),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect();
+            vars.extend(common.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+            let config = tasklight::config::Config::from_map(&vars).expect("configuration");
+            assert_ne!(INSTANCE_ID, name);
+            others.push(
+                tasklight::app::start(config)
+                    .await
+                    .expect("instance starts"),
+            );
+        }
         Self {
             a,
-            b,
+            others,
             client: reqwest::Client::new(),
             prefix,
         }
     }
 
-    async fn get_on_b(&self, path: &str, token: &str) -> reqwest::StatusCode {
+    fn addr(&self, i: usize) -> std::net::SocketAddr {
+        if i == 0 {
+            self.a.addr
+        } else {
+            self.others[i - 1].addr
+        }
+    }
+
+    fn admin_addr(&self, i: usize) -> std::net::SocketAddr {
+        if i == 0 {
+            self.a.server.admin_addr
+        } else {
+            self.others[i - 1].admin_addr
+        }
+    }
+
+    async fn get_on(&self, i: usize, path: &str, token: &str) -> reqwest::StatusCode {
         self.client
-            .get(format!("http://{}/api/v1{path}", self.b.addr))
+            .get(format!("http://{}/api/v1{path}", self.addr(i)))
             .bearer_auth(token)
             .send()
             .await
@@ -78,9 +119,13 @@ impl Cluster {
             .status()
     }
 
-    async fn b_metrics(&self) -> String {
+    async fn get_on_b(&self, path: &str, token: &str) -> reqwest::StatusCode {
+        self.get_on(1, path, token).await
+    }
+
+    async fn metrics(&self, i: usize) -> String {
         self.client
-            .get(format!("http://{}/metrics", self.b.admin_addr))
+            .get(format!("http://{}/metrics", self.admin_addr(i)))
             .send()
             .await
             .unwrap()
@@ -89,33 +134,66 @@ impl Cluster {
             .unwrap()
     }
 
-    /// Polls `path` on B until it answers `status`; returns how long that took (at most 3 s).
-    async fn time_until_b_answers(&self, path: &str, token: &str, status: u16) -> Duration {
-        let started = Instant::now();
-        while started.elapsed() < Duration::from_secs(3) {
-            if self.get_on_b(path, token).await.as_u16() == status {
-                return started.elapsed();
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        panic!("instance B still did not answer {status} for {path} after 3 s");
+    async fn b_metrics(&self) -> String {
+        self.metrics(1).await
     }
 
-    /// Asserts that B answers `status` for `path` within one second (what "every instance within
-    /// a second" promises); `what` says what B would otherwise have kept serving.
-    async fn assert_b_answers_within_a_second(
+    async fn ready(&self, i: usize) -> Value {
+        self.client
+            .get(format!("http://{}/health/ready", self.admin_addr(i)))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    /// Polls `path` on instance `i` until it answers `status`; returns how long that took (at
+    /// most 3 s).
+    async fn time_until_answers(&self, i: usize, path: &str, token: &str, status: u16) -> Duration {
+        let started = Instant::now();
+        while started.elapsed() < Duration::from_secs(3) {
+            if self.get_on(i, path, token).await.as_u16() == status {
+                return started.elapsed();
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!(
+            "instance {} still did not answer {status} for {path} after 3 s",
+            NAMES[i]
+        );
+    }
+
+    async fn time_until_b_answers(&self, path: &str, token: &str, status: u16) -> Duration {
+        self.time_until_answers(1, path, token, status).await
+    }
+
+    /// Asserts that B and C answer `status` for `path` within one second (what "every instance
+    /// within a second" promises); `what` says what they would otherwise have kept serving.
+    async fn assert_others_answer_within_a_second(
         &self,
         path: &str,
         token: &str,
         status: u16,
         what: &str,
     ) {
-        let took = self.time_until_b_answers(path, token, status).await;
-        assert!(took < Duration::from_secs(1), "{what} for {took:?}");
+        let started = Instant::now();
+        let (b, c) = tokio::join!(
+            self.time_until_answers(1, path, token, status),
+            self.time_until_answers(2, path, token, status)
+        );
+        eprintln!("[measured] {what}: B saw the change after {b:?}, C after {c:?}");
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "{what}: B for {b:?}, C for {c:?}"
+        );
     }
 
     async fn stop(self) {
-        self.b.stop().await;
+        for server in self.others {
+            server.stop().await;
+        }
         self.a.stop().await;
     }
 }
@@ -125,13 +203,14 @@ fn sample(metrics: &str, series: &str) -> f64 {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_token_from_a_works_on_b_and_logout_on_a_is_refused_on_b_within_a_second() {
+async fn a_token_from_a_works_on_b_and_c_and_logout_on_a_is_refused_on_both_within_a_second() {
     let Some(redis) = redis_url() else { return };
     let cluster = Cluster::start(&redis).await;
     let user = cluster.a.user().await;
-    assert_eq!(cluster.get_on_b("/users/me", &user.access).await, 200);
-    // B now holds the session in its in-process cache (TTL one minute).
-    assert_eq!(cluster.get_on_b("/users/me", &user.access).await, 200);
+    for i in [1, 2, 1, 2] {
+        // The second round is answered from B's and C's in-process caches (TTL one minute).
+        assert_eq!(cluster.get_on(i, "/users/me", &user.access).await, 200);
+    }
 
     let logout = cluster
         .a
@@ -139,12 +218,7 @@ async fn a_token_from_a_works_on_b_and_logout_on_a_is_refused_on_b_within_a_seco
         .await;
     assert_eq!(logout.status(), 204);
     cluster
-        .assert_b_answers_within_a_second(
-            "/users/me",
-            &user.access,
-            401,
-            "B kept accepting the logged-out token",
-        )
+        .assert_others_answer_within_a_second("/users/me", &user.access, 401, "logout")
         .await;
 
     let metrics = cluster.b_metrics().await;
@@ -164,7 +238,8 @@ async fn a_token_from_a_works_on_b_and_logout_on_a_is_refused_on_b_within_a_seco
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn what_a_loaded_b_finds_in_redis_and_a_removed_member_loses_access_on_b_within_a_second() {
+async fn what_a_loaded_b_finds_in_redis_and_a_removed_member_loses_access_on_b_and_c_within_a_second()
+ {
     let Some(redis) = redis_url() else { return };
     let cluster = Cluster::start(&redis).await;
     let team = cluster.a.team().await;
@@ -180,6 +255,7 @@ async fn what_a_loaded_b_finds_in_redis_and_a_removed_member_loses_access_on_b_w
     );
     let before = cluster.b_metrics().await;
     assert_eq!(cluster.get_on_b(&task, &team.member.access).await, 200);
+    assert_eq!(cluster.get_on(2, &task, &team.member.access).await, 200);
     let after = cluster.b_metrics().await;
     let l2_hits = |m: &str| {
         sample(
@@ -202,23 +278,19 @@ async fn what_a_loaded_b_finds_in_redis_and_a_removed_member_loses_access_on_b_w
         .await;
     assert_eq!(removed.status(), 204);
     cluster
-        .assert_b_answers_within_a_second(
-            &task,
-            &team.member.access,
-            404,
-            "B still served the removed member",
-        )
+        .assert_others_answer_within_a_second(&task, &team.member.access, 404, "member removal")
         .await;
     cluster.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn disabling_a_user_on_a_is_refused_on_b_within_a_second() {
+async fn disabling_a_user_on_a_is_refused_on_b_and_c_within_a_second() {
     let Some(redis) = redis_url() else { return };
     let cluster = Cluster::start(&redis).await;
     let admin = cluster.a.admin().await;
     let user = cluster.a.user().await;
     assert_eq!(cluster.get_on_b("/users/me", &user.access).await, 200);
+    assert_eq!(cluster.get_on(2, "/users/me", &user.access).await, 200);
     let disabled = cluster
         .a
         .patch(
@@ -229,12 +301,7 @@ async fn disabling_a_user_on_a_is_refused_on_b_within_a_second() {
         .await;
     assert_eq!(disabled.status(), 200);
     cluster
-        .assert_b_answers_within_a_second(
-            "/users/me",
-            &user.access,
-            401,
-            "B accepted a disabled user",
-        )
+        .assert_others_answer_within_a_second("/users/me", &user.access, 401, "user disabled")
         .await;
     cluster.stop().await;
 }
@@ -286,5 +353,341 @@ async fn when_the_invalidation_subscription_drops_b_flushes_its_in_process_cache
         took < Duration::from_secs(3),
         "B flushed only after {took:?}"
     );
+    cluster.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn b_and_c_serve_a_task_updated_through_a_within_a_second() {
+    let Some(redis) = redis_url() else { return };
+    let cluster = Cluster::start(&redis).await;
+    let team = cluster.a.team().await;
+    let task = format!("/tasks/{}", team.task_id);
+    let title_on = |i: usize| {
+        let cluster = &cluster;
+        let task = &task;
+        let token = &team.member.access;
+        async move {
+            let body: Value = cluster
+                .client
+                .get(format!("http://{}/api/v1{task}", cluster.addr(i)))
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            body["title"].as_str().unwrap().to_owned()
+        }
+    };
+    // B and C cache the task (and the member's role) in process.
+    for i in [1, 2, 1, 2] {
+        assert_ne!(title_on(i).await, "Renamed on A");
+    }
+    let updated = cluster
+        .a
+        .patch(
+            &task,
+            Some(&team.owner.access),
+            &json!({"title": "Renamed on A"}),
+        )
+        .await;
+    assert_eq!(updated.status(), 200);
+    let started = Instant::now();
+    let mut seen = [None, None];
+    while started.elapsed() < Duration::from_secs(3) && seen.iter().any(Option::is_none) {
+        for i in [1, 2] {
+            if seen[i - 1].is_none() && title_on(i).await == "Renamed on A" {
+                seen[i - 1] = Some(started.elapsed());
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    eprintln!(
+        "[measured] task update: B after {:?}, C after {:?}",
+        seen[0], seen[1]
+    );
+    for (i, took) in seen.iter().enumerate() {
+        let took = took.unwrap_or_else(|| panic!("{} never served the update", NAMES[i + 1]));
+        assert!(
+            took < Duration::from_secs(1),
+            "{} took {took:?}",
+            NAMES[i + 1]
+        );
+    }
+    cluster.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_quota_is_shared_by_all_instances_not_multiplied_by_them() {
+    let Some(redis) = redis_url() else { return };
+    // 20 per 2 s with a burst of 5: over 2 s at most 20 + 5 may pass, on however many instances.
+    let cluster =
+        Cluster::start_with(&redis, &[("TASKLIGHT_RATE_LIMIT_USER", "20/2s,burst=5")]).await;
+    let user = cluster.a.user().await;
+    let started = Instant::now();
+    let (mut allowed, mut limited, mut sent) = (0u32, 0u32, 0usize);
+    let mut refusal = None;
+    while started.elapsed() < Duration::from_secs(2) {
+        let response = cluster
+            .client
+            .get(format!("http://{}/api/v1/users/me", cluster.addr(sent % 3)))
+            .bearer_auth(&user.access)
+            .send()
+            .await
+            .unwrap();
+        sent += 1;
+        match response.status().as_u16() {
+            200 => allowed += 1,
+            429 => {
+                limited += 1;
+                refusal.get_or_insert(response);
+            }
+            other => panic!("unexpected {other}"),
+        }
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let entitled = 5.0 + 20.0 * elapsed / 2.0;
+    eprintln!(
+        "[measured] shared quota: {sent} requests round-robin over 3 instances in {elapsed:.2} s: \
+         {allowed} allowed, {limited} limited; entitled {entitled:.1} (burst 5 + 10/s); \
+         overshoot {:.1}",
+        f64::from(allowed) - entitled
+    );
+    assert!(limited > 0, "nothing was limited ({sent} requests)");
+    // At most one request of slack for the clock tick between the last check and `elapsed`.
+    assert!(
+        f64::from(allowed) <= entitled + 1.0,
+        "{allowed} allowed, entitled to {entitled:.1}: the instances did not share the quota"
+    );
+    assert!(
+        f64::from(allowed) >= 20.0,
+        "only {allowed} allowed: over-limiting"
+    );
+    let refusal = refusal.unwrap();
+    for name in ["retry-after", "ratelimit-policy", "ratelimit"] {
+        assert!(refusal.headers().contains_key(name), "429 without {name}");
+    }
+    assert_eq!(refusal.headers()["ratelimit-policy"], "\"user\";q=20;w=2");
+    let mut decisions = 0.0;
+    for (i, name) in NAMES.iter().enumerate() {
+        let metrics = cluster.metrics(i).await;
+        decisions += sample(
+            &metrics,
+            "rate_limit_decisions_total{policy=\"user\",result=\"limited\"}",
+        );
+        assert_eq!(
+            sample(
+                &metrics,
+                "rate_limit_fallback_decisions_total{policy=\"user\"}"
+            ),
+            0.0,
+            "instance {} fell back while Redis was up",
+            name
+        );
+    }
+    assert_eq!(decisions, f64::from(limited));
+    cluster.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_idempotency_key_creates_one_task_whichever_instances_receive_it() {
+    let Some(redis) = redis_url() else { return };
+    let cluster = Cluster::start(&redis).await;
+    let user = cluster.a.user().await;
+    let project = cluster.a.create_project(&user.access, "Keys").await;
+    let tasks = format!("/api/v1/projects/{}/tasks", project["id"].as_str().unwrap());
+    let post = |i: usize, key: &'static str| {
+        let request = cluster
+            .client
+            .post(format!("http://{}{tasks}", cluster.addr(i)))
+            .bearer_auth(&user.access)
+            .header("Idempotency-Key", key)
+            .json(&json!({"title": "exactly once"}));
+        async move {
+            let response = request.send().await.unwrap();
+            let status = response.status().as_u16();
+            (status, response.json::<Value>().await.unwrap())
+        }
+    };
+    // Sent to A, then retried on B.
+    let on_a = post(0, "sequential").await;
+    let on_b = post(1, "sequential").await;
+    assert_eq!(on_a.0, 201);
+    assert_eq!(on_b, on_a);
+    // Sent to A, B and C at once, twice each.
+    let racing = futures::future::join_all((0..6).map(|n| post(n % 3, "concurrent"))).await;
+    for answer in &racing {
+        assert_eq!(answer.0, 201, "{}", answer.1);
+        assert_eq!(answer, &racing[0]);
+    }
+    let list: Value = cluster
+        .a
+        .get(&tasks, Some(&user.access))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(list["items"].as_array().unwrap().len(), 2);
+    cluster.stop().await;
+}
+
+/// A `redis-server` of the test's own, on its own port, so that it can be stopped.
+struct OwnRedis {
+    port: u16,
+    child: Option<std::process::Child>,
+}
+
+impl OwnRedis {
+    fn start() -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .unwrap();
+        let mut redis = Self { port, child: None };
+        redis.restart();
+        redis
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    fn restart(&mut self) {
+        let child = std::process::Command::new("redis-server")
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("redis-server is on the PATH (Debian package redis-server)");
+        self.child = Some(child);
+        let started = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(
+                started.elapsed() < Duration::from_secs(5),
+                "redis-server did not start"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for OwnRedis {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_redis_the_instances_keep_answering_and_recover_when_it_returns() {
+    if redis_url().is_none() {
+        return;
+    }
+    let mut redis = OwnRedis::start();
+    let cluster =
+        Cluster::start_with(&redis.url(), &[("TASKLIGHT_RATE_LIMIT_LOCAL_SHARE", "0.5")]).await;
+    let team = cluster.a.team().await;
+    let task = format!("/tasks/{}", team.task_id);
+    for i in 0..3 {
+        assert_eq!(cluster.ready(i).await["checks"]["redis"]["status"], "up");
+    }
+
+    redis.stop();
+    let outage = Instant::now();
+    // Every instance keeps answering reads and writes: cache bypassed, limits in-process.
+    for i in 0..3 {
+        assert_eq!(cluster.get_on(i, &task, &team.member.access).await, 200);
+        assert_eq!(
+            cluster.get_on(i, "/users/me", &team.owner.access).await,
+            200
+        );
+    }
+    let write = cluster
+        .a
+        .patch(
+            &task,
+            Some(&team.owner.access),
+            &json!({"title": "During the outage"}),
+        )
+        .await;
+    assert_eq!(write.status(), 200);
+    eprintln!(
+        "[measured] Redis outage: 6 reads and a write answered in {:?}",
+        outage.elapsed()
+    );
+    for (i, name) in NAMES.iter().enumerate() {
+        let ready = cluster.ready(i).await;
+        assert_eq!(ready["status"], "degraded", "{ready}");
+        assert_eq!(ready["checks"]["redis"]["status"], "down");
+        assert_eq!(ready["checks"]["database"]["status"], "up");
+        let metrics = cluster.metrics(i).await;
+        assert!(
+            sample(
+                &metrics,
+                "rate_limit_fallback_decisions_total{policy=\"user\"}"
+            ) >= 1.0,
+            "instance {} did not count its fallback decisions",
+            name
+        );
+        assert_eq!(sample(&metrics, "rate_limit_fallback_active"), 1.0);
+    }
+
+    redis.restart();
+    // No restart of the instances: readiness, limits and invalidation come back on their own.
+    let back = Instant::now();
+    for (i, name) in NAMES.iter().enumerate() {
+        loop {
+            let ready = cluster.ready(i).await;
+            if ready["status"] == "ready" {
+                break;
+            }
+            assert!(back.elapsed() < Duration::from_secs(5), "{ready}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(
+            cluster.get_on(i, "/users/me", &team.owner.access).await,
+            200
+        );
+        let metrics = cluster.metrics(i).await;
+        assert_eq!(
+            sample(&metrics, "rate_limit_fallback_active"),
+            0.0,
+            "instance {} still limits in-process",
+            name
+        );
+    }
+    eprintln!(
+        "[measured] Redis back: all three ready after {:?}",
+        back.elapsed()
+    );
+    // The subscriptions are back too (each flushed its in-process cache when it resubscribed):
+    // a change on A reaches B and C within a second again.
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    for i in [1, 2] {
+        assert_eq!(cluster.get_on(i, &task, &team.member.access).await, 200);
+    }
+    let removed = cluster
+        .a
+        .delete(
+            &format!("/projects/{}/members/{}", team.project_id, team.member.id),
+            Some(&team.owner.access),
+        )
+        .await;
+    assert_eq!(removed.status(), 204);
+    cluster
+        .assert_others_answer_within_a_second(
+            &task,
+            &team.member.access,
+            404,
+            "member removal after Redis returned",
+        )
+        .await;
     cluster.stop().await;
 }
