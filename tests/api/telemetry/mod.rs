@@ -7,4 +7,5 @@ mod metrics;
 mod otlp;
 pub mod process;
 mod sentry;
+mod shutdown;
 mod traces;
