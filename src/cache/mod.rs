@@ -1,8 +1,9 @@
 //! The two-level cache: moka in each instance (L1, short TTL, bounded) in front of Redis (L2,
 //! shared, longer TTL) in front of the database.
 //!
-//! Every write deletes the L2 key and publishes the key on a Redis channel; each instance's
-//! subscriber evicts its L1 entry. When the subscription drops and comes back, L1 is flushed,
+//! Every write replaces the L2 key with a tombstone for two seconds (a load that read the
+//! database before the write cannot store its stale value over it) and publishes the key on a
+//! Redis channel; each instance's subscriber evicts its L1 entry. When the subscription drops and comes back, L1 is flushed,
 //! since messages may have been lost; the L1 TTL bounds staleness meanwhile. Concurrent misses for
 //! one key run one load. Without `REDIS_URL`, the cache is L1 only and invalidates locally.
 
@@ -163,6 +164,16 @@ pub mod keys {
     /// A login session's state.
     pub fn session(id: Uuid) -> String {
         format!("session:{id}")
+    }
+
+    /// A project (without anyone's role).
+    pub fn project(id: Uuid) -> String {
+        format!("project:{id}")
+    }
+
+    /// A task with its tags.
+    pub fn task(id: Uuid) -> String {
+        format!("task:{id}")
     }
 
     /// A user's role in a project.

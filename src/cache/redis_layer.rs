@@ -1,4 +1,4 @@
-//! The Redis side of the cache: GET/SET with a TTL, DEL + PUBLISH for invalidation, and the
+//! The Redis side of the cache: GET/SET with a TTL, tombstone + PUBLISH for invalidation, and the
 //! subscriber that evicts L1 entries when another instance changes them. Every command gets a
 //! client span (`db.system.name = redis`).
 
@@ -8,6 +8,9 @@ use std::time::Duration;
 use futures_util::StreamExt;
 
 use super::{Cache, RESUBSCRIBE_DELAY};
+
+/// How long an invalidated key refuses new values (longer than any load takes).
+pub const TOMBSTONE_TTL: Duration = Duration::from_secs(2);
 
 /// Pause before subscribing again after a working subscription dropped (no hot loop if it
 /// keeps dropping).
@@ -33,16 +36,20 @@ impl RedisLayer {
         }
     }
 
-    /// The value under `key`, if Redis has it.
+    /// The value under `key`, if Redis has it (a tombstone counts as absent).
     pub async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, RedisError> {
         let _span = command_span("GET");
         let key = format!("{}{key}", self.prefix);
-        self.redis
+        let value: Option<Vec<u8>> = self
+            .redis
             .call(|mut conn| async move { redis::cmd("GET").arg(key).query_async(&mut conn).await })
-            .await
+            .await?;
+        Ok(value.filter(|v| !v.is_empty()))
     }
 
-    /// Stores `value` under `key` for the L2 TTL.
+    /// Stores `value` under `key` for the L2 TTL, unless the key exists: in particular unless
+    /// it was invalidated within [`TOMBSTONE_TTL`], so a load that read the database before a
+    /// change committed cannot put its stale value back after the change's invalidation.
     pub async fn set(&self, key: &str, value: &[u8]) -> Result<(), RedisError> {
         let _span = command_span("SET");
         let key = format!("{}{key}", self.prefix);
@@ -54,26 +61,29 @@ impl RedisLayer {
                     .arg(value)
                     .arg("EX")
                     .arg(ttl)
-                    .query_async(&mut conn)
+                    .arg("NX")
+                    .query_async::<()>(&mut conn)
                     .await
             })
             .await
     }
 
-    /// Deletes `keys` and publishes each on the invalidation channel, in one round trip.
+    /// Replaces each of `keys` with a short-lived tombstone and publishes it on the
+    /// invalidation channel, in one round trip.
     pub async fn invalidate(&self, keys: &[String]) -> Result<(), RedisError> {
         if keys.is_empty() {
             return Ok(());
         }
-        let _span = command_span("DEL+PUBLISH");
+        let _span = command_span("SET+PUBLISH");
         let mut pipe = redis::pipe();
-        pipe.cmd("DEL")
-            .arg(
-                keys.iter()
-                    .map(|k| format!("{}{k}", self.prefix))
-                    .collect::<Vec<_>>(),
-            )
-            .ignore();
+        for key in keys {
+            pipe.cmd("SET")
+                .arg(format!("{}{key}", self.prefix))
+                .arg("")
+                .arg("PX")
+                .arg(TOMBSTONE_TTL.as_millis() as u64)
+                .ignore();
+        }
         for key in keys {
             pipe.cmd("PUBLISH").arg(&self.channel).arg(key).ignore();
         }

@@ -136,17 +136,38 @@ pub async fn create(
 
 /// A project the caller belongs to.
 pub async fn get(state: &AppState, principal: &Principal, id: Uuid) -> AppResult<Project> {
-    let found = state
-        .db
-        .conn()
-        .await?
-        .project_for_member(id, principal.user_id)
-        .await?
-        .ok_or(AppError::NotFound("project"))?;
-    Ok(Project::new(
-        found.project,
-        ProjectRole::from_stored(&found.role),
-    ))
+    let role = cached_role(state, id, principal).await?;
+    let project: Option<ProjectRecord> = state
+        .cache
+        .get_or_load("project", keys::project(id), || async {
+            Ok(state.db.conn().await?.project_by_id(id).await?)
+        })
+        .await?;
+    let project = project.ok_or(AppError::NotFound("project"))?;
+    Ok(Project::new(project, role))
+}
+
+/// Like [`role_of`], taking a pooled connection only on a cache miss (reads that the cache
+/// answers never touch the database).
+pub async fn cached_role(
+    state: &AppState,
+    project_id: Uuid,
+    principal: &Principal,
+) -> AppResult<ProjectRole> {
+    let user_id = principal.user_id;
+    let role: Option<String> = state
+        .cache
+        .get_or_load("member", keys::member(project_id, user_id), || async {
+            Ok(state
+                .db
+                .conn()
+                .await?
+                .member_role(project_id, user_id)
+                .await?)
+        })
+        .await?;
+    role.map(|r| ProjectRole::from_stored(&r))
+        .ok_or(AppError::NotFound("project"))
 }
 
 /// The caller's projects, one page at a time.
@@ -190,7 +211,8 @@ pub async fn update(
         summary.insert("description".into(), json!(description));
         project.description = description;
     }
-    if !summary.is_empty() {
+    let changed = !summary.is_empty();
+    if changed {
         project.updated_at = crate::db::now();
         tx.update_project(&project).await?;
         let change = Change {
@@ -209,6 +231,9 @@ pub async fn update(
         .await?;
     }
     tx.commit().await?;
+    if changed {
+        state.cache.invalidate(&[keys::project(id)]).await;
+    }
     Ok(Project::new(project, ProjectRole::Owner))
 }
 
@@ -234,7 +259,8 @@ pub async fn delete(state: &AppState, principal: &Principal, id: Uuid) -> AppRes
     )
     .await?;
     tx.commit().await?;
-    let stale: Vec<String> = members.into_iter().map(|m| keys::member(id, m)).collect();
+    let mut stale: Vec<String> = members.into_iter().map(|m| keys::member(id, m)).collect();
+    stale.push(keys::project(id));
     state.cache.invalidate(&stale).await;
     Ok(())
 }
@@ -339,7 +365,7 @@ pub async fn remove_member(
         return Err(last_owner());
     }
     tx.delete_member(project_id, user_id).await?;
-    tx.unassign_member_tasks(project_id, user_id).await?;
+    let unassigned = tx.unassign_member_tasks(project_id, user_id).await?;
     let change = Change {
         action: "member.removed",
         entity_type: "member",
@@ -355,10 +381,9 @@ pub async fn remove_member(
     )
     .await?;
     tx.commit().await?;
-    state
-        .cache
-        .invalidate(&[keys::member(project_id, user_id)])
-        .await;
+    let mut stale = vec![keys::member(project_id, user_id)];
+    stale.extend(unassigned.into_iter().map(keys::task));
+    state.cache.invalidate(&stale).await;
     Ok(())
 }
 

@@ -7,7 +7,7 @@ use uuid::Uuid;
 use crate::db::{Session, StoreResult};
 
 /// A stored project.
-#[derive(Clone, sqlx::FromRow)]
+#[derive(Clone, sqlx::FromRow, serde::Serialize, serde::Deserialize)]
 pub struct ProjectRecord {
     /// Id.
     pub id: Uuid,
@@ -55,6 +55,8 @@ pub trait ProjectStore {
     async fn insert_project(&mut self, project: &ProjectRecord) -> StoreResult<()>;
     /// Locks a project row for the rest of the transaction (PostgreSQL); false if it is absent.
     async fn lock_project(&mut self, id: Uuid) -> StoreResult<bool>;
+    /// A project, whoever asks.
+    async fn project_by_id(&mut self, id: Uuid) -> StoreResult<Option<ProjectRecord>>;
     /// A project with `user_id`'s role, if they are a member.
     async fn project_for_member(
         &mut self,
@@ -161,6 +163,16 @@ crate::for_each_backend! {
         async fn project_for_member(&mut self, id: Uuid, user_id: Uuid) -> StoreResult<Option<ProjectWithRole>> {
             const SQL: &str = concat!(project_with_role!(), "WHERE p.id = $1 AND m.user_id = $2");
             Ok(sqlx::query_as(SQL).bind(id).bind(user_id).fetch_optional(self.db()).await?)
+        }
+
+        async fn project_by_id(&mut self, id: Uuid) -> StoreResult<Option<ProjectRecord>> {
+            Ok(sqlx::query_as(
+                "SELECT id, name, description, created_by, created_at, updated_at \
+                 FROM projects WHERE id = $1",
+            )
+            .bind(id)
+            .fetch_optional(self.db())
+            .await?)
         }
 
         async fn member_role(&mut self, project_id: Uuid, user_id: Uuid) -> StoreResult<Option<String>> {

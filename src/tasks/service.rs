@@ -10,13 +10,14 @@ use uuid::Uuid;
 use crate::app::AppState;
 use crate::audit::{self, Change};
 use crate::auth::Principal;
+use crate::cache::keys;
 use crate::db::Store;
 use crate::error::{AppError, AppResult};
 use crate::http::etag;
 use crate::http::pagination::Paging;
 use crate::idempotency::IdempotencyKey;
 use crate::projects::model::ProjectRole;
-use crate::projects::service::role_of;
+use crate::projects::service::{cached_role, role_of};
 use crate::tasks::model::{Priority, Task, TaskStatus};
 use crate::tasks::store::{SortColumn, SortKey, TaskFilter, TaskQuery, TaskRecord};
 
@@ -177,10 +178,26 @@ async fn tags(store: &mut dyn Store, id: Uuid) -> AppResult<Vec<String>> {
 }
 
 /// A task the caller may see.
+/// From the cache (`task:<id>`, with its tags, and the caller's role): a read the cache answers
+/// does not touch the database. Every change to the task invalidates it on every instance.
 pub async fn get(state: &AppState, principal: &Principal, id: Uuid) -> AppResult<Task> {
-    let mut store = state.db.conn().await?;
-    let (task, _) = visible(state, &mut *store, principal, id, false).await?;
-    let tags = tags(&mut *store, id).await?;
+    let cached: Option<(TaskRecord, Vec<String>)> = state
+        .cache
+        .get_or_load("task", keys::task(id), || async {
+            let mut store = state.db.conn().await?;
+            match store.task_by_id(id, false).await? {
+                Some(task) => {
+                    let tags = tags(&mut *store, id).await?;
+                    Ok(Some((task, tags)))
+                }
+                None => Ok(None),
+            }
+        })
+        .await?;
+    let (task, tags) = cached.ok_or(AppError::NotFound("task"))?;
+    cached_role(state, task.project_id, principal)
+        .await
+        .map_err(|_| AppError::NotFound("task"))?;
     Ok(Task::new(task, tags))
 }
 
@@ -272,6 +289,7 @@ pub async fn update(
     )
     .await?;
     tx.commit().await?;
+    state.cache.invalidate(&[keys::task(id)]).await;
     state.metrics.tasks.updated.increment(1);
     Ok(Task::new(task, tags))
 }
@@ -315,6 +333,7 @@ pub async fn delete(
     )
     .await?;
     tx.commit().await?;
+    state.cache.invalidate(&[keys::task(id)]).await;
     state.metrics.tasks.deleted.increment(1);
     Ok(())
 }

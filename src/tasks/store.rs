@@ -8,7 +8,7 @@ use uuid::Uuid;
 use crate::db::{Session, StoreResult};
 
 /// A stored task (tags live in `task_tags`).
-#[derive(Clone, sqlx::FromRow)]
+#[derive(Clone, sqlx::FromRow, Serialize, Deserialize)]
 pub struct TaskRecord {
     /// Id.
     pub id: Uuid,
@@ -147,8 +147,13 @@ pub trait TaskStore {
     async fn list_tasks(&mut self, query: &TaskQuery<'_>) -> StoreResult<Vec<TaskRecord>>;
     /// How many tasks a project has.
     async fn count_tasks(&mut self, project_id: Uuid) -> StoreResult<i64>;
-    /// Unassigns a user's tasks in a project (when they leave it), bumping their versions.
-    async fn unassign_member_tasks(&mut self, project_id: Uuid, user_id: Uuid) -> StoreResult<()>;
+    /// Unassigns a user's tasks in a project (when they leave it), bumping their versions;
+    /// returns the ids of the tasks changed.
+    async fn unassign_member_tasks(
+        &mut self,
+        project_id: Uuid,
+        user_id: Uuid,
+    ) -> StoreResult<Vec<Uuid>>;
 }
 
 /// The columns of [`TaskRecord`].
@@ -315,17 +320,21 @@ crate::for_each_backend! {
             Ok(count)
         }
 
-        async fn unassign_member_tasks(&mut self, project_id: Uuid, user_id: Uuid) -> StoreResult<()> {
-            sqlx::query(
+        async fn unassign_member_tasks(
+            &mut self,
+            project_id: Uuid,
+            user_id: Uuid,
+        ) -> StoreResult<Vec<Uuid>> {
+            let ids: Vec<(Uuid,)> = sqlx::query_as(
                 "UPDATE tasks SET assignee_id = NULL, version = version + 1, updated_at = $3 \
-                 WHERE project_id = $1 AND assignee_id = $2",
+                 WHERE project_id = $1 AND assignee_id = $2 RETURNING id",
             )
                 .bind(project_id)
                 .bind(user_id)
                 .bind(crate::db::now())
-                .execute(self.db())
+                .fetch_all(self.db())
                 .await?;
-            Ok(())
+            Ok(ids.into_iter().map(|(id,)| id).collect())
         }
     }
 }

@@ -244,6 +244,34 @@ async fn what_a_loaded_b_finds_in_redis_and_a_removed_member_loses_access_on_b_a
     let cluster = Cluster::start(&redis).await;
     let team = cluster.a.team().await;
     let task = format!("/tasks/{}", team.task_id);
+    // Adding the member left a tombstone on their role's key, which keeps loads from storing
+    // into Redis for two seconds (so a load racing a write cannot store a stale value); wait
+    // for it to expire.
+    let key = format!(
+        "{}:cache:member:{}:{}",
+        cluster.prefix, team.project_id, team.member.id
+    );
+    let mut redis_conn = redis::Client::open(redis.as_str())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let started = Instant::now();
+    loop {
+        let exists: i64 = redis::cmd("EXISTS")
+            .arg(&key)
+            .query_async(&mut redis_conn)
+            .await
+            .unwrap();
+        if exists == 0 {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "the tombstone stayed"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     // The member reads the task on A first: A loads the role from the database into Redis.
     assert_eq!(
         cluster
@@ -383,6 +411,17 @@ async fn b_and_c_serve_a_task_updated_through_a_within_a_second() {
     // B and C cache the task (and the member's role) in process.
     for i in [1, 2, 1, 2] {
         assert_ne!(title_on(i).await, "Renamed on A");
+    }
+    for i in [1, 2] {
+        let metrics = cluster.metrics(i).await;
+        assert!(
+            sample(
+                &metrics,
+                "cache_requests_total{cache=\"task\",layer=\"l1\",result=\"hit\"}"
+            ) >= 1.0,
+            "{} did not answer from its in-process cache",
+            NAMES[i]
+        );
     }
     let updated = cluster
         .a
