@@ -221,8 +221,17 @@ async fn session_state(state: &AppState, id: Uuid) -> AppResult<Option<SessionSt
 /// Verifies an access token and checks that its user is enabled and its session alive. Both
 /// come from the cache; every change to them invalidates it on every instance.
 pub async fn authenticate(state: &AppState, token: &str) -> AppResult<Principal> {
-    const INVALID: &str = "the access token is invalid or expired";
     let claims = state.tokens.verify(token)?;
+    authenticate_claims(state, &claims).await
+}
+
+/// The rest of [`authenticate`], for claims already verified (by the rate limiter, which keys
+/// authenticated requests by user).
+pub async fn authenticate_claims(
+    state: &AppState,
+    claims: &tokens::Claims,
+) -> AppResult<Principal> {
+    const INVALID: &str = "the access token is invalid or expired";
     let session = session_state(state, claims.sid)
         .await?
         .filter(|s| s.user_id == claims.sub)

@@ -20,7 +20,7 @@ pub const AUDIENCE: &str = "tasklight-api";
 const LEEWAY_SECS: i64 = 5;
 
 /// The claims of an access token.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Claims {
     /// Issuer.
     pub iss: String,

@@ -20,6 +20,16 @@ use crate::http::problem::ApiError;
 )]
 pub struct BearerAuth(pub Principal);
 
+/// An access token whose signature and claims were already checked in this request (by the
+/// rate limiter), so the bearer check does not verify it twice.
+#[derive(Clone)]
+pub struct VerifiedToken {
+    /// The token as sent.
+    pub token: String,
+    /// Its verified claims.
+    pub claims: crate::auth::tokens::Claims,
+}
+
 async fn check_bearer(req: &Request, bearer: Bearer) -> poem::Result<Principal> {
     let Some(state) = req.data::<AppState>() else {
         return Err(poem::Error::from_string(
@@ -27,9 +37,15 @@ async fn check_bearer(req: &Request, bearer: Bearer) -> poem::Result<Principal> 
             poem::http::StatusCode::INTERNAL_SERVER_ERROR,
         ));
     };
-    let principal = crate::auth::service::authenticate(state, &bearer.token)
-        .await
-        .map_err(|err| poem::Error::from(ApiError::<()>::from(err)))?;
+    let verified = req
+        .extensions()
+        .get::<VerifiedToken>()
+        .filter(|v| v.token == bearer.token);
+    let principal = match verified {
+        Some(verified) => crate::auth::service::authenticate_claims(state, &verified.claims).await,
+        None => crate::auth::service::authenticate(state, &bearer.token).await,
+    }
+    .map_err(|err| poem::Error::from(ApiError::<()>::from(err)))?;
     crate::telemetry::context::set_user(principal.user_id);
     Ok(principal)
 }

@@ -9,6 +9,7 @@ use poem::{Endpoint, IntoResponse, Middleware, Request, Response};
 use super::{Decision, Policy};
 use crate::app::AppState;
 use crate::error::{AppError, AppResult};
+use crate::http::auth::VerifiedToken;
 use crate::http::problem::Problem;
 use crate::telemetry::context;
 
@@ -70,7 +71,7 @@ pub struct RateLimitEndpoint<E> {
 impl<E: Endpoint> Endpoint for RateLimitEndpoint<E> {
     type Output = Response;
 
-    async fn call(&self, req: Request) -> poem::Result<Response> {
+    async fn call(&self, mut req: Request) -> poem::Result<Response> {
         let route = context::with(|c| c.route).unwrap_or(crate::telemetry::routes::UNMATCHED);
         let Some(kind) = classify(route) else {
             return self.ep.call(req).await.map(IntoResponse::into_response);
@@ -79,10 +80,16 @@ impl<E: Endpoint> Endpoint for RateLimitEndpoint<E> {
             .flatten()
             .map(|ip| ip.to_string())
             .unwrap_or_default();
-        let (policy, key) = match (kind, bearer_user(&self.state, &req)) {
-            (Kind::Auth, _) => (Policy::AuthIp, client),
-            (Kind::General, Some(user)) => (Policy::User, user),
-            (Kind::General, None) => (Policy::Ip, client),
+        let (policy, key) = match kind {
+            Kind::Auth => (Policy::AuthIp, client),
+            Kind::General => match verified_bearer(&self.state, &req) {
+                Some(verified) => {
+                    let user = verified.claims.sub.to_string();
+                    req.extensions_mut().insert(verified);
+                    (Policy::User, user)
+                }
+                None => (Policy::Ip, client),
+            },
         };
         let decision = self.state.rate_limiter.check(policy, &key).await;
         let mut response = if decision.allowed {
@@ -114,19 +121,20 @@ impl<E: Endpoint> Endpoint for RateLimitEndpoint<E> {
     }
 }
 
-/// The user of a valid access token, if the request has one (revocation is checked later, by
-/// the operation).
-fn bearer_user(state: &AppState, req: &Request) -> Option<String> {
+/// A valid access token, if the request has one (revocation is checked later, by the
+/// operation, which reuses these verified claims).
+fn verified_bearer(state: &AppState, req: &Request) -> Option<VerifiedToken> {
     let value = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
     if !scheme.eq_ignore_ascii_case("bearer") {
         return None;
     }
-    state
-        .tokens
-        .verify(token.trim())
-        .ok()
-        .map(|claims| claims.sub.to_string())
+    let token = token.trim();
+    let claims = state.tokens.verify(token).ok()?;
+    Some(VerifiedToken {
+        token: token.to_owned(),
+        claims,
+    })
 }
 
 /// The 429 problem for a refused request.
