@@ -48,6 +48,13 @@ common_env=(
   "TASKLIGHT_ADMIN_LISTEN=127.0.0.1:$ADMIN_PORT"
   "TASKLIGHT_ACCESS_TOKEN_TTL_SECS=7200"
   "INSTANCE_ID=bench"
+  # The benchmark measures telemetry, not the limiter's refusals: one user sends ~30,000
+  # requests a second. The limiter still decides (in-process) on every request.
+  "TASKLIGHT_RATE_LIMIT_USER=10000000/1s,burst=10000000"
+  "TASKLIGHT_RATE_LIMIT_IP=10000000/1s,burst=10000000"
+  "TASKLIGHT_RATE_LIMIT_AUTH_IP=10000000/1s,burst=10000000"
+  "TASKLIGHT_RATE_LIMIT_AUTH_ACCOUNT=10000000/1s,burst=10000000"
+  "TASKLIGHT_DRAIN_DELAY_MS=0"
 )
 
 start_server() { # $1 = configuration
