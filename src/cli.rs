@@ -1,4 +1,4 @@
-//! The command line: `serve` (the default), `migrate` and `create-admin`.
+//! The command line: `serve` (the default), `migrate`, `create-admin` and `healthcheck`.
 //!
 //! Every command reads the same environment configuration; a bad value stops the command with
 //! one line that names the variable.
@@ -38,6 +38,9 @@ enum Command {
         #[arg(long, default_value = "Administrator")]
         name: String,
     },
+    /// Exit 0 if this instance's `/health/live` (on the admin listener) answers 200 within 2 s;
+    /// for container health checks, so the image needs no HTTP client.
+    Healthcheck,
 }
 
 /// Entry point used by `main`: parse arguments, load configuration, run the command.
@@ -50,6 +53,15 @@ pub fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if matches!(cli.command, Some(Command::Healthcheck)) {
+        return match healthcheck(config.admin_listen) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(err) => {
+                eprintln!("tasklight: unhealthy: {err}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     // rustls (Sentry's transport) needs a process-wide crypto provider; ring is the one sqlx uses.
     let _ = rustls::crypto::ring::default_provider().install_default();
     // Sentry starts before the runtime so its panic hook and hub cover every worker thread.
@@ -76,6 +88,7 @@ pub fn main() -> ExitCode {
                 Ok(password) => crate::app::create_admin(&config, &email, &name, &password).await,
                 Err(err) => Err(err),
             },
+            Command::Healthcheck => Ok(()),
         };
         if let Err(err) = &result {
             tracing::error!(error = format!("{err:#}"), "command failed");
@@ -96,6 +109,45 @@ pub fn main() -> ExitCode {
             eprintln!("tasklight: {err:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// `GET /health/live` on the admin listener (an unspecified listen address is reached on
+/// loopback), over a plain socket.
+fn healthcheck(admin: std::net::SocketAddr) -> Result<(), String> {
+    use std::io::Write;
+    let timeout = std::time::Duration::from_secs(2);
+    let mut target = admin;
+    if target.ip().is_unspecified() {
+        target.set_ip(if admin.is_ipv4() {
+            std::net::Ipv4Addr::LOCALHOST.into()
+        } else {
+            std::net::Ipv6Addr::LOCALHOST.into()
+        });
+    }
+    let mut stream = std::net::TcpStream::connect_timeout(&target, timeout)
+        .map_err(|e| format!("cannot connect to {target}: {e}"))?;
+    stream
+        .set_read_timeout(Some(timeout))
+        .and_then(|()| stream.set_write_timeout(Some(timeout)))
+        .map_err(|e| e.to_string())?;
+    stream
+        .write_all(b"GET /health/live HTTP/1.0\r\nHost: localhost\r\n\r\n")
+        .map_err(|e| format!("cannot send to {target}: {e}"))?;
+    let mut head = [0u8; 16];
+    let mut read = 0;
+    while read < head.len() {
+        match stream.read(&mut head[read..]) {
+            Ok(0) => break,
+            Ok(n) => read += n,
+            Err(e) => return Err(format!("no answer from {target}: {e}")),
+        }
+    }
+    let status = String::from_utf8_lossy(&head[..read]);
+    if status.starts_with("HTTP/1.1 200") || status.starts_with("HTTP/1.0 200") {
+        Ok(())
+    } else {
+        Err(format!("{target}/health/live answered `{}`", status.trim()))
     }
 }
 

@@ -103,3 +103,27 @@ async fn sigterm_drains_then_finishes_in_flight_requests_and_exits_zero() {
         .collect();
     assert!(order.windows(2).all(|w| w[0] < w[1]), "{phases:?}");
 }
+
+#[tokio::test]
+async fn the_healthcheck_command_reports_whether_the_admin_listener_answers() {
+    let app = Process::start(&[]).await;
+    let run = |admin: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_tasklight"))
+            .arg("healthcheck")
+            .env_clear()
+            .env("TASKLIGHT_ADMIN_LISTEN", admin)
+            .output()
+            .expect("the binary runs")
+    };
+    let live = run(app.admin.trim_start_matches("http://"));
+    assert!(live.status.success(), "{live:?}");
+    let closed_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .to_string(); // dropped at once: nobody listens there
+    let dead = run(&closed_port);
+    assert_eq!(dead.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&dead.stderr).contains("unhealthy"));
+    app.stop();
+}
