@@ -85,15 +85,16 @@ export function perTag(tag, values) {
 export function tagStage(tag, stageList, labels) {
     const elapsed = Date.now() - exec.scenario.startTime;
     let end = 0;
+    let label = labels[labels.length - 1];
     for (let i = 0; i < stageList.length; i++) {
         end += durationMs(stageList[i].duration);
         if (elapsed < end) {
-            exec.vu.tags[tag] = labels[i];
-            return labels[i];
+            label = labels[i];
+            break;
         }
     }
-    exec.vu.tags[tag] = labels[labels.length - 1];
-    return labels[labels.length - 1];
+    exec.vu.metrics.tags[tag] = label;
+    return label;
 }
 
 // "1m30s", "500ms", "2h" -> milliseconds.
@@ -210,7 +211,7 @@ export function request(method, path, opts = {}) {
 
 export const json = (res, path) => {
     try {
-        return res.json(path);
+        return path === undefined ? res.json() : res.json(path);
     } catch (e) {
         return undefined;
     }
@@ -465,7 +466,7 @@ export function summaryHandler(script) {
         }
         const routes = Object.keys(subs)
             .sort()
-            .filter((k) => subs[k].http_req_duration)
+            .filter((k) => subs[k].http_req_duration && !(subs[k].http_reqs && subs[k].http_reqs.count === 0))
             .map((k) => {
                 const v = subs[k].http_req_duration;
                 const n = subs[k].http_reqs ? `${subs[k].http_reqs.count}`.padStart(7) + ' req' : '';
