@@ -13,6 +13,8 @@
 #      dashboards checked against the captured log lines.
 #
 # Usage:   observability/check-dashboards.sh
+#          (CHECK_DASHBOARDS_DIR checks another folder of dashboards, CHECK_TRAFFIC_SECONDS sets the
+#          length of the traffic, 12 s by default)
 # Needs:   the release binary: BIN (default ${CARGO_TARGET_DIR:-/var/tmp/tasklight-target}/release/tasklight),
 #          prometheus and promtool (apt-get install -y prometheus), python3, curl, psql, redis-cli,
 #          PostgreSQL at CHECK_PG_SERVER (default postgres://postgres@127.0.0.1:5432, trust auth)
@@ -29,6 +31,7 @@ BIN=${BIN:-${CARGO_TARGET_DIR:-/var/tmp/tasklight-target}/release/tasklight}
 PG_SERVER=${CHECK_PG_SERVER:-postgres://postgres@127.0.0.1:5432}
 REDIS=${CHECK_REDIS_URL:-redis://127.0.0.1:6379}
 TRAFFIC_SECONDS=${CHECK_TRAFFIC_SECONDS:-12}
+DASHBOARDS=${CHECK_DASHBOARDS_DIR:-$REPO/dashboards}
 
 # The environment of the machine must not change what the instances see.
 unset DATABASE_URL JWT_SECRET REDIS_URL TASKLIGHT_LISTEN TASKLIGHT_ADMIN_LISTEN INSTANCE_ID RUST_LOG \
@@ -196,7 +199,7 @@ python3 "$REPO/observability/dashboard-check/check.py" \
     --prometheus "http://127.0.0.1:$PROM_PORT" \
     --api "http://127.0.0.1:$API_A,http://127.0.0.1:$API_B" \
     --logs "$SCRATCH/dash-a.log,$SCRATCH/dash-b.log" \
-    --dashboards "$REPO/dashboards" \
+    --dashboards "$DASHBOARDS" \
     --traffic-seconds "$TRAFFIC_SECONDS"
 RESULT=$?
 set -e
