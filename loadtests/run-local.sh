@@ -24,6 +24,8 @@
 #   RATELIMIT_POLICY, RATELIMIT_QUOTA  for ratelimit.js: the policy made small (user or ip, default
 #                   user) and its quota (default 50/10s,burst=10); every other quota is generous
 #   K6_TIMEOUT      seconds k6 may run before it is stopped (default 7200)
+#   INSTANCE_ENV    extra NAME=value settings for the instances, space-separated (they win over the
+#                   ones above, not over the ports and INSTANCE_ID), e.g. "TASKLIGHT_ACCESS_TOKEN_TTL_SECS=60 TASKLIGHT_DB_MAX_CONNECTIONS=20"
 #
 # Prints where the logs are, the headline figures from the summary (p95, p99, request rate) and
 # k6's exit code, and exits with it (99: thresholds failed). Every process it starts is stopped, the
@@ -272,6 +274,14 @@ else
     log "SQLite file $SCRATCH/tasklight.db, no Redis"
 fi
 
+# Extra settings for the instances, e.g. INSTANCE_ENV="TASKLIGHT_ACCESS_TOKEN_TTL_SECS=60".
+if [[ -n ${INSTANCE_ENV:-} ]]; then
+    read -r -a extra <<<"$INSTANCE_ENV"
+    for kv in "${extra[@]}"; do
+        [[ $kv =~ ^[A-Z_][A-Z0-9_]*=.*$ ]] || die "INSTANCE_ENV: '$kv' is not NAME=value"
+        COMMON_ENV+=("$kv")
+    done
+fi
 (cd "$SCRATCH" && exec env -i "${COMMON_ENV[@]}" INSTANCE_ID=local-migrate "$BIN" migrate >"$LOG_DIR/migrate.log" 2>&1) ||
     {
         tail -n 20 "$LOG_DIR/migrate.log" >&2
@@ -502,10 +512,10 @@ done
 echo
 echo "=== run-local: $SCRIPT_NAME on $N instances ($DB)$([[ -n $CHAOS ]] && echo ', chaos')"
 echo "  $SCRIPT_NAME: $HEADLINE"
-echo "  nginx: ${NGX_5XX} answers 5xx, ${NGX_RETRIED} requests passed to another instance, ${NGX_ERRORS} [error] lines"
+echo "  nginx: ${NGX_5XX} answers 5xx, ${NGX_RETRIED} requests passed to another instance, ${NGX_ERRORS} [error] lines (a refused connect to a stopped instance is one)"
 echo "  instances: ${INSTANCE_ERRORS} ERROR log lines"
 if [[ -n $CHAOS ]]; then
-    echo "  chaos: ${#RESTARTS[@]} restarts: $(IFS=';'; echo "${RESTARTS[*]:-none}")"
+    echo "  chaos: ${#RESTARTS[@]} restarts: $(printf '%s; ' "${RESTARTS[@]}" | sed 's/; $//')"
     ((RESTART_PROBLEMS == 0)) || echo "  WARNING: $RESTART_PROBLEMS SIGTERMed instance(s) did not exit 0"
     ((${#RESTARTS[@]} > 0)) || echo "  WARNING: k6 ended before any restart (CHAOS_START=$CHAOS_START)"
 fi
