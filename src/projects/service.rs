@@ -38,11 +38,25 @@ pub async fn role_of(
     principal: &Principal,
 ) -> AppResult<ProjectRole> {
     let user_id = principal.user_id;
+    member_role(state, project_id, user_id, || async {
+        Ok(store.member_role(project_id, user_id).await?)
+    })
+    .await
+}
+
+/// The cached role of `user_id` in a project, loaded by `load` on a miss; 404 for non-members.
+async fn member_role<Fut>(
+    state: &AppState,
+    project_id: Uuid,
+    user_id: Uuid,
+    load: impl FnOnce() -> Fut,
+) -> AppResult<ProjectRole>
+where
+    Fut: Future<Output = AppResult<Option<String>>>,
+{
     let role: Option<String> = state
         .cache
-        .get_or_load("member", keys::member(project_id, user_id), || async {
-            Ok(store.member_role(project_id, user_id).await?)
-        })
+        .get_or_load("member", keys::member(project_id, user_id), load)
         .await?;
     role.map(|r| ProjectRole::from_stored(&r))
         .ok_or(AppError::NotFound("project"))
@@ -155,19 +169,15 @@ pub async fn cached_role(
     principal: &Principal,
 ) -> AppResult<ProjectRole> {
     let user_id = principal.user_id;
-    let role: Option<String> = state
-        .cache
-        .get_or_load("member", keys::member(project_id, user_id), || async {
-            Ok(state
-                .db
-                .conn()
-                .await?
-                .member_role(project_id, user_id)
-                .await?)
-        })
-        .await?;
-    role.map(|r| ProjectRole::from_stored(&r))
-        .ok_or(AppError::NotFound("project"))
+    member_role(state, project_id, user_id, || async {
+        Ok(state
+            .db
+            .conn()
+            .await?
+            .member_role(project_id, user_id)
+            .await?)
+    })
+    .await
 }
 
 /// The caller's projects, one page at a time.

@@ -11,13 +11,12 @@
 //! Measured figures (staleness, overshoot) are printed with a `[measured]` prefix; run with
 //! `--nocapture` to see them.
 
-use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use tasklight::app::RunningServer;
 
-use crate::helpers::{GENEROUS_QUOTA, INSTANCE_ID, JWT_SECRET, TestApp, spawn_app_with};
+use crate::helpers::{INSTANCE_ID, TestApp, base_config, spawn_app_with};
 
 /// The Redis of the multi-instance tests, or `None` (with a note) when not configured locally.
 fn redis_url() -> Option<String> {
@@ -61,21 +60,7 @@ impl Cluster {
         let a = spawn_app_with(&common).await;
         let mut others = Vec::new();
         for name in ["test-instance-b", "test-instance-c"] {
-            let mut vars: HashMap<String, String> = [
-                ("TASKLIGHT_LISTEN", "127.0.0.1:0"),
-                ("TASKLIGHT_ADMIN_LISTEN", "127.0.0.1:0"),
-                ("DATABASE_URL", a.db.url()),
-                ("JWT_SECRET", JWT_SECRET),
-                ("RUST_LOG", "warn"),
-                ("INSTANCE_ID", name),
-                ("TASKLIGHT_RATE_LIMIT_USER", GENEROUS_QUOTA),
-                ("TASKLIGHT_RATE_LIMIT_IP", GENEROUS_QUOTA),
-                ("TASKLIGHT_RATE_LIMIT_AUTH_IP", GENEROUS_QUOTA),
-                ("TASKLIGHT_RATE_LIMIT_AUTH_ACCOUNT", GENEROUS_QUOTA),
-            ]
-            .into_iter()
-            .map(|(k, v)| (k.to_owned(), v.to_owned()))
-            .collect();
+            let mut vars = base_config(a.db.url(), name);
             vars.extend(common.iter().map(|(k, v)| (k.to_string(), v.to_string())));
             let config = tasklight::config::Config::from_map(&vars).expect("configuration");
             assert_ne!(INSTANCE_ID, name);

@@ -59,6 +59,27 @@ pub struct TestApp {
     extra: Vec<(String, String)>,
 }
 
+/// The configuration every test server starts from: ephemeral ports, the test database and key,
+/// and rate limits out of the way (tests register and log in far faster than a person; the
+/// rate-limit tests set their own quotas).
+pub fn base_config(database_url: &str, instance_id: &str) -> HashMap<String, String> {
+    [
+        ("TASKLIGHT_LISTEN", "127.0.0.1:0"),
+        ("TASKLIGHT_ADMIN_LISTEN", "127.0.0.1:0"),
+        ("DATABASE_URL", database_url),
+        ("JWT_SECRET", JWT_SECRET),
+        ("RUST_LOG", "warn"),
+        ("INSTANCE_ID", instance_id),
+        ("TASKLIGHT_RATE_LIMIT_USER", GENEROUS_QUOTA),
+        ("TASKLIGHT_RATE_LIMIT_IP", GENEROUS_QUOTA),
+        ("TASKLIGHT_RATE_LIMIT_AUTH_IP", GENEROUS_QUOTA),
+        ("TASKLIGHT_RATE_LIMIT_AUTH_ACCOUNT", GENEROUS_QUOTA),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect()
+}
+
 /// A quota no test reaches by accident.
 pub const GENEROUS_QUOTA: &str = "1000000/1s,burst=1000000";
 
@@ -78,23 +99,7 @@ pub async fn spawn_app_with(extra: &[(&str, &str)]) -> TestApp {
 
 impl TestApp {
     async fn start(db: TestDb, extra: Vec<(String, String)>) -> Self {
-        let mut vars: HashMap<String, String> = [
-            ("TASKLIGHT_LISTEN", "127.0.0.1:0"),
-            ("TASKLIGHT_ADMIN_LISTEN", "127.0.0.1:0"),
-            ("DATABASE_URL", db.url()),
-            ("JWT_SECRET", JWT_SECRET),
-            ("RUST_LOG", "warn"),
-            ("INSTANCE_ID", INSTANCE_ID),
-            // Tests register and log in far faster than a person; the rate-limit tests set
-            // their own quotas.
-            ("TASKLIGHT_RATE_LIMIT_USER", GENEROUS_QUOTA),
-            ("TASKLIGHT_RATE_LIMIT_IP", GENEROUS_QUOTA),
-            ("TASKLIGHT_RATE_LIMIT_AUTH_IP", GENEROUS_QUOTA),
-            ("TASKLIGHT_RATE_LIMIT_AUTH_ACCOUNT", GENEROUS_QUOTA),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        .collect();
+        let mut vars = base_config(db.url(), INSTANCE_ID);
         vars.extend(extra.iter().cloned());
         let config = tasklight::config::Config::from_map(&vars).expect("test configuration");
         let server = tasklight::app::start(config)
