@@ -34,6 +34,8 @@
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source-path=SCRIPTDIR
+. "$REPO/loadtests/lib.sh"
 K6_DIR=$REPO/loadtests/k6
 BIN=${BIN:-${CARGO_TARGET_DIR:-/var/tmp/tasklight-target}/release/tasklight}
 NGINX=${NGINX:-$(command -v nginx || echo /usr/sbin/nginx)}
@@ -137,34 +139,7 @@ K6_PID=""
 TAIL_PID=""
 declare -a INST_PID=() API_PORT=() ADMIN_PORT=()
 
-psql_admin() {
-    psql -h "$PG_HOST" -p "$PG_PORT" -U "$PG_USER" -d postgres -v ON_ERROR_STOP=1 -qtA "$@"
-}
 
-# alive PID: the process exists and is not a zombie.
-alive() {
-    local stat
-    [[ -n $1 ]] && stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
-    stat=${stat##*) }
-    [[ ${stat%% *} != Z ]]
-}
-
-# stop_pid PID SECONDS: SIGTERM, then SIGKILL once SECONDS have passed.
-stop_pid() {
-    local pid=$1 limit=$2 waited=0
-    [[ -n $pid ]] || return 0
-    kill -TERM "$pid" 2>/dev/null || true
-    while alive "$pid" && ((waited < limit * 10)); do
-        sleep 0.1
-        waited=$((waited + 1))
-    done
-    if alive "$pid"; then
-        kill -KILL "$pid" 2>/dev/null || true
-    fi
-    wait "$pid" 2>/dev/null || true
-}
-
-# shellcheck disable=SC2317  # called by the EXIT trap
 cleanup() {
     local status=$?
     set +e
@@ -200,8 +175,6 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-now() { printf '%s' "$EPOCHREALTIME"; }
-since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.2f", b - a }'; }
 
 # ---------------------------------------------------------------------------------------------------
 # Ports, database, instances.

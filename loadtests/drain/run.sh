@@ -18,6 +18,9 @@
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source-path=SCRIPTDIR/..
+# shellcheck source=lib.sh
+. "$HERE/../lib.sh"
 BIN=${BIN:-${CARGO_TARGET_DIR:-/var/tmp/tasklight-target}/release/tasklight}
 K6=${K6:-k6}
 NGINX=${NGINX:-$(command -v nginx || echo /usr/sbin/nginx)}
@@ -64,34 +67,8 @@ NGINX_PID=""
 K6_PID=""
 declare -A INST_PID=() API_PORT=() ADMIN_PORT=()
 
-psql_admin() {
-    psql -h "$PG_HOST" -p "$PG_PORT" -U "$PG_USER" -d postgres -v ON_ERROR_STOP=1 -qtA "$@"
-}
 psql_run() {
     psql -h "$PG_HOST" -p "$PG_PORT" -U "$PG_USER" -d "$DB_NAME" -v ON_ERROR_STOP=1 -qtA "$@"
-}
-
-# alive PID: the process exists and is not a zombie.
-alive() {
-    local stat
-    [[ -n $1 ]] && stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
-    stat=${stat##*) }
-    [[ ${stat%% *} != Z ]]
-}
-
-# stop_pid PID SECONDS: SIGTERM, then SIGKILL once SECONDS have passed.
-stop_pid() {
-    local pid=$1 limit=$2 waited=0
-    [[ -n $pid ]] || return 0
-    kill -TERM "$pid" 2>/dev/null || true
-    while alive "$pid" && ((waited < limit * 10)); do
-        sleep 0.1
-        waited=$((waited + 1))
-    done
-    if alive "$pid"; then
-        kill -KILL "$pid" 2>/dev/null || true
-    fi
-    wait "$pid" 2>/dev/null || true
 }
 
 cleanup() {
@@ -123,8 +100,6 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-now() { printf '%s' "$EPOCHREALTIME"; }
-since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.2f", b - a }'; }
 
 # ---------------------------------------------------------------------------------------------------
 # Ports, database, the three instances.
