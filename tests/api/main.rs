@@ -15,6 +15,7 @@ mod helpers;
 mod idempotency;
 mod members;
 mod openapi_snapshot;
+mod owasp;
 mod pagination;
 mod platform;
 mod projects;
