@@ -1,6 +1,7 @@
 //! OWASP API Security Top 10 (2023): one test group per item that applies, named after it.
 //! Items already covered elsewhere are listed with the module that covers them until they move
-//! here: API1 (`authz.rs`, the role matrix), API2 (`auth.rs`), API4 (`body_limits.rs`,
+//! here: API1 (`authz.rs`, the role matrix), API4 (`body_limits.rs`,
 //! `ratelimit.rs`), API5 (`authz.rs`), API8 (`platform.rs`).
 
+mod api2_authentication;
 mod api9_inventory;
