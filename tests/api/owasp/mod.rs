@@ -4,4 +4,5 @@
 //! `ratelimit.rs`), API5 (`authz.rs`), API8 (`platform.rs`).
 
 mod api2_authentication;
+mod api3_property_level;
 mod api9_inventory;
