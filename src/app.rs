@@ -13,7 +13,7 @@ use tokio::sync::oneshot;
 use crate::auth::tokens::TokenKeys;
 use crate::config::{Config, JwtSecret};
 use crate::db::Db;
-use crate::http::middleware::{BodyLimit, SecurityHeaders, panic_response};
+use crate::http::middleware::{BodyLimit, SecurityHeaders, Timeout, panic_response};
 use crate::http::observe::Observe;
 use crate::http::problem::render_poem_error;
 use crate::ratelimit::middleware::RateLimit;
@@ -159,12 +159,40 @@ pub fn with_middleware(
     endpoint: impl Endpoint + 'static,
 ) -> impl Endpoint {
     let max_body = state.config.max_body_bytes;
+    let cors = &state.config.cors_allowed_origins;
+    let cors_enabled = !cors.is_empty();
+    let cors = poem::middleware::Cors::new()
+        .allow_origins(cors.iter().map(String::as_str))
+        .allow_methods(["GET", "POST", "PUT", "PATCH", "DELETE"])
+        .allow_headers([
+            "authorization",
+            "content-type",
+            "if-match",
+            "if-none-match",
+            "idempotency-key",
+            "x-request-id",
+            "traceparent",
+            "tracestate",
+        ])
+        .expose_headers([
+            "etag",
+            "location",
+            "retry-after",
+            "ratelimit",
+            "ratelimit-policy",
+            "x-request-id",
+            "traceparent",
+        ])
+        .max_age(600);
     endpoint
         .with(BodyLimit::new(max_body))
         .with(CatchPanic::new().with_handler(panic_response))
         .catch_all_error(|err| async move { render_poem_error(err) })
+        .with(Timeout::new(state.config.request_timeout))
         .with(RateLimit::new(state.clone()))
-        .with(SecurityHeaders)
+        .with(SecurityHeaders::new(state.config.hsts_max_age))
+        // Without a configured origin no CORS header is sent: browsers keep other sites out.
+        .with_if(cors_enabled, cors)
         .data(state.clone())
         .with(Observe::new(state, route_table))
         .with(Compression::new())

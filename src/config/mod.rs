@@ -160,6 +160,15 @@ pub struct Config {
     /// How long in-flight requests may take to finish after the listener closes
     /// (`TASKLIGHT_SHUTDOWN_TIMEOUT_MS`, 10000).
     pub shutdown_timeout: Duration,
+    /// Longest a request may take before it is answered 503 (`TASKLIGHT_REQUEST_TIMEOUT_MS`,
+    /// 30000).
+    pub request_timeout: Duration,
+    /// Origins allowed to call the API from a browser (`TASKLIGHT_CORS_ALLOWED_ORIGINS`,
+    /// comma-separated, such as `https://app.example.com`; default none: no CORS headers).
+    pub cors_allowed_origins: Vec<String>,
+    /// `Strict-Transport-Security` max-age in seconds, for a service reached over HTTPS
+    /// (`TASKLIGHT_HSTS_MAX_AGE_SECS`, default 0: no header).
+    pub hsts_max_age: u64,
     /// Trace export, if configured.
     pub traces: Option<TraceConfig>,
     /// Error reporting, if configured.
@@ -253,7 +262,42 @@ impl Config {
                 problem,
             })?
             .unwrap_or_default();
+        let cors_allowed_origins = match get("TASKLIGHT_CORS_ALLOWED_ORIGINS") {
+            None => Vec::new(),
+            Some(list) => list
+                .split(',')
+                .map(str::trim)
+                .filter(|origin| !origin.is_empty())
+                .map(|origin| {
+                    let valid = (origin.starts_with("https://") || origin.starts_with("http://"))
+                        && !origin.trim_end_matches('/').contains(['*', ' '])
+                        && origin.split("://").nth(1).is_some_and(|host| !host.is_empty() && !host.contains('/'));
+                    if valid {
+                        Ok(origin.to_owned())
+                    } else {
+                        Err(ConfigError {
+                            variable: "TASKLIGHT_CORS_ALLOWED_ORIGINS",
+                            problem: format!(
+                                "`{origin}` is not an origin: write scheme://host[:port], such as https://app.example.com (no wildcards, no path)"
+                            ),
+                        })
+                    }
+                })
+                .collect::<Result<_, _>>()?,
+        };
         Ok(Self {
+            request_timeout: millis(
+                "TASKLIGHT_REQUEST_TIMEOUT_MS",
+                get("TASKLIGHT_REQUEST_TIMEOUT_MS"),
+                30_000,
+            )?,
+            cors_allowed_origins,
+            hsts_max_age: bounded(
+                "TASKLIGHT_HSTS_MAX_AGE_SECS",
+                get("TASKLIGHT_HSTS_MAX_AGE_SECS"),
+                0,
+                0..=63_072_000,
+            )?,
             redis_timeout: millis(
                 "TASKLIGHT_REDIS_TIMEOUT_MS",
                 get("TASKLIGHT_REDIS_TIMEOUT_MS"),

@@ -59,6 +59,12 @@ fn bad_values_name_their_variable() {
         ("TASKLIGHT_TRUSTED_PROXIES", "10.0.0.0/8, proxy.local"),
         ("TASKLIGHT_DRAIN_DELAY_MS", "-1"),
         ("TASKLIGHT_SHUTDOWN_TIMEOUT_MS", "0"),
+        ("TASKLIGHT_REQUEST_TIMEOUT_MS", "forever"),
+        ("TASKLIGHT_CORS_ALLOWED_ORIGINS", "*"),
+        (
+            "TASKLIGHT_CORS_ALLOWED_ORIGINS",
+            "https://app.example.com/path",
+        ),
     ] {
         let err = config(&[(name, value)]).unwrap_err();
         assert_eq!(err.variable, name, "{value}");

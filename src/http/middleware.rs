@@ -1,4 +1,5 @@
-//! Small middleware of our own: the request body limit, security headers, and the panic answer.
+//! Small middleware of our own: the request body limit, the request timeout, security headers,
+//! and the panic answer.
 
 use poem::http::{HeaderValue, StatusCode, header};
 use poem::web::headers::HeaderMapExt;
@@ -64,20 +65,36 @@ impl<E: Endpoint> Endpoint for BodyLimitEndpoint<E> {
     }
 }
 
-/// Adds `X-Content-Type-Options`, `X-Frame-Options`, `Referrer-Policy` and a restrictive
-/// `Content-Security-Policy` (relaxed for Swagger UI) to every response.
-pub struct SecurityHeaders;
+/// Adds `X-Content-Type-Options`, `X-Frame-Options`, `Referrer-Policy`, a restrictive
+/// `Content-Security-Policy` (relaxed for Swagger UI), and `Strict-Transport-Security` when
+/// configured (the service is reached over HTTPS), to every response.
+pub struct SecurityHeaders {
+    hsts: Option<HeaderValue>,
+}
+
+impl SecurityHeaders {
+    /// With HSTS for `hsts_max_age` seconds, or without when it is zero.
+    pub fn new(hsts_max_age: u64) -> Self {
+        Self {
+            hsts: (hsts_max_age > 0)
+                .then(|| {
+                    HeaderValue::from_str(&format!("max-age={hsts_max_age}; includeSubDomains"))
+                })
+                .and_then(Result::ok),
+        }
+    }
+}
 
 impl<E: Endpoint> Middleware<E> for SecurityHeaders {
     type Output = SecurityHeadersEndpoint<E>;
 
     fn transform(&self, ep: E) -> Self::Output {
-        SecurityHeadersEndpoint(ep)
+        SecurityHeadersEndpoint(ep, self.hsts.clone())
     }
 }
 
 /// See [`SecurityHeaders`].
-pub struct SecurityHeadersEndpoint<E>(E);
+pub struct SecurityHeadersEndpoint<E>(E, Option<HeaderValue>);
 
 impl<E: Endpoint> Endpoint for SecurityHeadersEndpoint<E> {
     type Output = Response;
@@ -95,6 +112,9 @@ impl<E: Endpoint> Endpoint for SecurityHeadersEndpoint<E> {
             header::REFERRER_POLICY,
             HeaderValue::from_static("no-referrer"),
         );
+        if let Some(hsts) = &self.1 {
+            headers.insert(header::STRICT_TRANSPORT_SECURITY, hsts.clone());
+        }
         if !is_docs {
             headers.insert(
                 header::CONTENT_SECURITY_POLICY,
@@ -121,4 +141,59 @@ pub fn panic_response(panic: Box<dyn std::any::Any + Send + 'static>) -> Respons
     .into_response();
     response.set_data(crate::http::observe::Panicked);
     response
+}
+
+/// Answers 503 (problem `timeout`, with `Retry-After`) when the request is not done within the
+/// limit; the work in progress is dropped (a transaction in it rolls back).
+pub struct Timeout {
+    limit: std::time::Duration,
+}
+
+impl Timeout {
+    /// A limit of `limit` per request.
+    pub fn new(limit: std::time::Duration) -> Self {
+        Self { limit }
+    }
+}
+
+impl<E: Endpoint> Middleware<E> for Timeout {
+    type Output = TimeoutEndpoint<E>;
+
+    fn transform(&self, ep: E) -> Self::Output {
+        TimeoutEndpoint {
+            ep,
+            limit: self.limit,
+        }
+    }
+}
+
+/// See [`Timeout`].
+pub struct TimeoutEndpoint<E> {
+    ep: E,
+    limit: std::time::Duration,
+}
+
+impl<E: Endpoint> Endpoint for TimeoutEndpoint<E> {
+    type Output = Response;
+
+    async fn call(&self, req: Request) -> poem::Result<Response> {
+        match tokio::time::timeout(self.limit, self.ep.call(req)).await {
+            Ok(result) => result.map(IntoResponse::into_response),
+            Err(_) => {
+                tracing::warn!(
+                    limit_ms = self.limit.as_millis() as u64,
+                    "request timed out"
+                );
+                Ok(Problem::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "timeout",
+                    format!(
+                        "the request took longer than {} ms and was abandoned; retry",
+                        self.limit.as_millis()
+                    ),
+                )
+                .into_response())
+            }
+        }
+    }
 }

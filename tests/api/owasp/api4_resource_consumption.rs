@@ -1,0 +1,104 @@
+//! API4:2023 Unrestricted Resource Consumption: a request that takes too long is cut off with a
+//! 503 (and the server keeps serving); page sizes, tag lists and string fields have limits that
+//! are enforced with a 400 naming the field; bodies over the limit are a 413. Rate limits:
+//! `ratelimit.rs` and API2's password guessing.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::helpers::{spawn_app, spawn_app_with};
+
+async fn field_of(response: reqwest::Response) -> (u16, String) {
+    let status = response.status().as_u16();
+    let body: Value = response.json().await.unwrap();
+    (
+        status,
+        body["errors"][0]["field"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned(),
+    )
+}
+
+#[tokio::test]
+async fn api4_a_request_over_the_time_limit_is_cut_off_with_a_503() {
+    let app = spawn_app_with(&[("TASKLIGHT_REQUEST_TIMEOUT_MS", "300")]).await;
+    let user = app.user().await;
+    // A body that never finishes arriving keeps the handler waiting.
+    let mut slow = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    let head = format!(
+        "POST /api/v1/projects HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {}\r\n\
+         Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{{\"name\":",
+        app.addr, user.access
+    );
+    slow.write_all(head.as_bytes()).await.unwrap();
+    let started = Instant::now();
+    let mut answer = vec![0u8; 4096];
+    let read = tokio::time::timeout(Duration::from_secs(5), slow.read(&mut answer))
+        .await
+        .expect("answered before the client gave up")
+        .unwrap();
+    let answer = String::from_utf8_lossy(&answer[..read]);
+    assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+    assert!(
+        answer.to_ascii_lowercase().contains("retry-after"),
+        "{answer}"
+    );
+    assert!(answer.contains("urn:tasklight:problem:timeout"), "{answer}");
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    // Nothing was created, and the server answers the next request normally.
+    let list: Value = app
+        .get("/projects", Some(&user.access))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(list["items"].as_array().unwrap().len(), 0);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn api4_page_sizes_lists_and_strings_have_enforced_limits() {
+    let app = spawn_app().await;
+    let team = app.team().await;
+    let owner = Some(team.owner.access.as_str());
+    assert_eq!(app.get("/projects?limit=100", owner).await.status(), 200);
+    for path in [
+        "/projects?limit=101".to_owned(),
+        "/projects?limit=1000000".to_owned(),
+        format!("/projects/{}/tasks?limit=101", team.project_id),
+        "/admin/users?limit=0".to_owned(),
+    ] {
+        let (status, field) = field_of(app.get(&path, owner).await).await;
+        assert!(
+            status == 400 && field == "limit" || status == 403,
+            "{path}: {status} {field}"
+        );
+    }
+    let tasks = format!("/projects/{}/tasks", team.project_id);
+    let many_tags: Vec<String> = (0..1000).map(|i| format!("tag-{i}")).collect();
+    for (body, expected_field) in [
+        (json!({"title": "T", "tags": many_tags}), "tags"),
+        (
+            json!({"title": "T", "tags": ["x".repeat(100_000)]}),
+            "tags[0]",
+        ),
+        (json!({"title": "t".repeat(100_000)}), "title"),
+        (
+            json!({"title": "T", "description": "d".repeat(200_000)}),
+            "description",
+        ),
+    ] {
+        let (status, field) = field_of(app.post(&tasks, owner, &body).await).await;
+        assert_eq!((status, field.as_str()), (400, expected_field));
+    }
+    let huge = json!({"title": "T", "description": "d".repeat(2 * 1024 * 1024)});
+    assert_eq!(app.post(&tasks, owner, &huge).await.status(), 413);
+    app.stop().await;
+}
