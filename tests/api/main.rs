@@ -5,7 +5,6 @@ mod admin;
 mod audit;
 mod audit_admin;
 mod auth;
-mod authz;
 mod body_limits;
 mod cluster;
 mod concurrency;

@@ -1,6 +1,7 @@
-//! The authorization matrix, endpoint by endpoint: owner, member, viewer, outsider, admin (not
-//! a member of the project) and anonymous. Outsiders get 404, never 403; viewers 403 on writes;
-//! non-admins 403 on admin routes; anonymous callers 401.
+//! API1:2023 Broken Object Level Authorization: the authorization matrix, endpoint by endpoint:
+//! owner, member, viewer, outsider, admin (not a member of the project) and anonymous. Outsiders
+//! get 404, never 403; viewers 403 on writes; non-admins 403 on admin routes; anonymous callers
+//! 401.
 
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -82,7 +83,7 @@ impl Matrix {
 }
 
 #[tokio::test]
-async fn project_routes_follow_the_role_matrix() {
+async fn api1_project_routes_follow_the_role_matrix() {
     let m = Matrix::new().await;
     let p = m.project();
     let read = [
@@ -131,7 +132,7 @@ async fn project_routes_follow_the_role_matrix() {
 }
 
 #[tokio::test]
-async fn member_routes_follow_the_role_matrix() {
+async fn api1_member_routes_follow_the_role_matrix() {
     let m = Matrix::new().await;
     let members = format!("{}/members", m.project());
     let read = [
@@ -198,7 +199,7 @@ async fn member_routes_follow_the_role_matrix() {
 }
 
 #[tokio::test]
-async fn task_routes_follow_the_role_matrix() {
+async fn api1_task_routes_follow_the_role_matrix() {
     let m = Matrix::new().await;
     let (t, p) = (m.task(), m.project());
     let read = [
@@ -257,7 +258,7 @@ async fn task_routes_follow_the_role_matrix() {
 }
 
 #[tokio::test]
-async fn user_and_admin_routes_follow_the_role_matrix() {
+async fn api1_user_and_admin_routes_follow_the_role_matrix() {
     let m = Matrix::new().await;
     for who in USERS {
         m.expect(Method::GET, "/users/me", None, &[(who, 200)])
