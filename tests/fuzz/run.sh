@@ -22,6 +22,8 @@ FUZZ_SECONDS=${FUZZ_SECONDS:-20}
 FUZZ_SANITIZER=${FUZZ_SANITIZER:-address}
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/var/tmp/tasklight-fuzz-target}
 export RUSTC_BOOTSTRAP=1
+# The bundled SQLite (libsqlite3-sys) trips ASan's one-definition-rule check at start-up.
+export ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_odr_violation=0
 
 if ! [[ $FUZZ_SECONDS =~ ^[1-9][0-9]*$ ]]; then
     echo "FUZZ_SECONDS must be a positive whole number of seconds, not '$FUZZ_SECONDS'" >&2
