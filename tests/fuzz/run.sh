@@ -12,7 +12,8 @@
 #
 # Works on the stable toolchain: RUSTC_BOOTSTRAP=1 lets it take the -Z flags cargo-fuzz passes.
 # Crashing inputs are kept in tests/fuzz/artifacts/<target>/, the grown corpus in
-# tests/fuzz/corpus/<target>/ (both ignored by git).
+# tests/fuzz/corpus/<target>/ (both ignored by git), the libFuzzer logs in
+# $CARGO_TARGET_DIR/fuzz-logs/.
 set -euo pipefail
 
 FUZZ_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -49,8 +50,8 @@ for target in "${targets[@]}"; do
     "${fuzz[@]}" build "${common[@]}" "$target"
 done
 
-logs=$(mktemp -d)
-trap 'rm -rf "$logs"' EXIT
+logs="$CARGO_TARGET_DIR/fuzz-logs"
+mkdir -p "$logs"
 failed=()
 summary=()
 for target in "${targets[@]}"; do
@@ -78,8 +79,8 @@ for target in "${targets[@]}"; do
     summary+=("$line")
     echo "$line"
     if [[ $status != ok ]]; then
-        echo "---- $target: last lines of the libFuzzer log"
-        tail -n 60 "$log"
+        echo "---- $target: what failed (whole log: $log)"
+        grep -E -A 4 "panicked at|^==[0-9]+==ERROR|^SUMMARY:|deadly signal|^Error:" "$log" | head -n 40 || true
         echo "---- crashing inputs: $FUZZ_DIR/artifacts/$target/"
         echo "---- reproduce: RUSTC_BOOTSTRAP=1 cargo fuzz run --fuzz-dir tests/fuzz $target <artifact>"
     fi
