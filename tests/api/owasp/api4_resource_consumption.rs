@@ -102,3 +102,32 @@ async fn api4_page_sizes_lists_and_strings_have_enforced_limits() {
     assert_eq!(app.post(&tasks, owner, &huge).await.status(), 413);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn api4_a_request_with_too_many_headers_is_refused_with_431() {
+    let app = spawn_app().await;
+    let send = |count: usize| async move {
+        let mut stream = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+        let headers: String = (0..count).map(|i| format!("X-Header-{i}: v\r\n")).collect();
+        let request = format!(
+            "GET /health/live HTTP/1.1\r\nHost: {}\r\n{headers}Connection: close\r\n\r\n",
+            app.addr
+        );
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let mut answer = Vec::new();
+        tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut answer))
+            .await
+            .expect("answered")
+            .unwrap();
+        String::from_utf8_lossy(&answer)
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .to_owned()
+    };
+    assert_eq!(send(50).await, "HTTP/1.1 200 OK");
+    assert!(send(200).await.starts_with("HTTP/1.1 431"));
+    // The server keeps serving.
+    assert_eq!(app.get("/health/live", None).await.status(), 200);
+    app.stop().await;
+}
