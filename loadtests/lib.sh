@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shell helpers shared by loadtests/run-local.sh and loadtests/drain/run.sh (sourced, not run).
 # They expect PG_HOST, PG_PORT and PG_USER to be set by the caller.
 
@@ -30,3 +31,28 @@ stop_pid() {
 
 now() { printf '%s' "$EPOCHREALTIME"; }
 since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.2f", b - a }'; }
+
+# start_nginx DIR BASE_URL REQUEST_ID: checks and starts "$NGINX" with DIR/nginx.conf (logs in DIR),
+# sets NGINX_PID, waits (10 s at most) until BASE_URL answers, then sends one request through it
+# and checks that X-Request-Id and traceparent pass. Calls `die` (the caller's) on failure.
+start_nginx() {
+    local dir=$1 base=$2 request_id=$3 deadline headers
+    "$NGINX" -t -q -p "$dir" -c "$dir/nginx.conf" -e "$dir/error.log" || die "nginx rejected $dir/nginx.conf"
+    "$NGINX" -p "$dir" -c "$dir/nginx.conf" -e "$dir/error.log" >"$dir/stdout.log" 2>&1 &
+    NGINX_PID=$!
+    deadline=$((SECONDS + 10))
+    until curl -fsS -o /dev/null --max-time 1 "$base/health/live" 2>/dev/null; do
+        alive "$NGINX_PID" || {
+            cat "$dir/stdout.log" "$dir/error.log" >&2
+            die "nginx exited (log above)"
+        }
+        ((SECONDS < deadline)) || die "nginx did not answer on $base within 10 s"
+        sleep 0.1
+    done
+    headers=$(curl -fsS --max-time 5 -D - -o /dev/null -H "X-Request-Id: $request_id" \
+        -H 'traceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01' "$base/api/v1/openapi.json") ||
+        die "GET /api/v1/openapi.json through nginx failed"
+    grep -qi "^x-request-id: $request_id" <<<"$headers" || die "nginx did not pass X-Request-Id through"
+    grep -qi '^traceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-' <<<"$headers" ||
+        die "nginx did not pass traceparent through"
+}

@@ -366,23 +366,7 @@ $UPSTREAMS        keepalive 32;
     }
 }
 EOF
-"$NGINX" -t -q -p "$NGX" -c "$NGX/nginx.conf" -e "$NGX/error.log" || die "nginx rejected $NGX/nginx.conf"
-"$NGINX" -p "$NGX" -c "$NGX/nginx.conf" -e "$NGX/error.log" >"$NGX/stdout.log" 2>&1 &
-NGINX_PID=$!
-deadline=$((SECONDS + 10))
-until curl -fsS -o /dev/null --max-time 1 "$BASE_URL/health/live" 2>/dev/null; do
-    alive "$NGINX_PID" || {
-        cat "$NGX/stdout.log" "$NGX/error.log" >&2
-        die "nginx exited (log above)"
-    }
-    ((SECONDS < deadline)) || die "nginx did not answer on $BASE_URL within 10 s"
-    sleep 0.1
-done
-headers=$(curl -fsS --max-time 5 -D - -o /dev/null -H 'X-Request-Id: k6-run-local-check' \
-    -H 'traceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01' "$BASE_URL/api/v1/openapi.json") ||
-    die "GET /api/v1/openapi.json through nginx failed"
-grep -qi '^x-request-id: k6-run-local-check' <<<"$headers" || die "nginx did not pass X-Request-Id through"
-grep -qi '^traceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-' <<<"$headers" || die "nginx did not pass traceparent through"
+start_nginx "$NGX" "$BASE_URL" k6-run-local-check
 log "nginx (pid $NGINX_PID) on $BASE_URL in front of $N instances"
 
 # ---------------------------------------------------------------------------------------------------

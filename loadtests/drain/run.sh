@@ -184,26 +184,9 @@ USER_LINE=""
 sed -e "s|@DIR@|$NGX|g" -e "s|@USER_LINE@|$USER_LINE|" -e "s|@NGINX_PORT@|$NGINX_PORT|" \
     -e "s|@PORT_A@|${API_PORT[a]}|" -e "s|@PORT_B@|${API_PORT[b]}|" -e "s|@PORT_C@|${API_PORT[c]}|" \
     "$HERE/nginx.conf.template" >"$NGX/nginx.conf"
-"$NGINX" -t -q -p "$NGX" -c "$NGX/nginx.conf" -e "$NGX/error.log" || die "nginx rejected $NGX/nginx.conf"
-"$NGINX" -p "$NGX" -c "$NGX/nginx.conf" -e "$NGX/error.log" >"$NGX/stdout.log" 2>&1 &
-NGINX_PID=$!
 BASE_URL="http://127.0.0.1:$NGINX_PORT"
-deadline=$((SECONDS + 10))
-until curl -fsS -o /dev/null --max-time 1 "$BASE_URL/health/live" 2>/dev/null; do
-    alive "$NGINX_PID" || {
-        cat "$NGX/stdout.log" "$NGX/error.log" >&2
-        die "nginx exited (log above)"
-    }
-    ((SECONDS < deadline)) || die "nginx did not answer on $BASE_URL within 10 s"
-    sleep 0.1
-done
 # One request through nginx: it reaches an instance and the request id comes back.
-smoke_headers=$(curl -fsS --max-time 5 -D - -o /dev/null -H 'X-Request-Id: drain-smoke' \
-    -H 'traceparent: 00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01' "$BASE_URL/api/v1/openapi.json") ||
-    die "GET /api/v1/openapi.json through nginx failed"
-grep -qi '^x-request-id: drain-smoke' <<<"$smoke_headers" || die "nginx did not pass X-Request-Id through"
-grep -qi '^traceparent: 00-0af7651916cd43dd8448eb211c80319c-' <<<"$smoke_headers" ||
-    die "nginx did not pass traceparent through"
+start_nginx "$NGX" "$BASE_URL" drain-smoke
 log "nginx (pid $NGINX_PID) on $BASE_URL: a request through it works, X-Request-Id and traceparent pass"
 
 # ---------------------------------------------------------------------------------------------------
