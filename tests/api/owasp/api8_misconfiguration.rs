@@ -31,17 +31,7 @@ async fn operations(app: &TestApp) -> Vec<(Method, String)> {
         .unwrap();
     let mut all = Vec::new();
     for (path, item) in spec["paths"].as_object().unwrap() {
-        let concrete = path
-            .split('/')
-            .map(|s| {
-                if s.starts_with('{') {
-                    uuid::Uuid::now_v7().to_string()
-                } else {
-                    s.to_owned()
-                }
-            })
-            .collect::<Vec<_>>()
-            .join("/");
+        let concrete = super::with_unknown_ids(path);
         for method in item.as_object().unwrap().keys() {
             all.push((
                 Method::from_bytes(method.to_uppercase().as_bytes()).unwrap(),

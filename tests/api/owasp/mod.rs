@@ -10,3 +10,18 @@ mod api4_resource_consumption;
 mod api5_function_level;
 mod api8_misconfiguration;
 mod api9_inventory;
+
+/// A documented path template with a fresh, well-formed id in every path parameter.
+fn with_unknown_ids(template: &str) -> String {
+    template
+        .split('/')
+        .map(|segment| {
+            if segment.starts_with('{') {
+                uuid::Uuid::now_v7().to_string()
+            } else {
+                segment.to_owned()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("/")
+}
