@@ -13,7 +13,7 @@ use tokio::sync::oneshot;
 use crate::auth::tokens::TokenKeys;
 use crate::config::{Config, JwtSecret};
 use crate::db::Db;
-use crate::http::middleware::{BodyLimit, SecurityHeaders, Timeout, panic_response};
+use crate::http::middleware::{BodyLimit, HeadLimit, SecurityHeaders, Timeout, panic_response};
 use crate::http::observe::Observe;
 use crate::http::problem::render_poem_error;
 use crate::ratelimit::middleware::RateLimit;
@@ -152,7 +152,8 @@ pub fn routes(state: AppState) -> impl Endpoint {
 
 /// Wraps an endpoint in the middleware stack, outermost first: compression, observation
 /// (request id, client address, trace, metrics, access log, Sentry), state, security headers,
-/// rate limits, problem rendering of every error, panic recovery, and the body limit.
+/// the request-head limits, rate limits, the timeout, problem rendering of every error, panic
+/// recovery, and the body limit.
 pub fn with_middleware(
     state: AppState,
     route_table: RouteTable,
@@ -190,6 +191,10 @@ pub fn with_middleware(
         .catch_all_error(|err| async move { render_poem_error(err) })
         .with(Timeout::new(state.config.request_timeout))
         .with(RateLimit::new(state.clone()))
+        .with(HeadLimit::new(
+            state.config.max_uri_bytes,
+            state.config.max_header_bytes,
+        ))
         .with(SecurityHeaders::new(state.config.hsts_max_age))
         // Without a configured origin no CORS header is sent: browsers keep other sites out.
         .with_if(cors_enabled, cors)

@@ -141,6 +141,11 @@ pub struct Config {
     pub refresh_token_ttl: Duration,
     /// Largest accepted request body (`TASKLIGHT_MAX_BODY_BYTES`).
     pub max_body_bytes: usize,
+    /// Largest accepted header section: every header's name and value plus 4 bytes a line
+    /// (`TASKLIGHT_MAX_HEADER_BYTES`, 16384).
+    pub max_header_bytes: usize,
+    /// Longest accepted request target, path and query (`TASKLIGHT_MAX_URI_BYTES`, 8192).
+    pub max_uri_bytes: usize,
     /// Log filter (`RUST_LOG`).
     pub log_filter: String,
     /// Log format (`LOG_FORMAT`).
@@ -386,6 +391,20 @@ impl Config {
                 get("TASKLIGHT_MAX_BODY_BYTES"),
                 1024 * 1024,
                 1024..=64 * 1024 * 1024,
+            )?,
+            // hyper refuses a header section over about 400 KB before we see it, and a target
+            // over 64 KB, so larger limits would not take effect.
+            max_header_bytes: bounded(
+                "TASKLIGHT_MAX_HEADER_BYTES",
+                get("TASKLIGHT_MAX_HEADER_BYTES"),
+                16 * 1024,
+                1024..=256 * 1024,
+            )?,
+            max_uri_bytes: bounded(
+                "TASKLIGHT_MAX_URI_BYTES",
+                get("TASKLIGHT_MAX_URI_BYTES"),
+                8 * 1024,
+                256..=60 * 1024,
             )?,
             log_filter: get("RUST_LOG").unwrap_or_else(|| "info".to_owned()),
             log_format: match get("LOG_FORMAT").as_deref() {

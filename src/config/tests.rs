@@ -60,6 +60,9 @@ fn bad_values_name_their_variable() {
         ("TASKLIGHT_DRAIN_DELAY_MS", "-1"),
         ("TASKLIGHT_SHUTDOWN_TIMEOUT_MS", "0"),
         ("TASKLIGHT_REQUEST_TIMEOUT_MS", "forever"),
+        ("TASKLIGHT_MAX_HEADER_BYTES", "512"),
+        ("TASKLIGHT_MAX_HEADER_BYTES", "1048576"),
+        ("TASKLIGHT_MAX_URI_BYTES", "16kb"),
         ("TASKLIGHT_CORS_ALLOWED_ORIGINS", "*"),
         (
             "TASKLIGHT_CORS_ALLOWED_ORIGINS",

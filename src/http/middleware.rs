@@ -1,10 +1,11 @@
-//! Small middleware of our own: the request body limit, the request timeout, security headers,
-//! and the panic answer.
+//! Small middleware of our own: the request head and body limits, the request timeout, security
+//! headers, and the panic answer.
 
 use poem::http::{HeaderValue, StatusCode, header};
 use poem::web::headers::HeaderMapExt;
 use poem::{Body, Endpoint, IntoResponse, Middleware, Request, Response};
 
+use crate::error::FieldError;
 use crate::http::problem::Problem;
 
 /// Refuses bodies over `max` bytes with 413: at once when `Content-Length` says so, and while
@@ -60,6 +61,104 @@ impl<E: Endpoint> Endpoint for BodyLimitEndpoint<E> {
                 }
             }
             None => {}
+        }
+        self.ep.call(req).await.map(IntoResponse::into_response)
+    }
+}
+
+/// Refuses a request whose target is longer than `max_uri` bytes (414) or whose header section
+/// is larger than `max_headers` bytes (431), before authentication, rate limiting or a handler
+/// reads it. A header line counts as its name, its value and 4 bytes (`: ` and CRLF), as on the
+/// wire. The 431 names the largest header, never a value (it may be a credential). The health
+/// routes are exempt: probes come from the platform, and hyper's own limit (about 400 KB) still
+/// applies to them.
+pub struct HeadLimit {
+    max_uri: usize,
+    max_headers: usize,
+}
+
+impl HeadLimit {
+    /// Limits of `max_uri` bytes for the request target and `max_headers` for the headers.
+    pub fn new(max_uri: usize, max_headers: usize) -> Self {
+        Self {
+            max_uri,
+            max_headers,
+        }
+    }
+}
+
+impl<E: Endpoint> Middleware<E> for HeadLimit {
+    type Output = HeadLimitEndpoint<E>;
+
+    fn transform(&self, ep: E) -> Self::Output {
+        HeadLimitEndpoint {
+            ep,
+            max_uri: self.max_uri,
+            max_headers: self.max_headers,
+        }
+    }
+}
+
+/// See [`HeadLimit`].
+pub struct HeadLimitEndpoint<E> {
+    ep: E,
+    max_uri: usize,
+    max_headers: usize,
+}
+
+/// Why a request head was refused; `None` when it is within both limits.
+fn head_problem(req: &Request, max_uri: usize, max_headers: usize) -> Option<Problem> {
+    let target = req.uri().path_and_query().map_or(0, |pq| pq.as_str().len());
+    if target > max_uri {
+        return Some(
+            Problem::new(
+                StatusCode::URI_TOO_LONG,
+                "uri-too-long",
+                format!("the request target is {target} bytes, over the limit of {max_uri}"),
+            )
+            .with_fields(vec![FieldError::new(
+                "uri",
+                format!("{target} bytes; shorten the query (at most {max_uri} bytes)"),
+            )]),
+        );
+    }
+    let mut total = 0;
+    let mut largest: Option<(&str, usize)> = None;
+    for (name, value) in req.headers() {
+        let line = name.as_str().len() + value.len() + 4;
+        total += line;
+        if largest.is_none_or(|(_, size)| line > size) {
+            largest = Some((name.as_str(), line));
+        }
+    }
+    if total <= max_headers {
+        return None;
+    }
+    let (name, size) = largest.unwrap_or_default();
+    Some(
+        Problem::new(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            "headers-too-large",
+            format!(
+                "the request headers are {total} bytes, over the limit of {max_headers}; \
+                 the largest is `{name}`"
+            ),
+        )
+        .with_fields(vec![FieldError::new(
+            name,
+            format!("{size} of the {total} header bytes (limit {max_headers})"),
+        )]),
+    )
+}
+
+impl<E: Endpoint> Endpoint for HeadLimitEndpoint<E> {
+    type Output = Response;
+
+    async fn call(&self, req: Request) -> poem::Result<Response> {
+        if !req.uri().path().starts_with("/health/")
+            && let Some(problem) = head_problem(&req, self.max_uri, self.max_headers)
+        {
+            return Ok(problem.into_response());
         }
         self.ep.call(req).await.map(IntoResponse::into_response)
     }

@@ -157,14 +157,15 @@ fn internal_problem() -> Problem {
     )
 }
 
-/// The statuses an operation can answer with besides success; always includes 429, 500 and 503.
+/// The statuses an operation can answer with besides success; always includes 414, 429, 431,
+/// 500 and 503.
 pub trait ErrorSet: Send + Sync + 'static {
     /// The documented error statuses.
     const STATUSES: &'static [u16];
 }
 
-/// Declares an [`ErrorSet`]: `error_set!(ReadTask = [401, 404]);` (429, 500 and 503 are added:
-/// every operation that uses one is rate-limited).
+/// Declares an [`ErrorSet`]: `error_set!(ReadTask = [401, 404]);` (414, 429, 431, 500 and 503
+/// are added: every operation that uses one has the request-head limits and is rate-limited).
 #[macro_export]
 macro_rules! error_set {
     ($($(#[$meta:meta])* $name:ident = [$($status:literal),*];)+) => {
@@ -172,7 +173,7 @@ macro_rules! error_set {
             $(#[$meta])*
             pub struct $name;
             impl $crate::http::problem::ErrorSet for $name {
-                const STATUSES: &'static [u16] = &[$($status,)* 429, 500, 503];
+                const STATUSES: &'static [u16] = &[$($status,)* 414, 429, 431, 500, 503];
             }
         )+
     };
@@ -280,9 +281,14 @@ fn describe(status: u16) -> &'static str {
         409 => "The request conflicts with the current state.",
         412 => "`If-Match` does not match the current version.",
         413 => "The request body is larger than the limit (1 MiB by default).",
+        414 => "The request target (path and query) is longer than the limit (8 KiB by default).",
         415 => "The request body is not `application/json`.",
         422 => "The `Idempotency-Key` was already used for a different request.",
         429 => "Too many requests; retry after the time in `Retry-After`.",
+        431 => {
+            "The request headers are larger than the limit (16 KiB in total by default); \
+                `errors` names the largest header."
+        }
         500 => "An unexpected error; it is logged under the response's request id.",
         503 => "A dependency is saturated or down; retry after the time in `Retry-After`.",
         _ => "Error.",

@@ -1,7 +1,8 @@
 //! API4:2023 Unrestricted Resource Consumption: a request that takes too long is cut off with a
 //! 503 (and the server keeps serving); page sizes, tag lists and string fields have limits that
-//! are enforced with a 400 naming the field; bodies over the limit are a 413. Rate limits:
-//! `ratelimit.rs` and API2's password guessing.
+//! are enforced with a 400 naming the field; bodies over the limit are a 413; header sections
+//! over the limit are a 431 naming the largest header, and request targets over the limit a 414.
+//! Rate limits: `ratelimit.rs` and API2's password guessing.
 
 use std::time::{Duration, Instant};
 
@@ -129,5 +130,109 @@ async fn api4_a_request_with_too_many_headers_is_refused_with_431() {
     assert!(send(200).await.starts_with("HTTP/1.1 431"));
     // The server keeps serving.
     assert_eq!(app.get("/health/live", None).await.status(), 200);
+    app.stop().await;
+}
+
+/// The status, the problem type and the first named field of a refused request head.
+async fn refusal(response: reqwest::Response) -> (u16, String, String) {
+    assert_eq!(
+        response.headers()["x-content-type-options"],
+        "nosniff",
+        "security headers on the refusal too"
+    );
+    assert!(response.headers().contains_key("x-request-id"));
+    let status = response.status().as_u16();
+    let body: Value = response.json().await.unwrap();
+    let kind = body["type"].as_str().unwrap_or_default().to_owned();
+    let field = body["errors"][0]["field"].as_str().unwrap_or_default();
+    (status, kind, field.to_owned())
+}
+
+#[tokio::test]
+async fn api4_headers_and_targets_over_the_limits_are_refused_naming_the_culprit() {
+    let app = spawn_app().await;
+    let user = app.user().await;
+    let me = app.url("/users/me");
+    let get_with = |name: &'static str, value: String| {
+        app.client
+            .get(&me)
+            .bearer_auth(&user.access)
+            .header(name, value)
+            .send()
+    };
+    // 16 KiB by default, all headers together: 15,000 bytes of padding fit, 17,000 do not.
+    assert_eq!(
+        get_with("x-padding", "p".repeat(15_000))
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    let (status, kind, field) =
+        refusal(get_with("x-padding", "p".repeat(17_000)).await.unwrap()).await;
+    assert_eq!(
+        (status, kind.as_str(), field.as_str()),
+        (431, "urn:tasklight:problem:headers-too-large", "x-padding")
+    );
+    // The total counts, not only the largest line: 40 headers of 500 bytes.
+    let mut many = app.client.get(&me).bearer_auth(&user.access);
+    for i in 0..40 {
+        many = many.header(format!("x-pad-{i}"), "p".repeat(500));
+    }
+    let (status, _, field) = refusal(many.send().await.unwrap()).await;
+    assert_eq!(status, 431);
+    assert!(field.starts_with("x-pad-"), "{field}");
+    // A credential that is too large is named, and its value is not repeated back.
+    let secret = "s3cr3t-".repeat(3_000);
+    let response = app
+        .client
+        .get(&me)
+        .header("authorization", format!("Bearer {secret}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 431);
+    let body = response.text().await.unwrap();
+    assert!(body.contains("\"field\":\"authorization\""), "{body}");
+    assert!(!body.contains("s3cr3t"), "{body}");
+    // The request target: 8 KiB by default.
+    let target = |pad: usize| {
+        app.client
+            .get(app.url(&format!("/projects?limit=5&pad={}", "q".repeat(pad))))
+            .bearer_auth(&user.access)
+            .send()
+    };
+    assert_eq!(target(7_000).await.unwrap().status(), 200);
+    let (status, kind, field) = refusal(target(9_000).await.unwrap()).await;
+    assert_eq!(
+        (status, kind.as_str(), field.as_str()),
+        (414, "urn:tasklight:problem:uri-too-long", "uri")
+    );
+    // Probes are exempt.
+    let probe = app
+        .client
+        .get(app.url("/health/live"))
+        .header("x-padding", "p".repeat(17_000))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(probe.status(), 200);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn api4_the_header_limit_comes_from_configuration() {
+    let app = spawn_app_with(&[("TASKLIGHT_MAX_HEADER_BYTES", "2048")]).await;
+    let user = app.user().await;
+    let send = |pad: usize| {
+        app.client
+            .get(app.url("/users/me"))
+            .bearer_auth(&user.access)
+            .header("x-padding", "p".repeat(pad))
+            .send()
+    };
+    assert_eq!(send(1_000).await.unwrap().status(), 200);
+    let (status, _, field) = refusal(send(3_000).await.unwrap()).await;
+    assert_eq!((status, field.as_str()), (431, "x-padding"));
     app.stop().await;
 }
