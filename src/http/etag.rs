@@ -25,14 +25,16 @@ fn tags(header: &str) -> impl Iterator<Item = &str> {
         .filter(|tag| !tag.is_empty())
 }
 
-/// The version named by an `If-Match` value, when it is exactly one of our strong ETags.
+/// The version named by an `If-Match` value, when it is exactly one of our strong ETags: the
+/// form [`for_version`] writes, so `"v+5"` and `"v05"` are not versions.
 pub fn version_of(header: &str) -> Option<i32> {
-    header
-        .trim()
+    let header = header.trim();
+    let version = header
         .strip_prefix("\"v")?
         .strip_suffix('"')?
         .parse()
-        .ok()
+        .ok()?;
+    (for_version(version) == header).then_some(version)
 }
 
 #[cfg(test)]
@@ -65,5 +67,9 @@ mod tests {
         assert_eq!(version_of("W/\"v12\""), None);
         assert_eq!(version_of("\"12\""), None);
         assert_eq!(version_of("\"v99999999999\""), None);
+        assert_eq!(version_of(" \"v-3\" "), Some(-3));
+        for other in ["\"v+5\"", "\"v05\"", "\"v 5\"", "\"v-0\"", "\"v\""] {
+            assert_eq!(version_of(other), None, "{other}");
+        }
     }
 }
