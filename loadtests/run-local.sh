@@ -163,10 +163,7 @@ cleanup() {
         psql_admin -c "DROP DATABASE IF EXISTS \"$DB_NAME\" WITH (FORCE)" >/dev/null 2>&1 ||
             echo "run-local: could not drop database $DB_NAME" >&2
     fi
-    if [[ $DB == postgres ]] && command -v redis-cli >/dev/null; then
-        redis-cli -h "$REDIS_HOST" -p "$REDIS_PORT" --scan --pattern "$REDIS_PREFIX*" 2>/dev/null |
-            xargs -r -n 500 redis-cli -h "$REDIS_HOST" -p "$REDIS_PORT" del >/dev/null 2>&1
-    fi
+    [[ $DB == postgres ]] && drop_redis_prefix "$REDIS_PREFIX"
     rm -rf "$SCRATCH"
     echo "run-local: logs in $LOG_DIR" >&2
     exit "$status"
@@ -179,13 +176,7 @@ trap 'exit 143' TERM
 # ---------------------------------------------------------------------------------------------------
 # Ports, database, instances.
 
-read -r -a PORTS < <(python3 -c '
-import socket, sys
-socks = [socket.socket() for _ in range(int(sys.argv[1]))]
-for s in socks:
-    s.bind(("127.0.0.1", 0))
-print(" ".join(str(s.getsockname()[1]) for s in socks))
-' $((1 + 2 * N)))
+read -r -a PORTS < <(free_ports $((1 + 2 * N)))
 NGINX_PORT=${PORTS[0]}
 BASE_URL="http://127.0.0.1:$NGINX_PORT"
 for ((i = 1; i <= N; i++)); do
@@ -271,18 +262,7 @@ start_instance() {
         "$BIN" serve >>"$logfile" 2>&1) &
     pid=$!
     INST_PID[i]=$pid
-    local deadline=$((SECONDS + 30))
-    until curl -fsS -o /dev/null --max-time 1 "http://127.0.0.1:${ADMIN_PORT[i]}/health/live" 2>/dev/null; do
-        if ! alive "$pid"; then
-            tail -n 20 "$logfile" >&2
-            die "instance local-$i exited during start-up (log above)"
-        fi
-        ((SECONDS < deadline)) || {
-            tail -n 20 "$logfile" >&2
-            die "instance local-$i was not live within 30 s (log above)"
-        }
-        sleep 0.1
-    done
+    wait_live "local-$i" "$pid" "${ADMIN_PORT[i]}" "$logfile"
     log "instance local-$i (pid $pid) live on 127.0.0.1:${API_PORT[i]} (admin ${ADMIN_PORT[i]}) after $(since "$started")s"
 }
 

@@ -85,10 +85,7 @@ cleanup() {
         psql_admin -c "DROP DATABASE IF EXISTS \"$DB_NAME\" WITH (FORCE)" >/dev/null 2>&1 ||
             echo "drain: could not drop database $DB_NAME" >&2
     fi
-    if command -v redis-cli >/dev/null; then
-        redis-cli -h "$REDIS_HOST" -p "$REDIS_PORT" --scan --pattern "$REDIS_PREFIX*" 2>/dev/null |
-            xargs -r -n 500 redis-cli -h "$REDIS_HOST" -p "$REDIS_PORT" del >/dev/null 2>&1
-    fi
+    drop_redis_prefix "$REDIS_PREFIX"
     if [[ $status -eq 0 && -z ${KEEP:-} ]]; then
         rm -rf "$WORK"
     else
@@ -104,15 +101,7 @@ trap 'exit 143' TERM
 # ---------------------------------------------------------------------------------------------------
 # Ports, database, the three instances.
 
-read -r NGINX_PORT 'API_PORT[a]' 'ADMIN_PORT[a]' 'API_PORT[b]' 'ADMIN_PORT[b]' 'API_PORT[c]' 'ADMIN_PORT[c]' < <(
-    python3 -c '
-import socket
-socks = [socket.socket() for _ in range(7)]
-for s in socks:
-    s.bind(("127.0.0.1", 0))
-print(" ".join(str(s.getsockname()[1]) for s in socks))
-'
-)
+read -r NGINX_PORT 'API_PORT[a]' 'ADMIN_PORT[a]' 'API_PORT[b]' 'ADMIN_PORT[b]' 'API_PORT[c]' 'ADMIN_PORT[c]' < <(free_ports 7)
 
 log "scratch directory $WORK"
 psql_admin -c "CREATE DATABASE \"$DB_NAME\"" >/dev/null
@@ -155,18 +144,7 @@ start_instance() {
         "$BIN" serve >"$logfile" 2>&1) &
     pid=$!
     INST_PID[$name]=$pid
-    local deadline=$((SECONDS + 30))
-    until curl -fsS -o /dev/null --max-time 1 "http://127.0.0.1:${ADMIN_PORT[$name]}/health/live" 2>/dev/null; do
-        if ! alive "$pid"; then
-            tail -n 20 "$logfile" >&2
-            die "instance $name exited during start-up (log above)"
-        fi
-        ((SECONDS < deadline)) || {
-            tail -n 20 "$logfile" >&2
-            die "instance $name was not live within 30 s (log above)"
-        }
-        sleep 0.1
-    done
+    wait_live "$name" "$pid" "${ADMIN_PORT[$name]}" "$logfile"
     log "instance $name (pid $pid) live on 127.0.0.1:${API_PORT[$name]} after $(since "$started")s"
 }
 
