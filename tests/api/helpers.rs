@@ -163,6 +163,15 @@ impl TestApp {
         builder.send().await.expect("the request is answered")
     }
 
+    /// The OpenAPI document the server serves.
+    pub async fn spec(&self) -> Value {
+        self.get("/api/v1/openapi.json", None)
+            .await
+            .json()
+            .await
+            .expect("the OpenAPI document is JSON")
+    }
+
     pub async fn get(&self, path: &str, token: Option<&str>) -> Response {
         self.send(Method::GET, path, token, None).await
     }

@@ -2,8 +2,6 @@
 //! of `tests/snapshots/openapi.json`. After an intended change, refresh the snapshot with
 //! `UPDATE_SNAPSHOTS=1 cargo test openapi_snapshot` and commit it.
 
-use serde_json::Value;
-
 use crate::helpers::spawn_app;
 
 const SNAPSHOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/snapshots/openapi.json");
@@ -11,15 +9,7 @@ const SNAPSHOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/snapshots/ope
 #[tokio::test]
 async fn the_openapi_document_matches_the_committed_snapshot() {
     let app = spawn_app().await;
-    let spec: Value = app
-        .client
-        .get(format!("http://{}/api/v1/openapi.json", app.addr))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let spec = app.spec().await;
     app.stop().await;
     // serde_json's map is ordered by key, so the rendering is stable.
     let rendered = serde_json::to_string_pretty(&spec).unwrap() + "\n";

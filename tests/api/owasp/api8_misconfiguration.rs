@@ -3,7 +3,6 @@
 //! configured origins (none by default), and no stack trace, SQL or internal detail in an error.
 
 use reqwest::Method;
-use serde_json::Value;
 
 use crate::helpers::{TestApp, spawn_app, spawn_app_with};
 
@@ -23,12 +22,7 @@ fn assert_security_headers(what: &str, response: &reqwest::Response) {
 
 /// Every documented operation with well-formed but unknown ids, as (method, path).
 async fn operations(app: &TestApp) -> Vec<(Method, String)> {
-    let spec: Value = app
-        .get("/api/v1/openapi.json", None)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let spec = app.spec().await;
     let mut all = Vec::new();
     for (path, item) in spec["paths"].as_object().unwrap() {
         let concrete = super::with_unknown_ids(path);
