@@ -6,9 +6,14 @@
 use std::io::Read;
 use std::process::ExitCode;
 
+use std::sync::Arc;
+
+use anyhow::Context;
 use clap::{Parser, Subcommand};
 
 use crate::config::Config;
+use crate::state::AppState;
+use crate::telemetry::metrics::Metrics;
 
 /// Tasklight: a task-manager REST backend.
 ///
@@ -82,10 +87,10 @@ pub fn main() -> ExitCode {
     let result = runtime.block_on(async move {
         let telemetry = crate::telemetry::init(&config);
         let result = match cli.command.unwrap_or(Command::Serve) {
-            Command::Serve => crate::app::serve(config).await,
-            Command::Migrate => crate::app::migrate_only(&config).await,
+            Command::Serve => crate::server::serve(config).await,
+            Command::Migrate => migrate(&config).await,
             Command::CreateAdmin { email, name } => match read_password_from_stdin() {
-                Ok(password) => crate::app::create_admin(&config, &email, &name, &password).await,
+                Ok(password) => create_admin(&config, &email, &name, &password).await,
                 Err(err) => Err(err),
             },
             Command::Healthcheck => Ok(()),
@@ -110,6 +115,43 @@ pub fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `tasklight migrate`.
+async fn migrate(config: &Config) -> anyhow::Result<()> {
+    let metrics = Arc::new(Metrics::new(&config.instance_id));
+    let db = crate::db::connect(config, metrics).await?;
+    db.migrate().await.context("applying migrations")?;
+    db.close().await;
+    tracing::info!("migrations applied");
+    Ok(())
+}
+
+/// `tasklight create-admin`.
+async fn create_admin(
+    config: &Config,
+    email: &str,
+    name: &str,
+    password: &str,
+) -> anyhow::Result<()> {
+    let state = AppState::new(config.clone()).await?;
+    let outcome =
+        crate::users::service::create_or_promote_admin(&state.domain, email, name, password)
+            .await
+            .map_err(|err| match err {
+                crate::error::AppError::Validation(fields) => anyhow::anyhow!(
+                    "{}",
+                    fields
+                        .iter()
+                        .map(|f| format!("{}: {}", f.field, f.message))
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                ),
+                other => anyhow::Error::new(other),
+            })?;
+    state.domain.db.close().await;
+    println!("{outcome}");
+    Ok(())
 }
 
 /// `GET /health/live` on the admin listener (an unspecified listen address is reached on

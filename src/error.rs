@@ -1,6 +1,7 @@
 //! The one domain error type. `http::problem` is the one place that turns it into HTTP.
 
 use crate::db::StoreError;
+use crate::ratelimit::Decision;
 
 /// One invalid input field: its name (a JSON path for bodies) and what is wrong.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,7 +49,7 @@ pub enum AppError {
     Unprocessable(&'static str),
     /// A rate limit refused the request (429).
     #[error("too many requests")]
-    RateLimited(Box<crate::ratelimit::Decision>),
+    RateLimited(Box<Decision>),
     /// A dependency (database pool) is saturated or down (503).
     #[error("the service is temporarily unavailable: {0}")]
     Unavailable(&'static str),
@@ -89,6 +90,12 @@ impl From<StoreError> for AppError {
             StoreError::PoolTimedOut => Self::Unavailable("the database is busy, retry shortly"),
             StoreError::Other(err) => Self::Internal(anyhow::Error::new(err).context("database")),
         }
+    }
+}
+
+impl From<Decision> for AppError {
+    fn from(refusal: Decision) -> Self {
+        Self::RateLimited(Box::new(refusal))
     }
 }
 

@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi};
 
-use crate::app::AppState;
-use crate::openapi::Tag;
+use crate::http::tags::Tag;
+use crate::state::AppState;
 
 /// Liveness.
 #[derive(Debug, Object)]
@@ -34,7 +34,8 @@ pub struct Check {
 
 /// The checks behind readiness.
 #[derive(Debug, Object)]
-pub struct Checks {
+#[oai(rename = "Checks")]
+pub struct DependencyChecks {
     /// The database (`SELECT 1`); down means not ready.
     pub database: Check,
     /// Redis (`PING`), when configured; down means degraded (in-process fallbacks), still
@@ -51,7 +52,7 @@ pub struct Ready {
     /// Whether the instance is shutting down.
     pub draining: bool,
     /// Each dependency's state.
-    pub checks: Checks,
+    pub checks: DependencyChecks,
 }
 
 /// Readiness answer.
@@ -71,7 +72,7 @@ const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 async fn readiness(state: &AppState) -> (bool, Ready) {
     let database = async {
         let started = Instant::now();
-        let result = match tokio::time::timeout(CHECK_TIMEOUT, state.db.ping()).await {
+        let result = match tokio::time::timeout(CHECK_TIMEOUT, state.domain.db.ping()).await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(err)) => Err(err.to_string()),
             Err(_) => Err(format!("no answer within {CHECK_TIMEOUT:?}")),
@@ -87,7 +88,7 @@ async fn readiness(state: &AppState) -> (bool, Ready) {
         ))
     };
     let (database, redis) = tokio::join!(database, redis);
-    let draining = state.is_draining();
+    let draining = state.drain.is_draining();
     let database_up = database.error.is_none();
     let redis_up = redis.as_ref().is_none_or(|r| r.error.is_none());
     let status = match (draining, database_up, redis_up) {
@@ -99,7 +100,7 @@ async fn readiness(state: &AppState) -> (bool, Ready) {
     let body = Ready {
         status: status.to_owned(),
         draining,
-        checks: Checks { database, redis },
+        checks: DependencyChecks { database, redis },
     };
     (!draining && database_up, body)
 }

@@ -1,23 +1,31 @@
 //! Tasklight: a task-manager REST backend built to run as several stateless instances.
 //!
-//! Domain areas (`auth`, `users`, `projects`, `tasks`, `audit`) each hold their API, rules and
-//! storage; the platform modules beside them wire configuration, storage, HTTP and health.
+//! Domain areas (`auth`, `users`, `projects`, `tasks`, `audit`) each hold their API, rules,
+//! model and storage; the platform modules below them hold configuration, telemetry, the
+//! database, the cache and the HTTP plumbing. README.md's "Code map" says which module may
+//! import which.
 
-pub mod app;
 pub mod audit;
 pub mod auth;
 pub mod cache;
 pub mod cli;
 pub mod config;
 pub mod db;
+pub mod domain;
 pub mod error;
+pub mod etag;
 pub mod health;
 pub mod http;
 pub mod idempotency;
-pub mod openapi;
+pub mod paging;
 pub mod projects;
 pub mod ratelimit;
 pub mod redis_client;
+pub mod router;
+pub mod server;
+pub mod state;
+pub mod store;
 pub mod tasks;
 pub mod telemetry;
 pub mod users;
+pub mod validate;

@@ -5,16 +5,14 @@ use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
 use uuid::Uuid;
 
-use crate::app::AppState;
-use crate::audit::AuditEntry;
+use crate::audit::model::AuditEntry;
+use crate::audit::service;
 use crate::audit::store::AuditFilter;
-use crate::auth::Principal;
-use crate::error::{AppError, AppResult};
-use crate::http::auth::BearerAuth;
-use crate::http::pagination::{self, Paging};
+use crate::auth::bearer::BearerAuth;
+use crate::http::pagination;
 use crate::http::problem::ApiError;
-use crate::openapi::Tag;
-use crate::projects::model::ProjectRole;
+use crate::http::tags::Tag;
+use crate::state::AppState;
 
 crate::error_set! {
     /// Errors of reading an audit log.
@@ -26,50 +24,6 @@ crate::page_type!(
     AuditPage,
     AuditEntry
 );
-
-async fn page(
-    state: &AppState,
-    filter: AuditFilter,
-    cursor: Option<&str>,
-    limit: u32,
-) -> AppResult<AuditPage> {
-    let paging = Paging::<Uuid>::new(
-        &[
-            "audit",
-            &format!("{:?}", filter.project_id),
-            &format!("{:?}", filter.actor_id),
-            filter.action.as_deref().unwrap_or(""),
-            filter.entity_type.as_deref().unwrap_or(""),
-        ],
-        cursor,
-        limit,
-    )?;
-    let mut rows = state
-        .db
-        .conn()
-        .await?
-        .list_audit(&filter, paging.after, paging.fetch())
-        .await?;
-    let next_cursor = paging.finish(&mut rows, |e| e.id);
-    Ok(AuditPage {
-        items: rows.into_iter().map(AuditEntry::from).collect(),
-        next_cursor,
-    })
-}
-
-async fn require_project_owner(
-    state: &AppState,
-    principal: &Principal,
-    project_id: Uuid,
-) -> AppResult<()> {
-    let mut store = state.db.conn().await?;
-    match crate::projects::service::role_of(state, &mut *store, project_id, principal).await? {
-        ProjectRole::Owner => Ok(()),
-        _ => Err(AppError::Forbidden(
-            "only project owners may read its audit log",
-        )),
-    }
-}
 
 /// Audit logs.
 pub struct AuditApi {
@@ -107,17 +61,21 @@ impl AuditApi {
         #[oai(validator(max_length = 1024))]
         cursor: Query<Option<String>>,
     ) -> Result<Json<AuditPage>, ApiError<AuditErrors>> {
-        require_project_owner(&self.state, &auth.0, project_id.0).await?;
         let filter = AuditFilter {
-            project_id: Some(project_id.0),
-            actor_id: None,
             action: action.0,
             entity_type: entity_type.0,
+            ..AuditFilter::default()
         };
-        let limit = pagination::limit(limit.0);
-        Ok(Json(
-            page(&self.state, filter, cursor.0.as_deref(), limit).await?,
-        ))
+        let (items, next_cursor) = service::project_log(
+            &self.state.domain,
+            &auth.0,
+            project_id.0,
+            filter,
+            cursor.0.as_deref(),
+            pagination::limit(limit.0),
+        )
+        .await?;
+        Ok(Json(AuditPage { items, next_cursor }))
     }
 
     /// Read the whole audit log (admin)
@@ -150,16 +108,20 @@ impl AuditApi {
         #[oai(validator(max_length = 1024))]
         cursor: Query<Option<String>>,
     ) -> Result<Json<AuditPage>, ApiError<AuditErrors>> {
-        crate::users::service::require_admin(&auth.0)?;
         let filter = AuditFilter {
             project_id: project_id.0,
             actor_id: actor_id.0,
             action: action.0,
             entity_type: entity_type.0,
         };
-        let limit = pagination::limit(limit.0);
-        Ok(Json(
-            page(&self.state, filter, cursor.0.as_deref(), limit).await?,
-        ))
+        let (items, next_cursor) = service::whole_log(
+            &self.state.domain,
+            &auth.0,
+            filter,
+            cursor.0.as_deref(),
+            pagination::limit(limit.0),
+        )
+        .await?;
+        Ok(Json(AuditPage { items, next_cursor }))
     }
 }

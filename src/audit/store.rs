@@ -6,30 +6,30 @@ use serde_json::Value;
 use sqlx::types::Json;
 use uuid::Uuid;
 
-use crate::db::{Session, StoreResult};
+use crate::db::{Connection, StoreResult};
 
 /// A stored audit entry.
 #[derive(sqlx::FromRow)]
 pub struct AuditRecord {
-    /// Id (UUIDv7).
+    /// UUIDv7, so ids sort by time.
     pub id: Uuid,
-    /// When.
+    /// When the change was made (the transaction's time).
     pub occurred_at: DateTime<Utc>,
-    /// Who.
+    /// The user who made it; `None` for the command line.
     pub actor_id: Option<Uuid>,
-    /// What.
+    /// `<entity>.<verb>`, such as `task.updated`.
     pub action: String,
-    /// Entity kind.
+    /// `user`, `project`, `member` or `task`.
     pub entity_type: String,
-    /// Entity id.
+    /// The changed entity (for `member`, the member's user id).
     pub entity_id: Uuid,
-    /// Project, if any.
+    /// The project the change belongs to; `None` for user changes.
     pub project_id: Option<Uuid>,
-    /// Changed fields.
+    /// The changed fields and their new values (never secrets).
     pub summary: Json<Value>,
-    /// Request id.
+    /// The `X-Request-Id` of the request that made it, `-` outside a request.
     pub request_id: String,
-    /// Instance id.
+    /// The `INSTANCE_ID` of the instance that served it.
     pub instance_id: String,
 }
 
@@ -48,7 +48,7 @@ pub struct AuditFilter {
 
 /// Storage of the audit log.
 #[async_trait]
-pub trait AuditStore {
+pub trait AuditStore: Send {
     /// Appends an entry.
     async fn insert_audit(&mut self, entry: &AuditRecord) -> StoreResult<()>;
     /// Entries newest first, older than `before`, at most `limit`.
@@ -62,7 +62,7 @@ pub trait AuditStore {
 
 crate::for_each_backend! {
     #[async_trait]
-    impl AuditStore for Session<DB> {
+    impl AuditStore for Connection<DB> {
         async fn insert_audit(&mut self, e: &AuditRecord) -> StoreResult<()> {
             sqlx::query(
                 "INSERT INTO audit_log (id, occurred_at, actor_id, action, entity_type, entity_id, \

@@ -4,16 +4,17 @@ use poem_openapi::payload::Json;
 use poem_openapi::{Object, OpenApi};
 use serde::Deserialize;
 
-use crate::app::AppState;
+use crate::auth::bearer::BearerAuth;
 use crate::auth::password;
 use crate::auth::service::{self, TokenPair};
 use crate::error::FieldError;
-use crate::http::auth::BearerAuth;
-use crate::http::body::{Checks, JsonBody, Validate};
+use crate::http::body::JsonBody;
 use crate::http::problem::ApiError;
 use crate::http::responses::{Created, NoContent};
-use crate::openapi::Tag;
+use crate::http::tags::Tag;
+use crate::state::AppState;
 use crate::users::model::{DISPLAY_NAME_MAX, User, parse_email};
+use crate::validate::{FieldChecks, Validate};
 
 crate::error_set! {
     /// Errors of register.
@@ -45,28 +46,13 @@ pub struct RegisterRequest {
 
 impl Validate for RegisterRequest {
     fn validate(&self) -> Vec<FieldError> {
-        let mut checks = Checks::default();
+        let mut checks = FieldChecks::default();
         if let Err(err) = parse_email("email", &self.email) {
             checks.fail(&err.field, err.message);
         }
-        check_password(&mut checks, "password", &self.password);
+        password::check_new(&mut checks, "password", &self.password);
         checks.line("display_name", &self.display_name, 1, DISPLAY_NAME_MAX);
         checks.finish()
-    }
-}
-
-/// Checks a new password's length.
-pub fn check_password(checks: &mut Checks, field: &str, value: &str) {
-    let len = value.chars().count();
-    if !(password::MIN_LEN..=password::MAX_LEN).contains(&len) {
-        checks.fail(
-            field,
-            format!(
-                "must be {} to {} characters, got {len}",
-                password::MIN_LEN,
-                password::MAX_LEN
-            ),
-        );
     }
 }
 
@@ -85,7 +71,7 @@ pub struct LoginRequest {
 
 impl Validate for LoginRequest {
     fn validate(&self) -> Vec<FieldError> {
-        let mut checks = Checks::default();
+        let mut checks = FieldChecks::default();
         checks.line("email", &self.email, 1, 254);
         checks.text("password", &self.password, 1, password::MAX_LEN);
         checks.finish()
@@ -104,7 +90,7 @@ pub struct RefreshRequest {
 
 impl Validate for RefreshRequest {
     fn validate(&self) -> Vec<FieldError> {
-        Checks::default()
+        FieldChecks::default()
             .line("refresh_token", &self.refresh_token, 1, 128)
             .finish()
     }
@@ -133,8 +119,13 @@ impl AuthApi {
         } = body.0;
         let email = parse_email("email", &email)
             .map_err(|e| crate::error::AppError::Validation(vec![e]))?;
-        let user =
-            service::register(&self.state, email, display_name.trim().to_owned(), password).await?;
+        let user = service::register(
+            &self.state.auth,
+            email,
+            display_name.trim().to_owned(),
+            password,
+        )
+        .await?;
         Ok(Created::Created(Json(user), "/api/v1/users/me".to_owned()))
     }
 
@@ -149,7 +140,7 @@ impl AuthApi {
     ) -> Result<Json<TokenPair>, ApiError<CredentialErrors>> {
         let email = body.0.email.trim().to_lowercase();
         Ok(Json(
-            service::login(&self.state, &email, body.0.password).await?,
+            service::login(&self.state.auth, &email, body.0.password).await?,
         ))
     }
 
@@ -163,7 +154,7 @@ impl AuthApi {
         body: JsonBody<RefreshRequest>,
     ) -> Result<Json<TokenPair>, ApiError<CredentialErrors>> {
         Ok(Json(
-            service::refresh(&self.state, &body.0.refresh_token).await?,
+            service::refresh(&self.state.auth, &body.0.refresh_token).await?,
         ))
     }
 
@@ -173,7 +164,7 @@ impl AuthApi {
     /// working at once.
     #[oai(path = "/logout", method = "post", operation_id = "logout")]
     async fn logout(&self, auth: BearerAuth) -> Result<NoContent, ApiError<LogoutErrors>> {
-        service::logout(&self.state, &auth.0).await?;
+        service::logout(&self.state.auth, &auth.0).await?;
         Ok(NoContent::NoContent)
     }
 }

@@ -2,6 +2,7 @@
 //! and the bearer check every protected operation runs.
 
 pub mod api;
+pub mod bearer;
 pub mod password;
 pub mod service;
 pub mod store;

@@ -9,10 +9,23 @@ use argon2::password_hash::{PasswordHasher, PasswordVerifier};
 use argon2::{Algorithm, Argon2, Params, Version};
 use tokio::sync::Semaphore;
 
+use crate::validate::FieldChecks;
+
 /// Shortest accepted password (characters).
 pub const MIN_LEN: usize = 12;
 /// Longest accepted password (characters).
 pub const MAX_LEN: usize = 128;
+
+/// Checks a new password's length ([`MIN_LEN`] to [`MAX_LEN`] characters).
+pub fn check_new(checks: &mut FieldChecks, field: &str, value: &str) {
+    let len = value.chars().count();
+    if !(MIN_LEN..=MAX_LEN).contains(&len) {
+        checks.fail(
+            field,
+            format!("must be {MIN_LEN} to {MAX_LEN} characters, got {len}"),
+        );
+    }
+}
 
 static HASHING_SLOTS: LazyLock<Semaphore> =
     LazyLock::new(|| Semaphore::new(std::thread::available_parallelism().map_or(2, usize::from)));

@@ -1,20 +1,45 @@
 //! Authentication rules: registration, login, refresh rotation with reuse detection, logout and
 //! the bearer check.
 
+use std::sync::Arc;
+
 use chrono::Duration;
 use poem_openapi::Object;
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::app::AppState;
-use crate::audit::{self, Change};
+use crate::audit::model::Change;
 use crate::auth::store::SessionState;
+use crate::auth::tokens::TokenKeys;
 use crate::auth::{Principal, password, tokens};
 use crate::cache::keys;
+use crate::domain::DomainContext;
 use crate::error::{AppError, AppResult};
-use crate::ratelimit::middleware::check_account;
+use crate::ratelimit::RateLimiter;
+use crate::store::Store;
 use crate::users::model::{Role, User};
+use crate::users::service::email_taken;
 use crate::users::store::UserRecord;
+
+/// What the authentication rules work with.
+#[derive(Clone)]
+pub struct AuthContext {
+    /// Database, cache and metrics.
+    pub domain: DomainContext,
+    /// Access-token signing and verification.
+    pub tokens: Arc<TokenKeys>,
+    /// The per-account limits of login, registration and refresh.
+    pub rate_limiter: Arc<RateLimiter>,
+    /// How long a refresh token, and the login session it belongs to, lives.
+    pub refresh_token_ttl: std::time::Duration,
+}
+
+impl AuthContext {
+    /// The refresh-token lifetime as a `chrono` duration.
+    fn refresh_ttl(&self) -> Duration {
+        Duration::from_std(self.refresh_token_ttl).unwrap_or(Duration::days(30))
+    }
+}
 
 /// Tokens issued by login and refresh.
 #[derive(Debug, Object)]
@@ -36,12 +61,12 @@ const REFRESH_FAILED: &str = "the refresh token is invalid, expired or revoked; 
 
 /// Creates a user with the `user` role (the input is already validated).
 pub async fn register(
-    state: &AppState,
+    auth: &AuthContext,
     email: String,
     display_name: String,
     password: String,
 ) -> AppResult<User> {
-    check_account(state, &email).await?;
+    auth.rate_limiter.check_account(&email).await?;
     let password_hash = password::hash(password).await?;
     let now = crate::db::now();
     let user = UserRecord {
@@ -54,38 +79,28 @@ pub async fn register(
         created_at: now,
         updated_at: now,
     };
-    let mut tx = state.db.begin().await?;
-    tx.insert_user(&user).await.map_err(email_taken)?;
-    let change = Change {
+    let mut work = auth.domain.begin(Some(user.id)).await?;
+    work.insert_user(&user).await.map_err(email_taken)?;
+    work.record(Change {
         action: "user.registered",
         entity_type: "user",
         entity_id: user.id,
         project_id: None,
         summary: json!({ "email": user.email, "display_name": user.display_name }),
-    };
-    audit::record(&mut *tx, &state.config.instance_id, Some(user.id), change).await?;
-    tx.commit().await?;
+    })
+    .await?;
+    work.commit().await?;
     Ok(user.into())
-}
-
-/// Maps a unique violation on insert or update of a user to a clear 409.
-pub fn email_taken(err: crate::db::StoreError) -> AppError {
-    match err {
-        crate::db::StoreError::Conflict(_) => {
-            AppError::Conflict("an account with this email already exists".into())
-        }
-        other => other.into(),
-    }
 }
 
 /// Checks the password and opens a session. An unknown email and a wrong password fail alike,
 /// and take as long.
-pub async fn login(state: &AppState, email: &str, password: String) -> AppResult<TokenPair> {
-    check_account(state, email).await?;
-    let user = state.db.conn().await?.user_by_email(email).await?;
+pub async fn login(auth: &AuthContext, email: &str, password: String) -> AppResult<TokenPair> {
+    auth.rate_limiter.check_account(email).await?;
+    let user = auth.domain.read().await?.user_by_email(email).await?;
     let stored = user.as_ref().map(|u| u.password_hash.clone());
     let failed = |reason: &'static str| {
-        state.metrics.auth.login_failure.increment(1);
+        auth.domain.metrics.auth.login_failure.increment(1);
         AppError::Unauthorized(reason)
     };
     if !password::verify(password, stored).await? {
@@ -97,37 +112,34 @@ pub async fn login(state: &AppState, email: &str, password: String) -> AppResult
     }
     let session_id = Uuid::now_v7();
     let now = crate::db::now();
-    let session_ttl =
-        Duration::from_std(state.config.refresh_token_ttl).unwrap_or(Duration::days(30));
-    let mut tx = state.db.begin().await?;
-    tx.insert_session(session_id, user.id, now, now + session_ttl)
+    let mut work = auth.domain.begin(Some(user.id)).await?;
+    work.insert_session(session_id, user.id, now, now + auth.refresh_ttl())
         .await?;
-    let pair = issue_pair(state, &mut *tx, user.id, session_id).await?;
-    tx.commit().await?;
-    state.metrics.auth.login_success.increment(1);
+    let pair = issue_pair(auth, &mut *work, user.id, session_id).await?;
+    work.commit().await?;
+    auth.domain.metrics.auth.login_success.increment(1);
     Ok(pair)
 }
 
 /// Rotates a refresh token. Presenting a token that was already rotated means it leaked:
 /// the whole session is revoked (RFC 9700 section 4.14.2).
-pub async fn refresh(state: &AppState, token: &str) -> AppResult<TokenPair> {
+pub async fn refresh(auth: &AuthContext, token: &str) -> AppResult<TokenPair> {
     let hash = tokens::hash_refresh_token(token);
     let now = crate::db::now();
-    let mut tx = state.db.begin().await?;
-    let record = tx
+    let mut work = auth.domain.begin(None).await?;
+    let record = work
         .refresh_token(&hash)
         .await?
         .ok_or(AppError::Unauthorized(REFRESH_FAILED))?;
-    check_account(state, &record.user_id.to_string()).await?;
-    if record.used_at.is_some() || !tx.mark_refresh_token_used(&hash, now).await? {
-        tx.revoke_session(record.session_id, "refresh token reuse", now)
+    auth.rate_limiter
+        .check_account(&record.user_id.to_string())
+        .await?;
+    if record.used_at.is_some() || !work.mark_refresh_token_used(&hash, now).await? {
+        work.revoke_session(record.session_id, "refresh token reuse", now)
             .await?;
-        tx.commit().await?;
-        state
-            .cache
-            .invalidate(&[keys::session(record.session_id)])
-            .await;
-        state.metrics.auth.reuse_detected.increment(1);
+        work.invalidate([keys::session(record.session_id)]);
+        work.commit().await?;
+        auth.domain.metrics.auth.reuse_detected.increment(1);
         tracing::warn!(
             session_id = %record.session_id,
             user_id = %record.user_id,
@@ -138,49 +150,47 @@ pub async fn refresh(state: &AppState, token: &str) -> AppResult<TokenPair> {
     if record.expires_at <= now {
         return Err(AppError::Unauthorized(REFRESH_FAILED));
     }
-    let alive = tx
+    let alive = work
         .principal_state(record.user_id, record.session_id)
         .await?
         .is_some_and(|s| !s.disabled && s.revoked_at.is_none() && s.expires_at > now);
     if !alive {
         return Err(AppError::Unauthorized(REFRESH_FAILED));
     }
-    let pair = issue_pair(state, &mut *tx, record.user_id, record.session_id).await?;
-    tx.commit().await?;
-    state.metrics.auth.refresh.increment(1);
+    let pair = issue_pair(auth, &mut *work, record.user_id, record.session_id).await?;
+    work.commit().await?;
+    auth.domain.metrics.auth.refresh.increment(1);
     Ok(pair)
 }
 
 async fn issue_pair(
-    state: &AppState,
-    store: &mut dyn crate::db::Store,
+    auth: &AuthContext,
+    store: &mut dyn Store,
     user_id: Uuid,
     session_id: Uuid,
 ) -> AppResult<TokenPair> {
     let now = crate::db::now();
-    let ttl = state.config.refresh_token_ttl;
     let (refresh_token, hash) = tokens::new_refresh_token();
-    let expires_at = now + Duration::from_std(ttl).unwrap_or(Duration::days(30));
     store
-        .insert_refresh_token(&hash, session_id, now, expires_at)
+        .insert_refresh_token(&hash, session_id, now, now + auth.refresh_ttl())
         .await?;
     Ok(TokenPair {
-        access_token: state.tokens.issue(user_id, session_id)?,
+        access_token: auth.tokens.issue(user_id, session_id)?,
         token_type: "Bearer".to_owned(),
-        expires_in: state.tokens.ttl().as_secs(),
+        expires_in: auth.tokens.ttl().as_secs(),
         refresh_token,
-        refresh_expires_in: ttl.as_secs(),
+        refresh_expires_in: auth.refresh_token_ttl.as_secs(),
     })
 }
 
 /// Ends the caller's session: its access and refresh tokens stop working.
-pub async fn logout(state: &AppState, principal: &Principal) -> AppResult<()> {
-    let mut store = state.db.conn().await?;
-    store
+pub async fn logout(auth: &AuthContext, principal: &Principal) -> AppResult<()> {
+    auth.domain
+        .read()
+        .await?
         .revoke_session(principal.session_id, "logout", crate::db::now())
         .await?;
-    drop(store);
-    state
+    auth.domain
         .cache
         .invalidate(&[keys::session(principal.session_id)])
         .await;
@@ -196,11 +206,11 @@ pub struct UserStatus {
     pub disabled: bool,
 }
 
-async fn user_status(state: &AppState, id: Uuid) -> AppResult<Option<UserStatus>> {
-    state
+async fn user_status(domain: &DomainContext, id: Uuid) -> AppResult<Option<UserStatus>> {
+    domain
         .cache
         .get_or_load("user", keys::user(id), || async {
-            let user = state.db.conn().await?.user_by_id(id).await?;
+            let user = domain.read().await?.user_by_id(id).await?;
             Ok(user.map(|u| UserStatus {
                 role: u.role,
                 disabled: u.disabled,
@@ -209,34 +219,34 @@ async fn user_status(state: &AppState, id: Uuid) -> AppResult<Option<UserStatus>
         .await
 }
 
-async fn session_state(state: &AppState, id: Uuid) -> AppResult<Option<SessionState>> {
-    state
+async fn session_state(domain: &DomainContext, id: Uuid) -> AppResult<Option<SessionState>> {
+    domain
         .cache
         .get_or_load("session", keys::session(id), || async {
-            Ok(state.db.conn().await?.session(id).await?)
+            Ok(domain.read().await?.session(id).await?)
         })
         .await
 }
 
 /// Verifies an access token and checks that its user is enabled and its session alive. Both
 /// come from the cache; every change to them invalidates it on every instance.
-pub async fn authenticate(state: &AppState, token: &str) -> AppResult<Principal> {
-    let claims = state.tokens.verify(token)?;
-    authenticate_claims(state, &claims).await
+pub async fn authenticate(auth: &AuthContext, token: &str) -> AppResult<Principal> {
+    let claims = auth.tokens.verify(token)?;
+    authenticate_claims(auth, &claims).await
 }
 
 /// The rest of [`authenticate`], for claims already verified (by the rate limiter, which keys
 /// authenticated requests by user).
 pub async fn authenticate_claims(
-    state: &AppState,
+    auth: &AuthContext,
     claims: &tokens::Claims,
 ) -> AppResult<Principal> {
     const INVALID: &str = "the access token is invalid or expired";
-    let session = session_state(state, claims.sid)
+    let session = session_state(&auth.domain, claims.sid)
         .await?
         .filter(|s| s.user_id == claims.sub)
         .ok_or(AppError::Unauthorized(INVALID))?;
-    let user = user_status(state, claims.sub)
+    let user = user_status(&auth.domain, claims.sub)
         .await?
         .ok_or(AppError::Unauthorized(INVALID))?;
     if user.disabled {

@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use crate::db::{Session, StoreResult};
+use crate::db::{Connection, StoreResult};
 
 /// What the bearer check needs to know about a token's user and session.
 #[derive(sqlx::FromRow)]
@@ -45,7 +45,7 @@ pub struct RefreshTokenRecord {
 
 /// Storage of sessions and refresh tokens.
 #[async_trait]
-pub trait AuthStore {
+pub trait AuthStore: Send {
     /// Creates a session for `user_id`, ending at `expires_at`.
     async fn insert_session(
         &mut self,
@@ -96,7 +96,7 @@ pub trait AuthStore {
 
 crate::for_each_backend! {
     #[async_trait]
-    impl AuthStore for Session<DB> {
+    impl AuthStore for Connection<DB> {
         async fn insert_session(
             &mut self,
             id: Uuid,

@@ -22,20 +22,31 @@ const LEEWAY_SECS: i64 = 5;
 /// The claims of an access token.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Claims {
-    /// Issuer.
+    /// Always [`ISSUER`].
     pub iss: String,
-    /// Audience.
+    /// Always [`AUDIENCE`].
     pub aud: String,
     /// The user id.
     pub sub: Uuid,
     /// The session (refresh-token family) id.
     pub sid: Uuid,
-    /// Token id.
+    /// A random id of this token (UUIDv4).
     pub jti: Uuid,
     /// Issued at (seconds since the epoch).
     pub iat: i64,
     /// Expires at (seconds since the epoch).
     pub exp: i64,
+}
+
+/// An access token whose signature and claims were already checked in this request (by the
+/// rate limiter, which keys authenticated requests by user), so the bearer check does not
+/// verify it twice.
+#[derive(Clone)]
+pub struct VerifiedToken {
+    /// The token as sent.
+    pub token: String,
+    /// Its verified claims.
+    pub claims: Claims,
 }
 
 /// Signs and verifies access tokens with the shared HMAC key.

@@ -196,227 +196,89 @@ impl Config {
 
     /// Reads the configuration through `lookup`, which returns a variable's value if set.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let get = |name: &str| lookup(name).filter(|value| !value.trim().is_empty());
+        let env = Env(lookup);
         let database_url = parse_database_url(
-            get("DATABASE_URL").unwrap_or_else(|| DEFAULT_DATABASE_URL.to_owned()),
+            env.get("DATABASE_URL")
+                .unwrap_or_else(|| DEFAULT_DATABASE_URL.to_owned()),
         )?;
-        let jwt_secret = match get("JWT_SECRET") {
-            Some(secret) if secret.len() >= 32 => JwtSecret::Configured(secret.into_bytes()),
-            Some(secret) => {
-                return Err(ConfigError {
-                    variable: "JWT_SECRET",
-                    problem: format!("must be at least 32 bytes, got {}", secret.len()),
-                });
-            }
-            None if matches!(database_url, DatabaseUrl::Postgres(_)) => {
-                return Err(ConfigError {
-                    variable: "JWT_SECRET",
-                    problem:
-                        "is required with PostgreSQL, so that every instance signs with one key \
-                              (at least 32 bytes, e.g. `openssl rand -base64 48`)"
-                            .into(),
-                });
-            }
-            None => JwtSecret::KeptInDataDir,
-        };
-        let service_name = get("OTEL_SERVICE_NAME").unwrap_or_else(|| "tasklight".to_owned());
-        let environment = environment(
-            get("OTEL_RESOURCE_ATTRIBUTES").as_deref(),
-            get("SENTRY_ENVIRONMENT"),
-        )?;
-        let traces = match get("OTEL_EXPORTER_OTLP_ENDPOINT") {
-            Some(endpoint) => Some(TraceConfig {
-                endpoint: parse_endpoint(endpoint)?,
-                service_name: service_name.clone(),
-                environment: environment.clone(),
-                sampling: parse_sampling(
-                    get("OTEL_TRACES_SAMPLER").as_deref(),
-                    get("OTEL_TRACES_SAMPLER_ARG").as_deref(),
-                )?,
-            }),
-            None => None,
-        };
-        let send_pii = match get("SENTRY_SEND_DEFAULT_PII").as_deref() {
-            None | Some("false" | "0") => false,
-            Some("true" | "1") => true,
-            Some(_) => {
-                return Err(ConfigError {
-                    variable: "SENTRY_SEND_DEFAULT_PII",
-                    problem: "must be `true` or `false`".into(),
-                });
-            }
-        };
-        let sentry = match get("SENTRY_DSN") {
-            Some(dsn) => Some(SentryConfig {
-                dsn: parse_sentry_dsn(dsn)?,
-                environment: environment.clone(),
-                send_pii,
-            }),
-            None => None,
-        };
-        let trusted_proxies = get("TASKLIGHT_TRUSTED_PROXIES")
-            .map(|list| {
-                list.split(',')
-                    .filter(|item| !item.trim().is_empty())
-                    .map(str::parse)
-                    .collect::<Result<Vec<IpBlock>, String>>()
-            })
-            .transpose()
-            .map_err(|problem| ConfigError {
-                variable: "TASKLIGHT_TRUSTED_PROXIES",
-                problem,
-            })?
-            .unwrap_or_default();
-        let cors_allowed_origins = match get("TASKLIGHT_CORS_ALLOWED_ORIGINS") {
-            None => Vec::new(),
-            Some(list) => list
-                .split(',')
-                .map(str::trim)
-                .filter(|origin| !origin.is_empty())
-                .map(|origin| {
-                    let valid = (origin.starts_with("https://") || origin.starts_with("http://"))
-                        && !origin.trim_end_matches('/').contains(['*', ' '])
-                        && origin.split("://").nth(1).is_some_and(|host| !host.is_empty() && !host.contains('/'));
-                    if valid {
-                        Ok(origin.to_owned())
-                    } else {
-                        Err(ConfigError {
-                            variable: "TASKLIGHT_CORS_ALLOWED_ORIGINS",
-                            problem: format!(
-                                "`{origin}` is not an origin: write scheme://host[:port], such as https://app.example.com (no wildcards, no path)"
-                            ),
-                        })
-                    }
-                })
-                .collect::<Result<_, _>>()?,
-        };
+        let jwt_secret = jwt_secret(&env, &database_url)?;
+        let telemetry = Telemetry::read(&env)?;
         Ok(Self {
-            request_timeout: millis(
-                "TASKLIGHT_REQUEST_TIMEOUT_MS",
-                get("TASKLIGHT_REQUEST_TIMEOUT_MS"),
-                30_000,
+            listen: parse_or(
+                "TASKLIGHT_LISTEN",
+                env.get("TASKLIGHT_LISTEN"),
+                "0.0.0.0:8080",
             )?,
-            cors_allowed_origins,
-            hsts_max_age: bounded(
-                "TASKLIGHT_HSTS_MAX_AGE_SECS",
-                get("TASKLIGHT_HSTS_MAX_AGE_SECS"),
-                0,
-                0..=63_072_000,
-            )?,
-            redis_timeout: millis(
-                "TASKLIGHT_REDIS_TIMEOUT_MS",
-                get("TASKLIGHT_REDIS_TIMEOUT_MS"),
-                250,
-            )?,
-            rate_limits: RateLimits::from_lookup(get)?,
-            trusted_proxies,
-            drain_delay: Duration::from_millis(bounded(
-                "TASKLIGHT_DRAIN_DELAY_MS",
-                get("TASKLIGHT_DRAIN_DELAY_MS"),
-                5_000,
-                0..=600_000,
-            )?),
-            shutdown_timeout: millis(
-                "TASKLIGHT_SHUTDOWN_TIMEOUT_MS",
-                get("TASKLIGHT_SHUTDOWN_TIMEOUT_MS"),
-                10_000,
-            )?,
-            service_name,
-            traces,
-            sentry,
-            listen: parse_or("TASKLIGHT_LISTEN", get("TASKLIGHT_LISTEN"), "0.0.0.0:8080")?,
             admin_listen: parse_or(
                 "TASKLIGHT_ADMIN_LISTEN",
-                get("TASKLIGHT_ADMIN_LISTEN"),
+                env.get("TASKLIGHT_ADMIN_LISTEN"),
                 "127.0.0.1:9090",
             )?,
             database_url,
-            db_max_connections: bounded(
-                "TASKLIGHT_DB_MAX_CONNECTIONS",
-                get("TASKLIGHT_DB_MAX_CONNECTIONS"),
-                10,
-                1..=1000,
-            )?,
-            db_acquire_timeout: millis(
-                "TASKLIGHT_DB_ACQUIRE_TIMEOUT_MS",
-                get("TASKLIGHT_DB_ACQUIRE_TIMEOUT_MS"),
-                5_000,
-            )?,
-            db_busy_timeout: millis(
-                "TASKLIGHT_DB_BUSY_TIMEOUT_MS",
-                get("TASKLIGHT_DB_BUSY_TIMEOUT_MS"),
-                5_000,
-            )?,
-            redis_url: get("REDIS_URL").map(parse_redis_url).transpose()?,
-            redis_key_prefix: match get("TASKLIGHT_REDIS_KEY_PREFIX") {
+            db_max_connections: env.bounded("TASKLIGHT_DB_MAX_CONNECTIONS", 10, 1..=1000)?,
+            db_acquire_timeout: env.millis("TASKLIGHT_DB_ACQUIRE_TIMEOUT_MS", 5_000)?,
+            db_busy_timeout: env.millis("TASKLIGHT_DB_BUSY_TIMEOUT_MS", 5_000)?,
+            redis_url: env.get("REDIS_URL").map(parse_redis_url).transpose()?,
+            redis_key_prefix: match env.get("TASKLIGHT_REDIS_KEY_PREFIX") {
                 Some(prefix) => parse_key_prefix(prefix)?,
                 None => "tasklight".to_owned(),
             },
-            cache_l1_capacity: bounded(
+            redis_timeout: env.millis("TASKLIGHT_REDIS_TIMEOUT_MS", 250)?,
+            cache_l1_capacity: env.bounded(
                 "TASKLIGHT_CACHE_L1_CAPACITY",
-                get("TASKLIGHT_CACHE_L1_CAPACITY"),
                 100_000,
                 1..=100_000_000,
             )?,
-            cache_l1_ttl: millis(
-                "TASKLIGHT_CACHE_L1_TTL_MS",
-                get("TASKLIGHT_CACHE_L1_TTL_MS"),
-                5_000,
-            )?,
-            cache_l2_ttl: Duration::from_secs(bounded(
+            cache_l1_ttl: env.millis("TASKLIGHT_CACHE_L1_TTL_MS", 5_000)?,
+            cache_l2_ttl: Duration::from_secs(env.bounded(
                 "TASKLIGHT_CACHE_L2_TTL_SECS",
-                get("TASKLIGHT_CACHE_L2_TTL_SECS"),
                 300,
                 1..=86_400,
             )?),
-            instance_id: match get("INSTANCE_ID") {
+            instance_id: match env.get("INSTANCE_ID") {
                 Some(id) => parse_instance_id(id)?,
                 None => default_instance_id(),
             },
             jwt_secret,
-            access_token_ttl: Duration::from_secs(bounded(
+            access_token_ttl: Duration::from_secs(env.bounded(
                 "TASKLIGHT_ACCESS_TOKEN_TTL_SECS",
-                get("TASKLIGHT_ACCESS_TOKEN_TTL_SECS"),
                 900,
                 30..=86_400,
             )?),
-            refresh_token_ttl: Duration::from_secs(bounded(
+            refresh_token_ttl: Duration::from_secs(env.bounded(
                 "TASKLIGHT_REFRESH_TOKEN_TTL_SECS",
-                get("TASKLIGHT_REFRESH_TOKEN_TTL_SECS"),
                 30 * 86_400,
                 60..=365 * 86_400,
             )?),
-            max_body_bytes: bounded(
+            max_body_bytes: env.bounded(
                 "TASKLIGHT_MAX_BODY_BYTES",
-                get("TASKLIGHT_MAX_BODY_BYTES"),
                 1024 * 1024,
                 1024..=64 * 1024 * 1024,
             )?,
             // hyper refuses a header section over about 400 KB before we see it, and a target
             // over 64 KB, so larger limits would not take effect.
-            max_header_bytes: bounded(
+            max_header_bytes: env.bounded(
                 "TASKLIGHT_MAX_HEADER_BYTES",
-                get("TASKLIGHT_MAX_HEADER_BYTES"),
                 16 * 1024,
                 1024..=256 * 1024,
             )?,
-            max_uri_bytes: bounded(
-                "TASKLIGHT_MAX_URI_BYTES",
-                get("TASKLIGHT_MAX_URI_BYTES"),
-                8 * 1024,
-                256..=60 * 1024,
-            )?,
-            log_filter: get("RUST_LOG").unwrap_or_else(|| "info".to_owned()),
-            log_format: match get("LOG_FORMAT").as_deref() {
-                None | Some("json") => LogFormat::Json,
-                Some("pretty") => LogFormat::Pretty,
-                Some(other) => {
-                    return Err(ConfigError {
-                        variable: "LOG_FORMAT",
-                        problem: format!("must be `json` or `pretty`, got `{other}`"),
-                    });
-                }
-            },
+            max_uri_bytes: env.bounded("TASKLIGHT_MAX_URI_BYTES", 8 * 1024, 256..=60 * 1024)?,
+            log_filter: env.get("RUST_LOG").unwrap_or_else(|| "info".to_owned()),
+            log_format: log_format(&env)?,
+            service_name: telemetry.service_name,
+            rate_limits: RateLimits::from_lookup(|name| env.get(name))?,
+            trusted_proxies: trusted_proxies(&env)?,
+            drain_delay: Duration::from_millis(env.bounded(
+                "TASKLIGHT_DRAIN_DELAY_MS",
+                5_000,
+                0..=600_000,
+            )?),
+            shutdown_timeout: env.millis("TASKLIGHT_SHUTDOWN_TIMEOUT_MS", 10_000)?,
+            request_timeout: env.millis("TASKLIGHT_REQUEST_TIMEOUT_MS", 30_000)?,
+            cors_allowed_origins: cors_allowed_origins(&env)?,
+            hsts_max_age: env.bounded("TASKLIGHT_HSTS_MAX_AGE_SECS", 0, 0..=63_072_000)?,
+            traces: telemetry.traces,
+            sentry: telemetry.sentry,
         })
     }
 
@@ -437,12 +299,178 @@ impl Config {
     }
 }
 
+/// The environment as configuration reads it: empty values count as unset.
+struct Env<F>(F);
+
+impl<F: Fn(&str) -> Option<String>> Env<F> {
+    /// A variable's value, if set and not blank.
+    fn get(&self, name: &str) -> Option<String> {
+        (self.0)(name).filter(|value| !value.trim().is_empty())
+    }
+
+    /// A whole number in `range`, `default` when unset.
+    fn bounded<T>(
+        &self,
+        variable: &'static str,
+        default: T,
+        range: std::ops::RangeInclusive<T>,
+    ) -> Result<T, ConfigError>
+    where
+        T: std::str::FromStr + PartialOrd + std::fmt::Display + Copy,
+    {
+        bounded(variable, self.get(variable), default, range)
+    }
+
+    /// A duration in milliseconds (1 to 600000), `default` when unset.
+    fn millis(&self, variable: &'static str, default: u64) -> Result<Duration, ConfigError> {
+        millis(variable, self.get(variable), default)
+    }
+}
+
+/// `JWT_SECRET`: at least 32 bytes; required with PostgreSQL, so that every instance signs
+/// with one key; with SQLite, generated and kept in the data directory when unset.
+fn jwt_secret<F: Fn(&str) -> Option<String>>(
+    env: &Env<F>,
+    database_url: &DatabaseUrl,
+) -> Result<JwtSecret, ConfigError> {
+    match env.get("JWT_SECRET") {
+        Some(secret) if secret.len() >= 32 => Ok(JwtSecret::Configured(secret.into_bytes())),
+        Some(secret) => Err(ConfigError {
+            variable: "JWT_SECRET",
+            problem: format!("must be at least 32 bytes, got {}", secret.len()),
+        }),
+        None if matches!(database_url, DatabaseUrl::Postgres(_)) => Err(ConfigError {
+            variable: "JWT_SECRET",
+            problem: "is required with PostgreSQL, so that every instance signs with one key \
+                      (at least 32 bytes, e.g. `openssl rand -base64 48`)"
+                .into(),
+        }),
+        None => Ok(JwtSecret::KeptInDataDir),
+    }
+}
+
+/// The OpenTelemetry and Sentry settings, which share the service name and environment.
+struct Telemetry {
+    service_name: String,
+    traces: Option<TraceConfig>,
+    sentry: Option<SentryConfig>,
+}
+
+impl Telemetry {
+    fn read<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Self, ConfigError> {
+        let service_name = env
+            .get("OTEL_SERVICE_NAME")
+            .unwrap_or_else(|| "tasklight".to_owned());
+        let environment = environment(
+            env.get("OTEL_RESOURCE_ATTRIBUTES").as_deref(),
+            env.get("SENTRY_ENVIRONMENT"),
+        )?;
+        let traces = match env.get("OTEL_EXPORTER_OTLP_ENDPOINT") {
+            Some(endpoint) => Some(TraceConfig {
+                endpoint: parse_endpoint(endpoint)?,
+                service_name: service_name.clone(),
+                environment: environment.clone(),
+                sampling: parse_sampling(
+                    env.get("OTEL_TRACES_SAMPLER").as_deref(),
+                    env.get("OTEL_TRACES_SAMPLER_ARG").as_deref(),
+                )?,
+            }),
+            None => None,
+        };
+        let send_pii = match env.get("SENTRY_SEND_DEFAULT_PII").as_deref() {
+            None | Some("false" | "0") => false,
+            Some("true" | "1") => true,
+            Some(_) => {
+                return Err(ConfigError {
+                    variable: "SENTRY_SEND_DEFAULT_PII",
+                    problem: "must be `true` or `false`".into(),
+                });
+            }
+        };
+        let sentry = match env.get("SENTRY_DSN") {
+            Some(dsn) => Some(SentryConfig {
+                dsn: parse_sentry_dsn(dsn)?,
+                environment,
+                send_pii,
+            }),
+            None => None,
+        };
+        Ok(Self {
+            service_name,
+            traces,
+            sentry,
+        })
+    }
+}
+
+/// `TASKLIGHT_TRUSTED_PROXIES`: comma-separated addresses or CIDR blocks.
+fn trusted_proxies<F: Fn(&str) -> Option<String>>(
+    env: &Env<F>,
+) -> Result<Vec<IpBlock>, ConfigError> {
+    let Some(list) = env.get("TASKLIGHT_TRUSTED_PROXIES") else {
+        return Ok(Vec::new());
+    };
+    list.split(',')
+        .filter(|item| !item.trim().is_empty())
+        .map(str::parse)
+        .collect::<Result<Vec<IpBlock>, String>>()
+        .map_err(|problem| ConfigError {
+            variable: "TASKLIGHT_TRUSTED_PROXIES",
+            problem,
+        })
+}
+
+/// `TASKLIGHT_CORS_ALLOWED_ORIGINS`: comma-separated `scheme://host[:port]` origins.
+fn cors_allowed_origins<F: Fn(&str) -> Option<String>>(
+    env: &Env<F>,
+) -> Result<Vec<String>, ConfigError> {
+    let Some(list) = env.get("TASKLIGHT_CORS_ALLOWED_ORIGINS") else {
+        return Ok(Vec::new());
+    };
+    list.split(',')
+        .map(str::trim)
+        .filter(|origin| !origin.is_empty())
+        .map(|origin| {
+            let valid = (origin.starts_with("https://") || origin.starts_with("http://"))
+                && !origin.trim_end_matches('/').contains(['*', ' '])
+                && origin
+                    .split("://")
+                    .nth(1)
+                    .is_some_and(|host| !host.is_empty() && !host.contains('/'));
+            if valid {
+                Ok(origin.to_owned())
+            } else {
+                Err(ConfigError {
+                    variable: "TASKLIGHT_CORS_ALLOWED_ORIGINS",
+                    problem: format!(
+                        "`{origin}` is not an origin: write scheme://host[:port], such as \
+                         https://app.example.com (no wildcards, no path)"
+                    ),
+                })
+            }
+        })
+        .collect()
+}
+
+/// `LOG_FORMAT`: `json` (the default) or `pretty`.
+fn log_format<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<LogFormat, ConfigError> {
+    match env.get("LOG_FORMAT").as_deref() {
+        None | Some("json") => Ok(LogFormat::Json),
+        Some("pretty") => Ok(LogFormat::Pretty),
+        Some(other) => Err(ConfigError {
+            variable: "LOG_FORMAT",
+            problem: format!("must be `json` or `pretty`, got `{other}`"),
+        }),
+    }
+}
+
+pub mod ip_block;
 mod limits;
 mod parse;
 #[cfg(test)]
 mod tests;
 
-pub use crate::ratelimit::client_ip::IpBlock;
+pub use ip_block::IpBlock;
 pub use limits::{Quota, RateLimits};
 pub use parse::sqlite_path;
 use parse::{

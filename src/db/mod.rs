@@ -1,31 +1,24 @@
-//! Storage: one pool for PostgreSQL or SQLite, and the per-area storage traits behind one handle.
+//! The database: one pool for PostgreSQL or SQLite, its connections, the two dialects, and the
+//! storage error. It knows no domain area.
 //!
-//! Each domain area declares its storage trait (`UserStore`, `TaskStore`, ...) and writes its
-//! implementation once inside [`for_each_backend!`], which compiles it for PostgreSQL and for
+//! Each domain area declares its storage trait (`UserStore`, `TaskStore`, ...) and implements it
+//! on [`Connection`] once, inside [`for_each_backend!`], which compiles it for PostgreSQL and for
 //! SQLite. Both dialects accept the same SQL (`$1` placeholders included); the few statements
-//! that differ come from [`Dialect`].
+//! that differ come from [`Dialect`]. `crate::store` gathers the traits into one.
 
 mod connect;
 pub mod traced;
 
-use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::pool::PoolConnection;
 use std::sync::Arc;
 
 use sqlx::{PgPool, Postgres, Sqlite, SqlitePool};
 
-use crate::telemetry::metrics::Metrics;
+use crate::telemetry::metrics::{Metrics, PoolStats};
 use traced::Traced;
 
 pub use connect::connect;
-
-use crate::audit::store::AuditStore;
-use crate::auth::store::AuthStore;
-use crate::idempotency::store::IdempotencyStore;
-use crate::projects::store::ProjectStore;
-use crate::tasks::store::TaskStore;
-use crate::users::store::UserStore;
 
 /// What a storage call can fail with, already sorted for the HTTP mapping.
 #[derive(Debug, thiserror::Error)]
@@ -129,58 +122,48 @@ macro_rules! for_each_backend {
     };
 }
 
-/// All storage traits together: what a domain function works against.
-pub trait Store:
-    UserStore + AuthStore + ProjectStore + TaskStore + AuditStore + IdempotencyStore + Send
-{
-}
-
-impl<T> Store for T where
-    T: UserStore + AuthStore + ProjectStore + TaskStore + AuditStore + IdempotencyStore + Send
-{
-}
-
-/// A unit of work: every write made through it lands together on [`Transaction::commit`], or
-/// not at all when it is dropped.
-#[async_trait]
-pub trait Transaction: Store {
-    /// Commits the transaction.
-    async fn commit(self: Box<Self>) -> StoreResult<()>;
-}
-
-/// A connection, in a transaction or not, on which the storage traits are implemented.
-pub struct Session<DB: sqlx::Database> {
-    conn: Conn<DB>,
+/// A database connection taken from the pool, inside a transaction or not; the storage traits
+/// are implemented on it.
+pub struct Connection<DB: sqlx::Database> {
+    inner: Checkout<DB>,
     metrics: Arc<Metrics>,
 }
 
-enum Conn<DB: sqlx::Database> {
-    Pooled(PoolConnection<DB>),
-    Tx(sqlx::Transaction<'static, DB>),
+/// How a [`Connection`] holds its pooled connection.
+enum Checkout<DB: sqlx::Database> {
+    /// Each statement commits on its own.
+    Autocommit(PoolConnection<DB>),
+    /// Statements land together on commit, or not at all.
+    InTransaction(sqlx::Transaction<'static, DB>),
 }
 
-impl<DB: sqlx::Database + Dialect> Session<DB> {
+impl<DB: sqlx::Database + Dialect> Connection<DB> {
     /// The connection, traced: each query gets a span and a duration sample.
     pub fn db(&mut self) -> Traced<'_, DB> {
-        let conn: &mut DB::Connection = match &mut self.conn {
-            Conn::Pooled(conn) => conn,
-            Conn::Tx(tx) => tx,
+        let conn: &mut DB::Connection = match &mut self.inner {
+            Checkout::Autocommit(conn) => conn,
+            Checkout::InTransaction(tx) => tx,
         };
         Traced::new(conn, &self.metrics.db, DB::SYSTEM)
     }
 }
 
-#[async_trait]
-impl<DB: sqlx::Database> Transaction for Session<DB>
-where
-    Session<DB>: Store,
-{
-    async fn commit(self: Box<Self>) -> StoreResult<()> {
-        match self.conn {
-            Conn::Tx(tx) => Ok(tx.commit().await?),
-            Conn::Pooled(_) => Ok(()),
+impl<DB: sqlx::Database> Connection<DB> {
+    /// Commits the transaction, if the connection is in one (otherwise nothing is pending).
+    pub async fn commit_if_in_transaction(self) -> StoreResult<()> {
+        match self.inner {
+            Checkout::InTransaction(tx) => Ok(tx.commit().await?),
+            Checkout::Autocommit(_) => Ok(()),
         }
     }
+}
+
+/// A [`Connection`] to whichever database the pool is for.
+pub enum AnyConnection {
+    /// PostgreSQL.
+    Postgres(Connection<Postgres>),
+    /// SQLite.
+    Sqlite(Connection<Sqlite>),
 }
 
 #[derive(Clone)]
@@ -196,17 +179,6 @@ pub struct Db {
     metrics: Arc<Metrics>,
 }
 
-/// Pool occupancy, for the metrics.
-#[derive(Debug, Clone, Copy)]
-pub struct PoolStats {
-    /// Open connections.
-    pub size: u32,
-    /// Open connections not in use.
-    pub idle: u32,
-    /// Largest allowed.
-    pub max: u32,
-}
-
 impl Db {
     /// Which engine this is.
     pub fn backend(&self) -> Backend {
@@ -217,32 +189,35 @@ impl Db {
     }
 
     /// A pooled connection for reads (each statement commits on its own).
-    pub async fn conn(&self) -> StoreResult<Box<dyn Store>> {
+    pub async fn acquire(&self) -> StoreResult<AnyConnection> {
         Ok(match &self.pool {
-            Pool::Postgres(pool) => Box::new(Session {
-                conn: Conn::Pooled(pool.acquire().await?),
-                metrics: self.metrics.clone(),
-            }),
-            Pool::Sqlite(pool) => Box::new(Session {
-                conn: Conn::Pooled(pool.acquire().await?),
-                metrics: self.metrics.clone(),
-            }),
+            Pool::Postgres(pool) => AnyConnection::Postgres(
+                self.connection(Checkout::Autocommit(pool.acquire().await?)),
+            ),
+            Pool::Sqlite(pool) => {
+                AnyConnection::Sqlite(self.connection(Checkout::Autocommit(pool.acquire().await?)))
+            }
         })
     }
 
     /// Starts a transaction. On SQLite it takes the write lock at once (`BEGIN IMMEDIATE`), so two
     /// writers queue on the busy timeout instead of failing when the second upgrades its lock.
-    pub async fn begin(&self) -> StoreResult<Box<dyn Transaction>> {
+    pub async fn begin(&self) -> StoreResult<AnyConnection> {
         Ok(match &self.pool {
-            Pool::Postgres(pool) => Box::new(Session {
-                conn: Conn::Tx(pool.begin().await?),
-                metrics: self.metrics.clone(),
-            }),
-            Pool::Sqlite(pool) => Box::new(Session {
-                conn: Conn::Tx(pool.begin_with("BEGIN IMMEDIATE").await?),
-                metrics: self.metrics.clone(),
-            }),
+            Pool::Postgres(pool) => AnyConnection::Postgres(
+                self.connection(Checkout::InTransaction(pool.begin().await?)),
+            ),
+            Pool::Sqlite(pool) => AnyConnection::Sqlite(self.connection(Checkout::InTransaction(
+                pool.begin_with("BEGIN IMMEDIATE").await?,
+            ))),
         })
+    }
+
+    fn connection<DB: sqlx::Database>(&self, inner: Checkout<DB>) -> Connection<DB> {
+        Connection {
+            inner,
+            metrics: self.metrics.clone(),
+        }
     }
 
     /// Pool occupancy now.

@@ -10,14 +10,9 @@ use poem_openapi::registry::{MetaSchemaRef, Registry};
 use poem_openapi::types::Type;
 use serde::de::DeserializeOwned;
 
-use crate::error::{AppError, FieldError};
+use crate::error::AppError;
 use crate::http::problem::ApiError;
-
-/// Limits a request type enforces after parsing; each failure names its field.
-pub trait Validate {
-    /// Returns every invalid field (empty when the value is valid).
-    fn validate(&self) -> Vec<FieldError>;
-}
+use crate::validate::Validate;
 
 /// A JSON request body of type `T` (and the bytes it was parsed from, for idempotency
 /// fingerprints).
@@ -97,57 +92,4 @@ where
     T: serde::Deserialize<'de>,
 {
     T::deserialize(deserializer).map(Some)
-}
-
-/// Collects field errors for [`Validate`] implementations.
-#[derive(Default)]
-pub struct Checks {
-    errors: Vec<FieldError>,
-}
-
-impl Checks {
-    /// A single-line text: `min..=max` characters, not blank when `min > 0`, no control characters.
-    pub fn line(&mut self, field: &str, value: &str, min: usize, max: usize) -> &mut Self {
-        if value.contains(['\n', '\r', '\t']) {
-            self.fail(field, "must be a single line (no newlines or tabs)");
-        }
-        self.text(field, value, min, max)
-    }
-
-    /// A multi-line text of at most `max` characters (newlines and tabs allowed).
-    pub fn text(&mut self, field: &str, value: &str, min: usize, max: usize) -> &mut Self {
-        let len = value.chars().count();
-        if len > max {
-            self.fail(
-                field,
-                format!("must be at most {max} characters, got {len}"),
-            );
-        } else if min > 0 && value.trim().chars().count() < min {
-            self.fail(
-                field,
-                format!("must have at least {min} non-blank character(s)"),
-            );
-        }
-        if value
-            .chars()
-            .any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
-        {
-            self.fail(
-                field,
-                "must not contain control characters other than newlines and tabs",
-            );
-        }
-        self
-    }
-
-    /// Records a failure.
-    pub fn fail(&mut self, field: &str, message: impl Into<String>) -> &mut Self {
-        self.errors.push(FieldError::new(field, message));
-        self
-    }
-
-    /// The collected errors.
-    pub fn finish(&mut self) -> Vec<FieldError> {
-        std::mem::take(&mut self.errors)
-    }
 }

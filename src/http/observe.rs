@@ -5,7 +5,7 @@
 //! `traceparent` headers.
 
 use std::sync::{Arc, OnceLock};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use opentelemetry::trace::{SpanId, TraceContextExt, TraceFlags};
 use poem::http::HeaderValue;
@@ -14,10 +14,11 @@ use sentry::SentryFutureExt;
 use tracing::field::Empty;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
-use crate::app::AppState;
+use crate::config::IpBlock;
+use crate::http::drain::Drain;
 use crate::http::request_id;
 use crate::telemetry::context::{self, RequestContext};
-use crate::telemetry::metrics::known_method;
+use crate::telemetry::metrics::{Metrics, known_method};
 use crate::telemetry::routes::RouteTable;
 use crate::telemetry::{sentry_glue, traces};
 
@@ -25,19 +26,35 @@ use crate::telemetry::{sentry_glue, traces};
 #[derive(Clone, Copy)]
 pub struct Panicked;
 
-/// See the module documentation.
-pub struct Observe {
-    state: AppState,
-    routes: Arc<RouteTable>,
+/// What the observing middleware works with, shared by every request.
+struct Shared {
+    metrics: Arc<Metrics>,
+    drain: Arc<Drain>,
+    instance_id: Arc<str>,
+    trusted_proxies: Vec<IpBlock>,
+    routes: RouteTable,
 }
 
+/// See the module documentation.
+pub struct Observe(Arc<Shared>);
+
 impl Observe {
-    /// The middleware for one app, labelling requests with the templates in `routes`.
-    pub fn new(state: AppState, routes: RouteTable) -> Self {
-        Self {
-            state,
-            routes: Arc::new(routes),
-        }
+    /// The middleware for one app: requests are labelled with the templates in `routes`, and
+    /// `X-Forwarded-For` is believed from `trusted_proxies` only.
+    pub fn new(
+        metrics: Arc<Metrics>,
+        drain: Arc<Drain>,
+        instance_id: Arc<str>,
+        trusted_proxies: Vec<IpBlock>,
+        routes: RouteTable,
+    ) -> Self {
+        Self(Arc::new(Shared {
+            metrics,
+            drain,
+            instance_id,
+            trusted_proxies,
+            routes,
+        }))
     }
 }
 
@@ -47,8 +64,7 @@ impl<E: Endpoint> Middleware<E> for Observe {
     fn transform(&self, ep: E) -> Self::Output {
         ObserveEndpoint {
             ep,
-            state: self.state.clone(),
-            routes: self.routes.clone(),
+            shared: self.0.clone(),
         }
     }
 }
@@ -56,8 +72,18 @@ impl<E: Endpoint> Middleware<E> for Observe {
 /// See [`Observe`].
 pub struct ObserveEndpoint<E> {
     ep: E,
-    state: AppState,
-    routes: Arc<RouteTable>,
+    shared: Arc<Shared>,
+}
+
+/// What the access log, the span and the metrics say about a request, read from it on arrival.
+struct Arrival {
+    request_id: Arc<str>,
+    method: String,
+    path: String,
+    route: &'static str,
+    client_ip: Option<std::net::IpAddr>,
+    client: String,
+    user_agent: String,
 }
 
 impl<E: Endpoint> Endpoint for ObserveEndpoint<E> {
@@ -65,7 +91,24 @@ impl<E: Endpoint> Endpoint for ObserveEndpoint<E> {
 
     async fn call(&self, req: Request) -> poem::Result<Response> {
         let started = Instant::now();
-        let state = &self.state;
+        let arrival = self.arrival(&req);
+        let span = server_span(&arrival);
+        let (context, flags) = request_context(&req, &arrival, &span);
+        let sentry_hub = sentry_hub(&arrival, &context, &self.shared.instance_id);
+        let mut response = self.serve(req, &context, sentry_hub.clone()).await;
+        self.record(&arrival, &context, &span, &mut response, started.elapsed());
+        if let Some(hub) = sentry_hub {
+            report_server_error(&hub, &arrival, &response);
+        }
+        self.answer_headers(&mut response, &arrival, &context, flags);
+        Ok(response)
+    }
+}
+
+impl<E: Endpoint> ObserveEndpoint<E> {
+    /// Reads the request id (a safe incoming one, else a new UUIDv7), the route template, the
+    /// client address and the user agent.
+    fn arrival(&self, req: &Request) -> Arrival {
         let request_id: Arc<str> = match req
             .headers()
             .get(request_id::HEADER)
@@ -74,21 +117,19 @@ impl<E: Endpoint> Endpoint for ObserveEndpoint<E> {
             Some(incoming) if request_id::is_safe(incoming) => incoming.into(),
             _ => uuid::Uuid::now_v7().to_string().into(),
         };
-        let method = req.method().as_str().to_owned();
         let path = req.uri().path().to_owned();
-        let route = self.routes.resolve(&path);
+        let route = self.shared.routes.resolve(&path);
         let client_ip = req.remote_addr().as_socket_addr().map(|peer| {
-            crate::ratelimit::client_ip::client_ip(
+            crate::http::client_ip::client_ip(
                 peer.ip(),
                 req.headers()
                     .get_all("x-forwarded-for")
                     .iter()
                     .filter_map(|v| v.to_str().ok()),
-                &state.config.trusted_proxies,
+                &self.shared.trusted_proxies,
             )
         });
-        let client = client_ip.map(|ip| ip.to_string()).unwrap_or_default();
-        let user_agent: String = req
+        let user_agent = req
             .headers()
             .get(poem::http::header::USER_AGENT)
             .and_then(|v| v.to_str().ok())
@@ -96,89 +137,54 @@ impl<E: Endpoint> Endpoint for ObserveEndpoint<E> {
             .chars()
             .take(256)
             .collect();
-        let exporting = crate::telemetry::tracing_enabled();
-        // Without export no layer reads the span: skip building it in the registry.
-        let span = if !exporting {
-            tracing::Span::none()
-        } else {
-            let method = known_method(&method);
-            tracing::info_span!(
-                target: "tasklight::http",
-                "HTTP request",
-                otel.name = format!("{method} {route}"),
-                otel.kind = "server",
-                otel.status_code = Empty,
-                http.request.method = method,
-                http.route = route,
-                http.response.status_code = Empty,
-                url.scheme = "http",
-                client.address = %client,
-                user_agent.original = %user_agent,
-                request.id = %request_id,
-                error.type = Empty,
-                cache.l1_hits = Empty,
-            )
-        };
-        let parent = traces::extract_parent(req.headers());
-        let remote = traces::remote_span_context(&parent);
-        let mut otel = None;
-        let (trace_id, span_id, flags) = if exporting {
-            let _ = span.set_parent(parent);
-            let cx = span.context();
-            let sc = cx.span().span_context().clone();
-            otel = Some(cx);
-            (sc.trace_id(), sc.span_id(), sc.trace_flags())
-        } else {
-            let trace_id = remote
-                .as_ref()
-                .map_or_else(traces::random_trace_id, |r| r.trace_id());
-            let flags = remote
-                .as_ref()
-                .map_or(TraceFlags::SAMPLED, |r| r.trace_flags());
-            let span_id = SpanId::from_bytes(rand::random::<u64>().to_be_bytes());
-            (trace_id, span_id, flags)
-        };
-        let context = Arc::new(RequestContext {
-            request_id: request_id.clone(),
-            trace_id: trace_id.to_string(),
-            span_id: span_id.to_string(),
-            otel,
+        Arrival {
+            request_id,
+            method: req.method().as_str().to_owned(),
+            path,
             route,
-            user_id: OnceLock::new(),
+            client: client_ip.map(|ip| ip.to_string()).unwrap_or_default(),
             client_ip,
-            account_limit: OnceLock::new(),
-            cache_l1_hits: Default::default(),
-        });
-        state.metrics.active_requests.increment(1.0);
-        state
-            .in_flight
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            user_agent,
+        }
+    }
+
+    /// Runs the inner endpoint inside the request context (and Sentry's per-request hub, when
+    /// error reporting is on), counted as in flight.
+    async fn serve(
+        &self,
+        req: Request,
+        context: &Arc<RequestContext>,
+        sentry_hub: Option<Arc<sentry::Hub>>,
+    ) -> Response {
+        let shared = &self.shared;
+        shared.metrics.active_requests.increment(1.0);
+        shared.drain.enter();
         // The server span is not entered while the request runs: child spans find their parent
         // through the request context, which spares a trip through every `tracing` layer on
         // each poll.
         let inner = context::scope(context.clone(), self.ep.call(req));
-        let sentry_hub = sentry_glue::enabled().then(|| {
-            sentry_glue::request_hub(
-                &request_id,
-                &context.trace_id,
-                &state.config.instance_id,
-                route,
-            )
-        });
-        let result = match &sentry_hub {
-            Some(hub) => inner.bind_hub(hub.clone()).await,
+        let result = match sentry_hub {
+            Some(hub) => inner.bind_hub(hub).await,
             None => inner.await,
         };
-        state.metrics.active_requests.decrement(1.0);
-        state
-            .in_flight
-            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
-        let mut response = match result {
+        shared.metrics.active_requests.decrement(1.0);
+        shared.drain.leave();
+        match result {
             Ok(output) => output.into_response(),
             Err(err) => err.into_response(),
-        };
+        }
+    }
+
+    /// Finishes the server span, records the duration histogram and writes the access-log line.
+    fn record(
+        &self,
+        arrival: &Arrival,
+        context: &Arc<RequestContext>,
+        span: &tracing::Span,
+        response: &mut Response,
+        elapsed: Duration,
+    ) {
         let status = response.status().as_u16();
-        let elapsed = started.elapsed();
         span.record("http.response.status_code", status);
         let l1_hits = context
             .cache_l1_hits
@@ -190,39 +196,47 @@ impl<E: Endpoint> Endpoint for ObserveEndpoint<E> {
             span.record("error.type", status.to_string());
             span.record("otel.status_code", "ERROR");
         }
-        state
-            .metrics
-            .record_request(&method, route, status, elapsed.as_secs_f64());
-        let bytes = body_length(&mut response);
+        self.shared.metrics.record_request(
+            &arrival.method,
+            arrival.route,
+            status,
+            elapsed.as_secs_f64(),
+        );
+        let bytes = body_length(response);
         let user_id = context.user_id.get().map(ToString::to_string);
         context::sync_scope(context.clone(), || {
             tracing::info!(
                 target: "tasklight::access",
-                method = %method,
-                route,
-                path = %path,
+                method = %arrival.method,
+                route = arrival.route,
+                path = %arrival.path,
                 status,
                 duration_ms = (elapsed.as_secs_f64() * 1_000_000.0).round() / 1000.0,
                 bytes,
                 user_id,
-                client_address = %client,
+                client_address = %arrival.client,
                 "request completed"
             );
         });
-        if let (Some(hub), true) = (&sentry_hub, status >= 500)
-            && response.data::<Panicked>().is_none()
-        {
-            sentry_glue::capture_server_error(hub, known_method(&method), route, status);
-        }
+    }
+
+    /// `X-Request-Id`, `traceparent`, and `Connection: close` while draining.
+    fn answer_headers(
+        &self,
+        response: &mut Response,
+        arrival: &Arrival,
+        context: &RequestContext,
+        flags: TraceFlags,
+    ) {
         let headers = response.headers_mut();
-        if let Ok(value) = HeaderValue::from_str(&request_id) {
+        if let Ok(value) = HeaderValue::from_str(&arrival.request_id) {
             headers.insert(request_id::HEADER, value);
         }
         let traceparent = traces::traceparent(&context.trace_id, &context.span_id, flags);
         if let Ok(value) = HeaderValue::from_str(&traceparent) {
             headers.insert("traceparent", value);
         }
-        if state.is_draining() {
+        if self.shared.drain.is_draining() {
             // Keep-alive connections would otherwise stay pooled in the balancer until the
             // listener closes under them; closing each after its response moves new requests
             // to other instances while this one still answers.
@@ -231,7 +245,97 @@ impl<E: Endpoint> Endpoint for ObserveEndpoint<E> {
                 HeaderValue::from_static("close"),
             );
         }
-        Ok(response)
+    }
+}
+
+/// The server span, when traces are exported; without export no layer reads it, so it is not
+/// built in the registry at all.
+fn server_span(arrival: &Arrival) -> tracing::Span {
+    if !crate::telemetry::tracing_enabled() {
+        return tracing::Span::none();
+    }
+    let method = known_method(&arrival.method);
+    let route = arrival.route;
+    tracing::info_span!(
+        target: "tasklight::http",
+        "HTTP request",
+        otel.name = format!("{method} {route}"),
+        otel.kind = "server",
+        otel.status_code = Empty,
+        http.request.method = method,
+        http.route = route,
+        http.response.status_code = Empty,
+        url.scheme = "http",
+        client.address = %arrival.client,
+        user_agent.original = %arrival.user_agent,
+        request.id = %arrival.request_id,
+        error.type = Empty,
+        cache.l1_hits = Empty,
+    )
+}
+
+/// The request's context (ids, route, client) under the caller's trace: the server span's
+/// ids when traces are exported, else the caller's trace id (or a new one) and a new span id.
+fn request_context(
+    req: &Request,
+    arrival: &Arrival,
+    span: &tracing::Span,
+) -> (Arc<RequestContext>, TraceFlags) {
+    let parent = traces::extract_parent(req.headers());
+    let remote = traces::remote_span_context(&parent);
+    let mut otel = None;
+    let (trace_id, span_id, flags) = if crate::telemetry::tracing_enabled() {
+        let _ = span.set_parent(parent);
+        let cx = span.context();
+        let sc = cx.span().span_context().clone();
+        otel = Some(cx);
+        (sc.trace_id(), sc.span_id(), sc.trace_flags())
+    } else {
+        let trace_id = remote
+            .as_ref()
+            .map_or_else(traces::random_trace_id, |r| r.trace_id());
+        let flags = remote
+            .as_ref()
+            .map_or(TraceFlags::SAMPLED, |r| r.trace_flags());
+        let span_id = SpanId::from_bytes(rand::random::<u64>().to_be_bytes());
+        (trace_id, span_id, flags)
+    };
+    let context = Arc::new(RequestContext {
+        request_id: arrival.request_id.clone(),
+        trace_id: trace_id.to_string(),
+        span_id: span_id.to_string(),
+        otel,
+        route: arrival.route,
+        user_id: OnceLock::new(),
+        client_ip: arrival.client_ip,
+        account_rate_limit: OnceLock::new(),
+        cache_l1_hits: Default::default(),
+    });
+    (context, flags)
+}
+
+/// Sentry's hub for this request, tagged with its ids, when error reporting is on.
+fn sentry_hub(
+    arrival: &Arrival,
+    context: &RequestContext,
+    instance_id: &str,
+) -> Option<Arc<sentry::Hub>> {
+    sentry_glue::enabled().then(|| {
+        sentry_glue::request_hub(
+            &arrival.request_id,
+            &context.trace_id,
+            instance_id,
+            arrival.route,
+        )
+    })
+}
+
+/// Reports a 5xx answer to Sentry on the request's hub (a panic was reported by the panic hook).
+fn report_server_error(hub: &sentry::Hub, arrival: &Arrival, response: &Response) {
+    let status = response.status().as_u16();
+    if status >= 500 && response.data::<Panicked>().is_none() {
+        let method = known_method(&arrival.method);
+        sentry_glue::capture_server_error(hub, method, arrival.route, status);
     }
 }
 

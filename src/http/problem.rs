@@ -16,6 +16,7 @@ use poem_openapi::{ApiResponse, Object};
 
 use crate::error::{AppError, FieldError};
 use crate::http::request_id;
+use crate::ratelimit::Decision;
 
 /// The media type of every error body.
 pub const CONTENT_TYPE: &str = "application/problem+json";
@@ -134,7 +135,7 @@ pub fn render(error: &AppError) -> Response {
             *detail,
         ),
         AppError::RateLimited(decision) => {
-            return crate::ratelimit::middleware::too_many_requests(decision);
+            return too_many_requests(decision);
         }
         AppError::Unavailable(_) => Problem::new(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -147,6 +148,26 @@ pub fn render(error: &AppError) -> Response {
         }
     };
     problem.into_response()
+}
+
+/// The 429 problem for a refused request.
+pub fn too_many_requests(decision: &Decision) -> Response {
+    let retry = decision.retry_after_secs();
+    let mut response = Problem::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        "rate-limited",
+        format!(
+            "rate limit `{}` exceeded ({} requests per {} s); retry after {retry} s",
+            decision.policy.name(),
+            decision.quota.limit,
+            decision.quota.window.as_secs()
+        ),
+    )
+    .into_response();
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(retry));
+    response
 }
 
 fn internal_problem() -> Problem {

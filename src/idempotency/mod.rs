@@ -1,4 +1,5 @@
-//! Idempotency keys for the creating POSTs (create project, create task).
+//! Idempotency keys for the creating POSTs (create project, create task): [`begin`] and
+//! [`commit`] wrap the write of any creating domain function.
 //!
 //! A request with `Idempotency-Key` is fingerprinted (operation, path parameters, canonical JSON
 //! body). Its answer is stored, keyed by user and key, in the same transaction as what it
@@ -14,9 +15,10 @@ use poem_openapi::types::{ParseFromJSON, ToJSON};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use crate::app::AppState;
-use crate::db::{Store, StoreError};
+use crate::db::StoreError;
+use crate::domain::{DomainContext, UnitOfWork};
 use crate::error::{AppError, AppResult};
+use crate::store::Store;
 use store::IdempotencyRecord;
 
 /// How long a key is remembered.
@@ -83,21 +85,15 @@ impl IdempotencyKey {
         Ok(Some(value))
     }
 
-    /// Stores the answer (`status`, `body`) in the transaction that made it. `Ok(false)` when a
-    /// concurrent request with the same key stored its answer first: roll back, then
+    /// Stores the answer in the transaction that made it. `Ok(false)` when a concurrent request
+    /// with the same key stored its answer first: roll back, then
     /// [`IdempotencyKey::replay_winner`].
-    pub async fn remember<T: ToJSON>(
-        &self,
-        store: &mut dyn Store,
-        status: u16,
-        body: &T,
-    ) -> AppResult<bool> {
+    async fn remember<T: ToJSON>(&self, store: &mut dyn Store, body: &T) -> AppResult<bool> {
         let now = crate::db::now();
         let record = IdempotencyRecord {
             user_id: self.user_id,
             key: self.key.clone(),
             fingerprint: self.fingerprint.clone(),
-            status: i32::from(status),
             response_body: body.to_json_string(),
             created_at: now,
             expires_at: now + TTL,
@@ -110,14 +106,71 @@ impl IdempotencyKey {
     }
 
     /// The answer of the concurrent request that stored this key first.
-    pub async fn replay_winner<T: ParseFromJSON>(&self, state: &AppState) -> AppResult<T> {
-        let mut store = state.db.conn().await?;
+    async fn replay_winner<T: ParseFromJSON>(&self, db: &crate::db::Db) -> AppResult<T> {
+        let mut store = crate::store::read(db).await?;
         self.stored(&mut *store).await?.ok_or_else(|| {
             AppError::Conflict(
                 "a request with this Idempotency-Key failed while this one ran; retry".into(),
             )
         })
     }
+}
+
+/// How a creating write begins: with the answer an earlier request with the same key got, or
+/// with the write to make.
+pub enum Begun<'a, T> {
+    /// The key was used before, for this very request: answer as it was answered.
+    Replay(T),
+    /// A new request: make the write, then [`commit`] it.
+    Fresh(UnitOfWork<'a>),
+}
+
+/// Begins the write of a creating request by `actor`, which may carry an `Idempotency-Key`.
+pub async fn begin<'a, T: ParseFromJSON>(
+    context: &'a DomainContext,
+    actor: Uuid,
+    key: Option<&IdempotencyKey>,
+) -> AppResult<Begun<'a, T>> {
+    let mut work = context.begin(Some(actor)).await?;
+    if let Some(key) = key
+        && let Some(original) = key.stored(&mut *work).await?
+    {
+        return Ok(Begun::Replay(original));
+    }
+    Ok(Begun::Fresh(work))
+}
+
+/// The answer of a creating write, and whether this request made it.
+pub struct Committed<T> {
+    /// What the client gets.
+    pub answer: T,
+    /// `false` when a concurrent request with the same key won and this is its answer.
+    pub created: bool,
+}
+
+/// Commits a creating write whose answer is `created`, remembering it under the key. When a
+/// concurrent request with the same key stored its answer first, this write rolls back and the
+/// answer is that request's.
+pub async fn commit<T: ToJSON + ParseFromJSON>(
+    mut work: UnitOfWork<'_>,
+    key: Option<&IdempotencyKey>,
+    created: T,
+) -> AppResult<Committed<T>> {
+    if let Some(key) = key
+        && !key.remember(&mut *work, &created).await?
+    {
+        let db = work.context().db.clone();
+        drop(work);
+        return Ok(Committed {
+            answer: key.replay_winner(&db).await?,
+            created: false,
+        });
+    }
+    work.commit().await?;
+    Ok(Committed {
+        answer: created,
+        created: true,
+    })
 }
 
 /// SHA-256 over the operation, the path parameters and the body with its object keys sorted
@@ -165,7 +218,7 @@ pub fn spawn_sweeper(db: crate::db::Db) {
         loop {
             tick.tick().await;
             let swept = async {
-                let mut store = db.conn().await?;
+                let mut store = crate::store::read(&db).await?;
                 store
                     .delete_expired_idempotency_keys(crate::db::now())
                     .await

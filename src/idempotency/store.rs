@@ -4,9 +4,9 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use crate::db::{Session, StoreResult};
+use crate::db::{Connection, StoreResult};
 
-/// A remembered answer.
+/// A remembered answer (always a 201 Created: only creating operations take a key).
 #[derive(Debug, sqlx::FromRow)]
 pub struct IdempotencyRecord {
     /// Whose key.
@@ -15,8 +15,6 @@ pub struct IdempotencyRecord {
     pub key: String,
     /// SHA-256 of the request.
     pub fingerprint: String,
-    /// The answer's status.
-    pub status: i32,
     /// The answer's body (JSON).
     pub response_body: String,
     /// When it was stored.
@@ -27,7 +25,7 @@ pub struct IdempotencyRecord {
 
 /// Storage of idempotency keys.
 #[async_trait]
-pub trait IdempotencyStore {
+pub trait IdempotencyStore: Send {
     /// The record of `user_id`'s `key`, if any.
     async fn idempotency_key(
         &mut self,
@@ -49,14 +47,14 @@ pub trait IdempotencyStore {
 
 crate::for_each_backend! {
     #[async_trait]
-    impl IdempotencyStore for Session<DB> {
+    impl IdempotencyStore for Connection<DB> {
         async fn idempotency_key(
             &mut self,
             user_id: Uuid,
             key: &str,
         ) -> StoreResult<Option<IdempotencyRecord>> {
             Ok(sqlx::query_as(
-                "SELECT user_id, key, fingerprint, status, response_body, created_at, expires_at \
+                "SELECT user_id, key, fingerprint, response_body, created_at, expires_at \
                  FROM idempotency_keys WHERE user_id = $1 AND key = $2",
             )
             .bind(user_id)
@@ -67,13 +65,12 @@ crate::for_each_backend! {
 
         async fn insert_idempotency_key(&mut self, r: &IdempotencyRecord) -> StoreResult<()> {
             sqlx::query(
-                "INSERT INTO idempotency_keys (user_id, key, fingerprint, status, response_body, \
-                 created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                "INSERT INTO idempotency_keys (user_id, key, fingerprint, response_body, created_at, \
+                 expires_at) VALUES ($1, $2, $3, $4, $5, $6)",
             )
             .bind(r.user_id)
             .bind(&r.key)
             .bind(&r.fingerprint)
-            .bind(r.status)
             .bind(&r.response_body)
             .bind(r.created_at)
             .bind(r.expires_at)

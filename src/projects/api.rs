@@ -6,17 +6,18 @@ use poem_openapi::{Object, OpenApi};
 use serde::Deserialize;
 use uuid::Uuid;
 
-use crate::app::AppState;
+use crate::auth::bearer::BearerAuth;
 use crate::error::FieldError;
-use crate::http::auth::BearerAuth;
-use crate::http::body::{Checks, JsonBody, Validate};
+use crate::http::body::JsonBody;
 use crate::http::pagination;
 use crate::http::problem::ApiError;
 use crate::http::responses::{Created, NoContent};
+use crate::http::tags::Tag;
 use crate::idempotency::IdempotencyKey;
-use crate::openapi::Tag;
 use crate::projects::model::{DESCRIPTION_MAX, Member, NAME_MAX, Project, ProjectRole};
 use crate::projects::service;
+use crate::state::AppState;
+use crate::validate::{FieldChecks, Validate};
 
 crate::error_set! {
     /// Errors of creating a project.
@@ -56,7 +57,7 @@ pub struct CreateProjectRequest {
 
 impl Validate for CreateProjectRequest {
     fn validate(&self) -> Vec<FieldError> {
-        let mut checks = Checks::default();
+        let mut checks = FieldChecks::default();
         checks.line("name", &self.name, 1, NAME_MAX);
         if let Some(description) = &self.description {
             checks.text("description", description, 0, DESCRIPTION_MAX);
@@ -82,7 +83,7 @@ pub struct UpdateProjectRequest {
 
 impl Validate for UpdateProjectRequest {
     fn validate(&self) -> Vec<FieldError> {
-        let mut checks = Checks::default();
+        let mut checks = FieldChecks::default();
         if let Some(name) = &self.name {
             checks.line("name", name, 1, NAME_MAX);
         }
@@ -140,7 +141,7 @@ impl ProjectsApi {
         let body = body.0;
         let description = body.description.unwrap_or_default();
         let project = service::create(
-            &self.state,
+            &self.state.domain,
             &auth.0,
             body.name.trim().to_owned(),
             description,
@@ -167,7 +168,7 @@ impl ProjectsApi {
     ) -> Result<Json<ProjectPage>, ApiError<ListErrors>> {
         let limit = pagination::limit(limit.0);
         let (items, next_cursor) =
-            service::list_mine(&self.state, &auth.0, cursor.0.as_deref(), limit).await?;
+            service::list_mine(&self.state.domain, &auth.0, cursor.0.as_deref(), limit).await?;
         Ok(Json(ProjectPage { items, next_cursor }))
     }
 
@@ -182,7 +183,7 @@ impl ProjectsApi {
         project_id: Path<Uuid>,
     ) -> Result<Json<Project>, ApiError<ReadProjectErrors>> {
         Ok(Json(
-            service::get(&self.state, &auth.0, project_id.0).await?,
+            service::get(&self.state.domain, &auth.0, project_id.0).await?,
         ))
     }
 
@@ -203,8 +204,14 @@ impl ProjectsApi {
     ) -> Result<Json<Project>, ApiError<OwnerWriteErrors>> {
         let body = body.0;
         let name = body.name.map(|n| n.trim().to_owned());
-        let project =
-            service::update(&self.state, &auth.0, project_id.0, name, body.description).await?;
+        let project = service::update(
+            &self.state.domain,
+            &auth.0,
+            project_id.0,
+            name,
+            body.description,
+        )
+        .await?;
         Ok(Json(project))
     }
 
@@ -222,7 +229,7 @@ impl ProjectsApi {
         /// The project.
         project_id: Path<Uuid>,
     ) -> Result<NoContent, ApiError<OwnerWriteErrors>> {
-        service::delete(&self.state, &auth.0, project_id.0).await?;
+        service::delete(&self.state.domain, &auth.0, project_id.0).await?;
         Ok(NoContent::NoContent)
     }
 
@@ -248,7 +255,7 @@ impl ProjectsApi {
     ) -> Result<Json<MemberPage>, ApiError<ListErrors>> {
         let limit = pagination::limit(limit.0);
         let (items, next_cursor) = service::members(
-            &self.state,
+            &self.state.domain,
             &auth.0,
             project_id.0,
             cursor.0.as_deref(),
@@ -276,8 +283,14 @@ impl ProjectsApi {
         user_id: Path<Uuid>,
         body: JsonBody<PutMemberRequest>,
     ) -> Result<Json<Member>, ApiError<OwnerWriteErrors>> {
-        let member =
-            service::put_member(&self.state, &auth.0, project_id.0, user_id.0, body.0.role).await?;
+        let member = service::put_member(
+            &self.state.domain,
+            &auth.0,
+            project_id.0,
+            user_id.0,
+            body.0.role,
+        )
+        .await?;
         Ok(Json(member))
     }
 
@@ -298,7 +311,7 @@ impl ProjectsApi {
         /// The member to remove.
         user_id: Path<Uuid>,
     ) -> Result<NoContent, ApiError<OwnerWriteErrors>> {
-        service::remove_member(&self.state, &auth.0, project_id.0, user_id.0).await?;
+        service::remove_member(&self.state.domain, &auth.0, project_id.0, user_id.0).await?;
         Ok(NoContent::NoContent)
     }
 }

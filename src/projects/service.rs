@@ -1,111 +1,98 @@
 //! Project rules: who may see, change and delete a project, member management, and the
 //! at-least-one-owner invariant. Non-members get 404 for everything about a project.
+//!
+//! A caller's role is read in one of two ways: [`cached_role`] for reads and for decisions that
+//! a stale answer cannot make unsafe (a removal reaches every instance's cache at once), and
+//! [`current_role`], uncached, for owner decisions taken under the project's row lock.
 
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
-use crate::app::AppState;
-use crate::audit::{self, Change};
+use crate::audit::model::Change;
 use crate::auth::Principal;
 use crate::cache::keys;
-use crate::db::Store;
+use crate::domain::{DomainContext, UnitOfWork};
 use crate::error::{AppError, AppResult};
-use crate::http::pagination::Paging;
-use crate::idempotency::IdempotencyKey;
+use crate::idempotency::{self, Begun, IdempotencyKey};
+use crate::paging::Paging;
 use crate::projects::model::{Member, Project, ProjectRole};
-use crate::projects::store::ProjectRecord;
+use crate::projects::store::{ProjectRecord, ProjectStore};
+use crate::store::Store;
 
-/// The caller's role in a project, or 404 when they are not a member (so ids cannot be probed).
-pub async fn role_in(
-    store: &mut dyn Store,
+/// The role of `user_id` in a project as the store holds it now (no cache), or 404 when they
+/// are not a member (so project ids cannot be probed).
+pub async fn current_role(
+    store: &mut dyn ProjectStore,
     project_id: Uuid,
-    principal: &Principal,
+    user_id: Uuid,
 ) -> AppResult<ProjectRole> {
     store
-        .member_role(project_id, principal.user_id)
+        .member_role(project_id, user_id)
         .await?
         .map(|role| ProjectRole::from_stored(&role))
         .ok_or(AppError::NotFound("project"))
 }
 
-/// The caller's role in a project from the cache (`member:<project>:<user>`), or 404 when they
-/// are not a member. Membership changes invalidate it on every instance.
-/// A miss is loaded through `store`, so a transaction never waits for a second connection.
-pub async fn role_of(
-    state: &AppState,
-    store: &mut dyn Store,
-    project_id: Uuid,
-    principal: &Principal,
-) -> AppResult<ProjectRole> {
-    let user_id = principal.user_id;
-    member_role(state, project_id, user_id, || async {
-        Ok(store.member_role(project_id, user_id).await?)
-    })
-    .await
-}
-
-/// The cached role of `user_id` in a project, loaded by `load` on a miss; 404 for non-members.
-async fn member_role<Fut>(
-    state: &AppState,
+/// The role of `user_id` in a project from the cache (`member:<project>:<user>`), or 404 when
+/// they are not a member. Membership changes invalidate it on every instance. A miss is loaded
+/// through `via` when given (so a transaction never waits for a second connection), else
+/// through a pooled connection taken only then (reads the cache answers never touch the
+/// database).
+pub async fn cached_role(
+    ctx: &DomainContext,
     project_id: Uuid,
     user_id: Uuid,
-    load: impl FnOnce() -> Fut,
-) -> AppResult<ProjectRole>
-where
-    Fut: Future<Output = AppResult<Option<String>>>,
-{
-    let role: Option<String> = state
+    via: Option<&mut dyn Store>,
+) -> AppResult<ProjectRole> {
+    let role: Option<String> = ctx
         .cache
-        .get_or_load("member", keys::member(project_id, user_id), load)
+        .get_or_load("member", keys::member(project_id, user_id), || async {
+            Ok(match via {
+                Some(store) => store.member_role(project_id, user_id).await?,
+                None => ctx.read().await?.member_role(project_id, user_id).await?,
+            })
+        })
         .await?;
     role.map(|r| ProjectRole::from_stored(&r))
         .ok_or(AppError::NotFound("project"))
 }
 
-/// Like [`role_in`], and 403 unless the caller owns the project.
-async fn require_owner(
-    store: &mut dyn Store,
-    project_id: Uuid,
-    principal: &Principal,
-) -> AppResult<()> {
-    match role_in(store, project_id, principal).await? {
+/// Refuses (403) anyone but an owner.
+pub fn require_owner(role: ProjectRole) -> AppResult<()> {
+    match role {
         ProjectRole::Owner => Ok(()),
         _ => Err(AppError::Forbidden("only a project owner may do this")),
     }
 }
 
-/// Locks a project for the rest of the transaction and returns it: 404 for non-members, 403
-/// unless the caller owns it.
+/// Locks a project for the rest of the write and returns it: 404 for non-members, 403 unless
+/// the caller owns it.
 async fn lock_owned(
-    store: &mut dyn Store,
+    work: &mut UnitOfWork<'_>,
     id: Uuid,
     principal: &Principal,
 ) -> AppResult<ProjectRecord> {
-    store.lock_project(id).await?;
-    let found = store
+    work.lock_project(id).await?;
+    let found = work
         .project_for_member(id, principal.user_id)
         .await?
         .ok_or(AppError::NotFound("project"))?;
-    match ProjectRole::from_stored(&found.role) {
-        ProjectRole::Owner => Ok(found.project),
-        _ => Err(AppError::Forbidden("only a project owner may do this")),
-    }
+    require_owner(ProjectRole::from_stored(&found.role))?;
+    Ok(found.project)
 }
 
 /// Creates a project owned by the caller.
 pub async fn create(
-    state: &AppState,
+    ctx: &DomainContext,
     principal: &Principal,
     name: String,
     description: String,
-    idempotency: Option<&IdempotencyKey>,
+    key: Option<&IdempotencyKey>,
 ) -> AppResult<Project> {
-    let mut tx = state.db.begin().await?;
-    if let Some(key) = idempotency
-        && let Some(original) = key.stored(&mut *tx).await?
-    {
-        return Ok(original);
-    }
+    let mut work = match idempotency::begin(ctx, principal.user_id, key).await? {
+        Begun::Replay(original) => return Ok(original),
+        Begun::Fresh(work) => work,
+    };
     let now = crate::db::now();
     let project = ProjectRecord {
         id: Uuid::now_v7(),
@@ -115,82 +102,50 @@ pub async fn create(
         created_at: now,
         updated_at: now,
     };
-    tx.insert_project(&project).await?;
-    tx.insert_member(
+    work.insert_project(&project).await?;
+    work.insert_member(
         project.id,
         principal.user_id,
         ProjectRole::Owner.as_str(),
         now,
     )
     .await?;
-    let change = Change {
+    work.record(Change {
         action: "project.created",
         entity_type: "project",
         entity_id: project.id,
         project_id: Some(project.id),
         summary: json!({ "name": project.name, "description": project.description }),
-    };
-    audit::record(
-        &mut *tx,
-        &state.config.instance_id,
-        Some(principal.user_id),
-        change,
-    )
+    })
     .await?;
-    let project = Project::new(project, ProjectRole::Owner);
-    if let Some(key) = idempotency
-        && !key.remember(&mut *tx, 201, &project).await?
-    {
-        drop(tx);
-        return key.replay_winner(state).await;
-    }
-    tx.commit().await?;
-    Ok(project)
+    let committed =
+        idempotency::commit(work, key, Project::new(project, ProjectRole::Owner)).await?;
+    Ok(committed.answer)
 }
 
 /// A project the caller belongs to.
-pub async fn get(state: &AppState, principal: &Principal, id: Uuid) -> AppResult<Project> {
-    let role = cached_role(state, id, principal).await?;
-    let project: Option<ProjectRecord> = state
+pub async fn get(ctx: &DomainContext, principal: &Principal, id: Uuid) -> AppResult<Project> {
+    let role = cached_role(ctx, id, principal.user_id, None).await?;
+    let project: Option<ProjectRecord> = ctx
         .cache
         .get_or_load("project", keys::project(id), || async {
-            Ok(state.db.conn().await?.project_by_id(id).await?)
+            Ok(ctx.read().await?.project_by_id(id).await?)
         })
         .await?;
     let project = project.ok_or(AppError::NotFound("project"))?;
     Ok(Project::new(project, role))
 }
 
-/// Like [`role_of`], taking a pooled connection only on a cache miss (reads that the cache
-/// answers never touch the database).
-pub async fn cached_role(
-    state: &AppState,
-    project_id: Uuid,
-    principal: &Principal,
-) -> AppResult<ProjectRole> {
-    let user_id = principal.user_id;
-    member_role(state, project_id, user_id, || async {
-        Ok(state
-            .db
-            .conn()
-            .await?
-            .member_role(project_id, user_id)
-            .await?)
-    })
-    .await
-}
-
 /// The caller's projects, one page at a time.
 pub async fn list_mine(
-    state: &AppState,
+    ctx: &DomainContext,
     principal: &Principal,
     cursor: Option<&str>,
     limit: u32,
 ) -> AppResult<(Vec<Project>, Option<String>)> {
     let paging = Paging::<Uuid>::new(&["projects"], cursor, limit)?;
-    let mut rows = state
-        .db
-        .conn()
+    let mut rows = ctx
+        .read()
         .await?
         .projects_of(principal.user_id, paging.after, paging.fetch())
         .await?;
@@ -204,14 +159,14 @@ pub async fn list_mine(
 
 /// Renames or re-describes a project (owners only).
 pub async fn update(
-    state: &AppState,
+    ctx: &DomainContext,
     principal: &Principal,
     id: Uuid,
     name: Option<String>,
     description: Option<String>,
 ) -> AppResult<Project> {
-    let mut tx = state.db.begin().await?;
-    let mut project = lock_owned(&mut *tx, id, principal).await?;
+    let mut work = ctx.begin(Some(principal.user_id)).await?;
+    let mut project = lock_owned(&mut work, id, principal).await?;
     let mut summary = Map::new();
     if let Some(name) = name.filter(|n| *n != project.name) {
         summary.insert("name".into(), json!(name));
@@ -221,70 +176,53 @@ pub async fn update(
         summary.insert("description".into(), json!(description));
         project.description = description;
     }
-    let changed = !summary.is_empty();
-    if changed {
+    if !summary.is_empty() {
         project.updated_at = crate::db::now();
-        tx.update_project(&project).await?;
-        let change = Change {
+        work.update_project(&project).await?;
+        work.record(Change {
             action: "project.updated",
             entity_type: "project",
             entity_id: id,
             project_id: Some(id),
             summary: Value::Object(summary),
-        };
-        audit::record(
-            &mut *tx,
-            &state.config.instance_id,
-            Some(principal.user_id),
-            change,
-        )
+        })
         .await?;
+        work.invalidate([keys::project(id)]);
     }
-    tx.commit().await?;
-    if changed {
-        state.cache.invalidate(&[keys::project(id)]).await;
-    }
+    work.commit().await?;
     Ok(Project::new(project, ProjectRole::Owner))
 }
 
 /// Deletes a project with its tasks and members (owners only); the audit entry remains.
-pub async fn delete(state: &AppState, principal: &Principal, id: Uuid) -> AppResult<()> {
-    let mut tx = state.db.begin().await?;
-    let project = lock_owned(&mut *tx, id, principal).await?;
-    let tasks_deleted = tx.count_tasks(id).await?;
-    let members = tx.member_ids(id).await?;
-    tx.delete_project(id).await?;
-    let change = Change {
+pub async fn delete(ctx: &DomainContext, principal: &Principal, id: Uuid) -> AppResult<()> {
+    let mut work = ctx.begin(Some(principal.user_id)).await?;
+    let project = lock_owned(&mut work, id, principal).await?;
+    let tasks_deleted = work.count_tasks(id).await?;
+    let members = work.member_ids(id).await?;
+    work.delete_project(id).await?;
+    work.record(Change {
         action: "project.deleted",
         entity_type: "project",
         entity_id: id,
         project_id: Some(id),
         summary: json!({ "name": project.name, "tasks_deleted": tasks_deleted }),
-    };
-    audit::record(
-        &mut *tx,
-        &state.config.instance_id,
-        Some(principal.user_id),
-        change,
-    )
+    })
     .await?;
-    tx.commit().await?;
-    let mut stale: Vec<String> = members.into_iter().map(|m| keys::member(id, m)).collect();
-    stale.push(keys::project(id));
-    state.cache.invalidate(&stale).await;
-    Ok(())
+    work.invalidate(members.into_iter().map(|m| keys::member(id, m)));
+    work.invalidate([keys::project(id)]);
+    work.commit().await
 }
 
 /// A project's members, one page at a time (any member may read them).
 pub async fn members(
-    state: &AppState,
+    ctx: &DomainContext,
     principal: &Principal,
     project_id: Uuid,
     cursor: Option<&str>,
     limit: u32,
 ) -> AppResult<(Vec<Member>, Option<String>)> {
-    let mut store = state.db.conn().await?;
-    role_of(state, &mut *store, project_id, principal).await?;
+    let mut store = ctx.read().await?;
+    cached_role(ctx, project_id, principal.user_id, Some(&mut *store)).await?;
     let paging = Paging::<Uuid>::new(&["members", &project_id.to_string()], cursor, limit)?;
     let mut rows = store
         .members(project_id, paging.after, paging.fetch())
@@ -295,27 +233,27 @@ pub async fn members(
 
 /// Adds a member or changes their role (owners only). Demoting the last owner is refused.
 pub async fn put_member(
-    state: &AppState,
+    ctx: &DomainContext,
     principal: &Principal,
     project_id: Uuid,
     user_id: Uuid,
     role: ProjectRole,
 ) -> AppResult<Member> {
-    let mut tx = state.db.begin().await?;
-    tx.lock_project(project_id).await?;
-    require_owner(&mut *tx, project_id, principal).await?;
-    if tx.user_by_id(user_id).await?.is_none() {
+    let mut work = ctx.begin(Some(principal.user_id)).await?;
+    work.lock_project(project_id).await?;
+    require_owner(current_role(&mut *work, project_id, principal.user_id).await?)?;
+    if work.user_by_id(user_id).await?.is_none() {
         return Err(AppError::NotFound("user"));
     }
-    let (action, summary) = match tx.member(project_id, user_id).await? {
+    let (action, summary) = match work.member(project_id, user_id).await? {
         Some(existing) if existing.role == role.as_str() => return Ok(existing.into()),
         Some(existing) => {
             if existing.role == ProjectRole::Owner.as_str()
-                && tx.count_owners(project_id).await? <= 1
+                && work.count_owners(project_id).await? <= 1
             {
                 return Err(last_owner());
             }
-            tx.update_member_role(project_id, user_id, role.as_str())
+            work.update_member_role(project_id, user_id, role.as_str())
                 .await?;
             (
                 "member.role_changed",
@@ -323,78 +261,61 @@ pub async fn put_member(
             )
         }
         None => {
-            tx.insert_member(project_id, user_id, role.as_str(), crate::db::now())
+            work.insert_member(project_id, user_id, role.as_str(), crate::db::now())
                 .await?;
             ("member.added", json!({ "role": role.as_str() }))
         }
     };
-    let change = Change {
+    work.record(Change {
         action,
         entity_type: "member",
         entity_id: user_id,
         project_id: Some(project_id),
         summary,
-    };
-    audit::record(
-        &mut *tx,
-        &state.config.instance_id,
-        Some(principal.user_id),
-        change,
-    )
+    })
     .await?;
-    let member = tx
+    let member = work
         .member(project_id, user_id)
         .await?
         .ok_or(AppError::NotFound("member"))?;
-    tx.commit().await?;
-    state
-        .cache
-        .invalidate(&[keys::member(project_id, user_id)])
-        .await;
+    work.invalidate([keys::member(project_id, user_id)]);
+    work.commit().await?;
     Ok(member.into())
 }
 
 /// Removes a member (owners, or members removing themselves); their tasks become unassigned.
 /// Removing the last owner is refused.
 pub async fn remove_member(
-    state: &AppState,
+    ctx: &DomainContext,
     principal: &Principal,
     project_id: Uuid,
     user_id: Uuid,
 ) -> AppResult<()> {
-    let mut tx = state.db.begin().await?;
-    tx.lock_project(project_id).await?;
+    let mut work = ctx.begin(Some(principal.user_id)).await?;
+    work.lock_project(project_id).await?;
     if user_id != principal.user_id {
-        require_owner(&mut *tx, project_id, principal).await?;
+        require_owner(current_role(&mut *work, project_id, principal.user_id).await?)?;
     }
-    let member = tx
+    let member = work
         .member(project_id, user_id)
         .await?
         .ok_or(AppError::NotFound("member"))?;
-    if member.role == ProjectRole::Owner.as_str() && tx.count_owners(project_id).await? <= 1 {
+    if member.role == ProjectRole::Owner.as_str() && work.count_owners(project_id).await? <= 1 {
         return Err(last_owner());
     }
-    tx.delete_member(project_id, user_id).await?;
-    let unassigned = tx.unassign_member_tasks(project_id, user_id).await?;
-    let change = Change {
+    work.delete_member(project_id, user_id).await?;
+    let unassigned = work.unassign_member_tasks(project_id, user_id).await?;
+    work.record(Change {
         action: "member.removed",
         entity_type: "member",
         entity_id: user_id,
         project_id: Some(project_id),
         summary: json!({ "previous_role": member.role }),
-    };
-    audit::record(
-        &mut *tx,
-        &state.config.instance_id,
-        Some(principal.user_id),
-        change,
-    )
+    })
     .await?;
-    tx.commit().await?;
-    let mut stale = vec![keys::member(project_id, user_id)];
-    stale.extend(unassigned.into_iter().map(keys::task));
-    state.cache.invalidate(&stale).await;
-    Ok(())
+    work.invalidate([keys::member(project_id, user_id)]);
+    work.invalidate(unassigned.into_iter().map(keys::task));
+    work.commit().await
 }
 
 fn last_owner() -> AppError {

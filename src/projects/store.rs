@@ -4,22 +4,22 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use crate::db::{Session, StoreResult};
+use crate::db::{Connection, StoreResult};
 
 /// A stored project.
 #[derive(Clone, sqlx::FromRow, serde::Serialize, serde::Deserialize)]
 pub struct ProjectRecord {
-    /// Id.
+    /// UUIDv7.
     pub id: Uuid,
-    /// Name.
+    /// One line, 1 to 100 characters.
     pub name: String,
-    /// Description.
+    /// Up to 2000 characters; empty when none was given.
     pub description: String,
-    /// Creator.
+    /// The user who created it (its first owner).
     pub created_by: Uuid,
-    /// Created.
+    /// When it was created.
     pub created_at: DateTime<Utc>,
-    /// Last changed.
+    /// When its name or description last changed.
     pub updated_at: DateTime<Utc>,
 }
 
@@ -44,13 +44,13 @@ pub struct MemberRecord {
     pub display_name: String,
     /// Role in the project.
     pub role: String,
-    /// Joined.
+    /// When they joined the project.
     pub added_at: DateTime<Utc>,
 }
 
 /// Storage of projects and members.
 #[async_trait]
-pub trait ProjectStore {
+pub trait ProjectStore: Send {
     /// Inserts a project.
     async fn insert_project(&mut self, project: &ProjectRecord) -> StoreResult<()>;
     /// Locks a project row for the rest of the transaction (PostgreSQL); false if it is absent.
@@ -133,7 +133,7 @@ crate::for_each_backend! {
     use crate::db::Dialect;
 
     #[async_trait]
-    impl ProjectStore for Session<DB> {
+    impl ProjectStore for Connection<DB> {
         async fn insert_project(&mut self, p: &ProjectRecord) -> StoreResult<()> {
             sqlx::query(
                 "INSERT INTO projects (id, name, description, created_by, created_at, updated_at) \

@@ -3,14 +3,14 @@
 //! their stricter policy. Limited responses carry `RateLimit-Policy` and `RateLimit`
 //! (draft-ietf-httpapi-ratelimit-headers-11); a refusal is a 429 problem with `Retry-After`.
 
-use poem::http::{HeaderValue, StatusCode, header};
+use std::sync::Arc;
+
+use poem::http::{HeaderValue, header};
 use poem::{Endpoint, IntoResponse, Middleware, Request, Response};
 
-use super::{Decision, Policy};
-use crate::app::AppState;
-use crate::error::{AppError, AppResult};
-use crate::http::auth::VerifiedToken;
-use crate::http::problem::Problem;
+use super::{Policy, RateLimiter};
+use crate::auth::tokens::{TokenKeys, VerifiedToken};
+use crate::http::problem::too_many_requests;
 use crate::telemetry::context;
 
 /// The routes with the stricter per-address policy (and a per-account one in their handlers).
@@ -21,33 +21,37 @@ const AUTH_ROUTES: [&str; 3] = [
 ];
 
 /// Which policy a route falls under: none for health, the documents and Swagger UI.
-fn classify(route: &str) -> Option<Kind> {
+fn classify(route: &str) -> Option<RouteClass> {
     if AUTH_ROUTES.contains(&route) {
-        Some(Kind::Auth)
+        Some(RouteClass::Credentials)
     } else if route == crate::telemetry::routes::UNMATCHED
         || (route.starts_with("/api/v1/") && !route.starts_with("/api/v1/openapi."))
     {
-        Some(Kind::General)
+        Some(RouteClass::Api)
     } else {
         None
     }
 }
 
+/// The routes that are limited, by the policy they fall under.
 #[derive(Clone, Copy)]
-enum Kind {
-    Auth,
-    General,
+enum RouteClass {
+    /// Login, register and refresh: per address, under the stricter policy.
+    Credentials,
+    /// Every other API route: per user with a valid token, else per address.
+    Api,
 }
 
 /// See the module documentation.
 pub struct RateLimit {
-    state: AppState,
+    limiter: Arc<RateLimiter>,
+    tokens: Arc<TokenKeys>,
 }
 
 impl RateLimit {
-    /// The middleware for one app.
-    pub fn new(state: AppState) -> Self {
-        Self { state }
+    /// The middleware for one app: `tokens` tell which requests are authenticated.
+    pub fn new(limiter: Arc<RateLimiter>, tokens: Arc<TokenKeys>) -> Self {
+        Self { limiter, tokens }
     }
 }
 
@@ -57,7 +61,8 @@ impl<E: Endpoint> Middleware<E> for RateLimit {
     fn transform(&self, ep: E) -> Self::Output {
         RateLimitEndpoint {
             ep,
-            state: self.state.clone(),
+            limiter: self.limiter.clone(),
+            tokens: self.tokens.clone(),
         }
     }
 }
@@ -65,7 +70,8 @@ impl<E: Endpoint> Middleware<E> for RateLimit {
 /// See [`RateLimit`].
 pub struct RateLimitEndpoint<E> {
     ep: E,
-    state: AppState,
+    limiter: Arc<RateLimiter>,
+    tokens: Arc<TokenKeys>,
 }
 
 impl<E: Endpoint> Endpoint for RateLimitEndpoint<E> {
@@ -73,16 +79,16 @@ impl<E: Endpoint> Endpoint for RateLimitEndpoint<E> {
 
     async fn call(&self, mut req: Request) -> poem::Result<Response> {
         let route = context::with(|c| c.route).unwrap_or(crate::telemetry::routes::UNMATCHED);
-        let Some(kind) = classify(route) else {
+        let Some(class) = classify(route) else {
             return self.ep.call(req).await.map(IntoResponse::into_response);
         };
         let client = context::with(|c| c.client_ip)
             .flatten()
             .map(|ip| ip.to_string())
             .unwrap_or_default();
-        let (policy, key) = match kind {
-            Kind::Auth => (Policy::AuthIp, client),
-            Kind::General => match verified_bearer(&self.state, &req) {
+        let (policy, key) = match class {
+            RouteClass::Credentials => (Policy::AuthIp, client),
+            RouteClass::Api => match verified_bearer(&self.tokens, &req) {
                 Some(verified) => {
                     let user = verified.claims.sub.to_string();
                     req.extensions_mut().insert(verified);
@@ -91,7 +97,7 @@ impl<E: Endpoint> Endpoint for RateLimitEndpoint<E> {
                 None => (Policy::Ip, client),
             },
         };
-        let decision = self.state.rate_limiter.check(policy, &key).await;
+        let decision = self.limiter.check(policy, &key).await;
         let mut response = if decision.allowed {
             match self.ep.call(req).await {
                 Ok(output) => output.into_response(),
@@ -100,21 +106,17 @@ impl<E: Endpoint> Endpoint for RateLimitEndpoint<E> {
         } else {
             too_many_requests(&decision)
         };
-        let account = context::with(|c| c.account_limit.get().copied()).flatten();
-        let decisions: Vec<&Decision> =
-            std::iter::once(&decision).chain(account.as_ref()).collect();
-        let join = |item: fn(&Decision) -> String| {
-            decisions
-                .iter()
-                .map(|d| item(d))
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
+        let mut policy_field = decision.policy_item();
+        let mut limit_field = decision.limit_item();
+        if let Some(account) = context::with(|c| c.account_rate_limit.get().cloned()).flatten() {
+            policy_field = format!("{policy_field}, {}", account.policy);
+            limit_field = format!("{limit_field}, {}", account.limit);
+        }
         let headers = response.headers_mut();
-        if let Ok(value) = HeaderValue::from_str(&join(Decision::policy_item)) {
+        if let Ok(value) = HeaderValue::from_str(&policy_field) {
             headers.insert("ratelimit-policy", value);
         }
-        if let Ok(value) = HeaderValue::from_str(&join(Decision::limit_item)) {
+        if let Ok(value) = HeaderValue::from_str(&limit_field) {
             headers.insert("ratelimit", value);
         }
         Ok(response)
@@ -123,53 +125,18 @@ impl<E: Endpoint> Endpoint for RateLimitEndpoint<E> {
 
 /// A valid access token, if the request has one (revocation is checked later, by the
 /// operation, which reuses these verified claims).
-fn verified_bearer(state: &AppState, req: &Request) -> Option<VerifiedToken> {
+fn verified_bearer(tokens: &TokenKeys, req: &Request) -> Option<VerifiedToken> {
     let value = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
     if !scheme.eq_ignore_ascii_case("bearer") {
         return None;
     }
     let token = token.trim();
-    let claims = state.tokens.verify(token).ok()?;
+    let claims = tokens.verify(token).ok()?;
     Some(VerifiedToken {
         token: token.to_owned(),
         claims,
     })
-}
-
-/// The 429 problem for a refused request.
-pub fn too_many_requests(decision: &Decision) -> Response {
-    let retry = decision.retry_after_secs();
-    let mut response = Problem::new(
-        StatusCode::TOO_MANY_REQUESTS,
-        "rate-limited",
-        format!(
-            "rate limit `{}` exceeded ({} requests per {} s); retry after {retry} s",
-            decision.policy.name(),
-            decision.quota.limit,
-            decision.quota.window.as_secs()
-        ),
-    )
-    .into_response();
-    response
-        .headers_mut()
-        .insert(header::RETRY_AFTER, HeaderValue::from(retry));
-    response
-}
-
-/// Counts a login, registration or refresh against the account's policy (`account`: an email or
-/// user id). The decision joins the response's rate-limit headers; a refusal is a 429.
-pub async fn check_account(state: &AppState, account: &str) -> AppResult<()> {
-    let decision = state
-        .rate_limiter
-        .check(Policy::AuthAccount, &super::account_key(account))
-        .await;
-    context::with(|c| c.account_limit.set(decision).ok());
-    if decision.allowed {
-        Ok(())
-    } else {
-        Err(AppError::RateLimited(Box::new(decision)))
-    }
 }
 
 #[cfg(test)]
@@ -178,17 +145,23 @@ mod tests {
 
     #[test]
     fn routes_fall_under_the_expected_policies() {
-        assert!(matches!(classify("/api/v1/auth/login"), Some(Kind::Auth)));
-        assert!(matches!(classify("/api/v1/auth/refresh"), Some(Kind::Auth)));
+        assert!(matches!(
+            classify("/api/v1/auth/login"),
+            Some(RouteClass::Credentials)
+        ));
+        assert!(matches!(
+            classify("/api/v1/auth/refresh"),
+            Some(RouteClass::Credentials)
+        ));
         assert!(matches!(
             classify("/api/v1/auth/logout"),
-            Some(Kind::General)
+            Some(RouteClass::Api)
         ));
         assert!(matches!(
             classify("/api/v1/tasks/{task_id}"),
-            Some(Kind::General)
+            Some(RouteClass::Api)
         ));
-        assert!(matches!(classify("unmatched"), Some(Kind::General)));
+        assert!(matches!(classify("unmatched"), Some(RouteClass::Api)));
         assert!(classify("/health/ready").is_none());
         assert!(classify("/api/v1/openapi.json").is_none());
         assert!(classify("/docs").is_none());

@@ -7,7 +7,6 @@
 //! Every decision is a span (`rate_limit.check`) and a count in
 //! `rate_limit_decisions_total{policy, result}`.
 
-pub mod client_ip;
 pub mod middleware;
 
 use std::num::NonZeroU32;
@@ -21,6 +20,7 @@ use opentelemetry::trace::{Span as _, SpanKind};
 
 use crate::config::{Quota, RateLimits};
 use crate::redis_client::{self, Redis, RedisError};
+use crate::telemetry::context::{self, RateLimitItems};
 use crate::telemetry::metrics::Metrics;
 use crate::telemetry::span;
 
@@ -164,6 +164,26 @@ impl RateLimiter {
             }
         });
         limiter
+    }
+
+    /// Counts a login, registration or refresh against the account's policy (`account`: an
+    /// email or user id). The decision joins the response's rate-limit headers; `Err` holds a
+    /// refusal.
+    pub async fn check_account(&self, account: &str) -> Result<(), Decision> {
+        let decision = self.check(Policy::AuthAccount, &account_key(account)).await;
+        context::with(|c| {
+            c.account_rate_limit
+                .set(RateLimitItems {
+                    policy: decision.policy_item(),
+                    limit: decision.limit_item(),
+                })
+                .ok()
+        });
+        if decision.allowed {
+            Ok(())
+        } else {
+            Err(decision)
+        }
     }
 
     /// Counts one request against `policy` for `key` (a user id, an address, an account hash).

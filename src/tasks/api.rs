@@ -6,18 +6,20 @@ use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Enum, OpenApi};
 use uuid::Uuid;
 
-use crate::app::AppState;
-use crate::http::auth::BearerAuth;
+use crate::auth::bearer::BearerAuth;
+use crate::etag;
 use crate::http::body::JsonBody;
+use crate::http::pagination;
 use crate::http::problem::ApiError;
 use crate::http::responses::NoContent;
-use crate::http::{etag, pagination};
+use crate::http::tags::Tag;
 use crate::idempotency::IdempotencyKey;
-use crate::openapi::Tag;
+use crate::state::AppState;
 use crate::tasks::model::{Priority, Task, TaskStatus, to_micros};
 use crate::tasks::requests::{CreateTaskRequest, UpdateTaskRequest};
 use crate::tasks::service::{self, ListRequest, NewTask, TaskChanges};
 use crate::tasks::store::{SortColumn, TaskFilter};
+use crate::validate::Text;
 
 crate::error_set! {
     /// Errors of creating a task.
@@ -127,15 +129,16 @@ impl TasksApi {
         )?;
         let body = body.0;
         let new = NewTask {
-            title: body.title.trim().to_owned(),
-            description: body.description.unwrap_or_default(),
+            title: body.title.0.trim().to_owned(),
+            description: body.description.map(Text::into_inner).unwrap_or_default(),
             status: body.status.unwrap_or(TaskStatus::Todo),
             priority: body.priority.unwrap_or(Priority::Medium),
             assignee_id: body.assignee_id,
             due_at: body.due_at.map(to_micros),
-            tags: body.tags.unwrap_or_default(),
+            tags: body.tags.unwrap_or_default().0,
         };
-        let task = service::create(&self.state, &auth.0, project_id.0, new, key.as_ref()).await?;
+        let task =
+            service::create(&self.state.domain, &auth.0, project_id.0, new, key.as_ref()).await?;
         let location = format!("/api/v1/tasks/{}", task.id);
         let tag = etag::for_version(task.version);
         Ok(TaskCreated::Created(Json(task), location, tag))
@@ -184,13 +187,13 @@ impl TasksApi {
         cursor: Query<Option<String>>,
     ) -> Result<Json<TaskPage>, ApiError<ListTasksErrors>> {
         let filter = TaskFilter {
-            status: status.0.map(TaskStatus::as_str),
-            priority: priority.0.map(Priority::rank),
+            status: status.0,
+            priority: priority.0,
             assignee_id: assignee_id.0,
             tag: tag.0,
-            due_before: due_before.0.map(to_micros),
-            due_after: due_after.0.map(to_micros),
-            text: q.0.as_deref().map(crate::db::like_pattern),
+            due_before: due_before.0,
+            due_after: due_after.0,
+            text: q.0,
         };
         let sort = match sort.0.unwrap_or(TaskSort::CreatedAt) {
             TaskSort::CreatedAt => SortColumn::CreatedAt,
@@ -206,7 +209,7 @@ impl TasksApi {
             limit: pagination::limit(limit.0),
         };
         let (items, next_cursor) =
-            service::list(&self.state, &auth.0, project_id.0, request).await?;
+            service::list(&self.state.domain, &auth.0, project_id.0, request).await?;
         Ok(Json(TaskPage { items, next_cursor }))
     }
 
@@ -224,7 +227,7 @@ impl TasksApi {
         #[oai(name = "If-None-Match")]
         if_none_match: Header<Option<String>>,
     ) -> Result<TaskRead, ApiError<ReadTaskErrors>> {
-        let task = service::get(&self.state, &auth.0, task_id.0).await?;
+        let task = service::get(&self.state.domain, &auth.0, task_id.0).await?;
         let tag = etag::for_version(task.version);
         match if_none_match.0 {
             Some(header) if etag::if_none_match(&header, &tag) => Ok(TaskRead::NotModified(tag)),
@@ -253,16 +256,16 @@ impl TasksApi {
     ) -> Result<TaskUpdated, ApiError<WriteTaskErrors>> {
         let body = body.0;
         let changes = TaskChanges {
-            title: body.title.map(|t| t.trim().to_owned()),
-            description: body.description,
+            title: body.title.map(|t| t.0.trim().to_owned()),
+            description: body.description.map(Text::into_inner),
             status: body.status,
             priority: body.priority,
             assignee_id: body.assignee_id,
             due_at: body.due_at.map_value(to_micros),
-            tags: body.tags,
+            tags: body.tags.map(|t| t.0),
         };
         let task = service::update(
-            &self.state,
+            &self.state.domain,
             &auth.0,
             task_id.0,
             if_match.0.as_deref(),
@@ -290,7 +293,13 @@ impl TasksApi {
         #[oai(name = "If-Match")]
         if_match: Header<Option<String>>,
     ) -> Result<NoContent, ApiError<WriteTaskErrors>> {
-        service::delete(&self.state, &auth.0, task_id.0, if_match.0.as_deref()).await?;
+        service::delete(
+            &self.state.domain,
+            &auth.0,
+            task_id.0,
+            if_match.0.as_deref(),
+        )
+        .await?;
         Ok(NoContent::NoContent)
     }
 }

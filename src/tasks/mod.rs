@@ -6,3 +6,5 @@ pub mod model;
 pub mod requests;
 pub mod service;
 pub mod store;
+#[cfg(test)]
+mod tests;

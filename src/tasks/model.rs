@@ -1,12 +1,14 @@
 //! Task domain types and field limits.
 
 use chrono::{DateTime, Utc};
+use poem_openapi::registry::{MetaSchema, MetaSchemaRef};
+use poem_openapi::types::{ParseError, ParseFromJSON, ParseResult, ToJSON};
 use poem_openapi::{Enum, Object};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::http::body::Checks;
 use crate::tasks::store::TaskRecord;
+use crate::validate::{FieldChecks, Text};
 
 /// Longest title (characters).
 pub const TITLE_MAX: usize = 200;
@@ -16,6 +18,13 @@ pub const DESCRIPTION_MAX: usize = 10_000;
 pub const TAGS_MAX: usize = 20;
 /// Longest tag (characters).
 pub const TAG_MAX: usize = 40;
+/// What a tag may contain, as the OpenAPI document states it ([`check_tags`] checks it).
+pub const TAG_PATTERN: &str = "^[a-z0-9._:-]+$";
+
+/// A task's title: one line of 1 to [`TITLE_MAX`] characters.
+pub type Title = Text<1, TITLE_MAX>;
+/// A task's description: up to [`DESCRIPTION_MAX`] characters, newlines allowed.
+pub type Description = Text<0, DESCRIPTION_MAX>;
 
 /// Where a task stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Enum, Serialize, Deserialize)]
@@ -141,8 +150,59 @@ impl Task {
     }
 }
 
+/// A task's tags as a request sends them; the OpenAPI schema states the limits of
+/// [`check_tags`]: at most [`TAGS_MAX`], each 1 to [`TAG_MAX`] characters of [`TAG_PATTERN`].
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(transparent)]
+pub struct TagList(pub Vec<String>);
+
+impl poem_openapi::types::Type for TagList {
+    const IS_REQUIRED: bool = true;
+    type RawValueType = Self;
+    type RawElementValueType = Self;
+
+    fn name() -> std::borrow::Cow<'static, str> {
+        "[string]".into()
+    }
+
+    fn schema_ref() -> MetaSchemaRef {
+        let mut tag = MetaSchema::new("string");
+        tag.min_length = Some(1);
+        tag.max_length = Some(TAG_MAX);
+        tag.pattern = Some(TAG_PATTERN.to_owned());
+        let mut list = MetaSchema::new("array");
+        list.items = Some(Box::new(MetaSchemaRef::Inline(Box::new(tag))));
+        list.max_items = Some(TAGS_MAX);
+        MetaSchemaRef::Inline(Box::new(list))
+    }
+
+    fn as_raw_value(&self) -> Option<&Self::RawValueType> {
+        Some(self)
+    }
+
+    fn raw_element_iter<'a>(
+        &'a self,
+    ) -> Box<dyn Iterator<Item = &'a Self::RawElementValueType> + 'a> {
+        Box::new(std::iter::once(self))
+    }
+}
+
+impl ParseFromJSON for TagList {
+    fn parse_from_json(value: Option<serde_json::Value>) -> ParseResult<Self> {
+        Vec::<String>::parse_from_json(value)
+            .map(Self)
+            .map_err(ParseError::propagate)
+    }
+}
+
+impl ToJSON for TagList {
+    fn to_json(&self) -> Option<serde_json::Value> {
+        self.0.to_json()
+    }
+}
+
 /// Checks a tag list: count, length, characters, duplicates.
-pub fn check_tags(checks: &mut Checks, tags: &[String]) {
+pub fn check_tags(checks: &mut FieldChecks, tags: &[String]) {
     if tags.len() > TAGS_MAX {
         checks.fail(
             "tags",

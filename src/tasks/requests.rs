@@ -1,4 +1,6 @@
-//! The bodies of task creation and change, and the limits they are checked against.
+//! The bodies of task creation and change. Their limits are the constants of `tasks::model`:
+//! the field types carry them into the OpenAPI document, and one set of checks applies them to
+//! both bodies.
 
 use chrono::{DateTime, Datelike, Utc};
 use poem_openapi::Object;
@@ -7,8 +9,8 @@ use serde::Deserialize;
 use uuid::Uuid;
 
 use crate::error::FieldError;
-use crate::http::body::{Checks, Validate};
-use crate::tasks::model::{DESCRIPTION_MAX, Priority, TITLE_MAX, TaskStatus, check_tags};
+use crate::tasks::model::{Description, Priority, TagList, TaskStatus, Title, check_tags};
+use crate::validate::{FieldChecks, Validate};
 
 /// A new task.
 #[derive(Object, Deserialize)]
@@ -16,12 +18,10 @@ use crate::tasks::model::{DESCRIPTION_MAX, Priority, TITLE_MAX, TaskStatus, chec
 #[serde(deny_unknown_fields)]
 pub struct CreateTaskRequest {
     /// Title (1 to 200 characters, one line).
-    #[oai(validator(min_length = 1, max_length = 200))]
-    pub title: String,
+    pub title: Title,
     /// Description (up to 10000 characters).
-    #[oai(validator(max_length = 10000))]
     #[serde(default, deserialize_with = "crate::http::body::present")]
-    pub description: Option<String>,
+    pub description: Option<Description>,
     /// Status (default `todo`).
     #[serde(default, deserialize_with = "crate::http::body::present")]
     pub status: Option<TaskStatus>,
@@ -37,32 +37,18 @@ pub struct CreateTaskRequest {
     #[serde(default)]
     pub due_at: Option<DateTime<Utc>>,
     /// Tags: up to 20, each 1 to 40 characters of `a-z 0-9 . _ : -`, no duplicates.
-    #[oai(validator(
-        max_items = 20,
-        min_length = 1,
-        max_length = 40,
-        pattern = "^[a-z0-9._:-]+$"
-    ))]
     #[serde(default, deserialize_with = "crate::http::body::present")]
-    pub tags: Option<Vec<String>>,
-}
-
-fn check_due(checks: &mut Checks, due_at: Option<&DateTime<Utc>>) {
-    if due_at.is_some_and(|d| !(1900..=9998).contains(&d.year())) {
-        checks.fail("due_at", "must be between the years 1900 and 9998");
-    }
+    pub tags: Option<TagList>,
 }
 
 impl Validate for CreateTaskRequest {
     fn validate(&self) -> Vec<FieldError> {
-        let mut checks = Checks::default();
-        checks.line("title", &self.title, 1, TITLE_MAX);
-        if let Some(description) = &self.description {
-            checks.text("description", description, 0, DESCRIPTION_MAX);
-        }
-        check_due(&mut checks, self.due_at.as_ref());
-        check_tags(&mut checks, self.tags.as_deref().unwrap_or_default());
-        checks.finish()
+        check_fields(
+            Some(&self.title),
+            self.description.as_ref(),
+            self.due_at.as_ref(),
+            self.tags.as_ref(),
+        )
     }
 }
 
@@ -72,13 +58,11 @@ impl Validate for CreateTaskRequest {
 #[serde(deny_unknown_fields)]
 pub struct UpdateTaskRequest {
     /// New title (1 to 200 characters, one line).
-    #[oai(validator(min_length = 1, max_length = 200))]
     #[serde(default, deserialize_with = "crate::http::body::present")]
-    pub title: Option<String>,
+    pub title: Option<Title>,
     /// New description (up to 10000 characters).
-    #[oai(validator(max_length = 10000))]
     #[serde(default, deserialize_with = "crate::http::body::present")]
-    pub description: Option<String>,
+    pub description: Option<Description>,
     /// New status.
     #[serde(default, deserialize_with = "crate::http::body::present")]
     pub status: Option<TaskStatus>,
@@ -94,27 +78,40 @@ pub struct UpdateTaskRequest {
     #[serde(default)]
     pub due_at: MaybeUndefined<DateTime<Utc>>,
     /// New tags, replacing the old ones (same rules as on creation).
-    #[oai(validator(
-        max_items = 20,
-        min_length = 1,
-        max_length = 40,
-        pattern = "^[a-z0-9._:-]+$"
-    ))]
     #[serde(default, deserialize_with = "crate::http::body::present")]
-    pub tags: Option<Vec<String>>,
+    pub tags: Option<TagList>,
 }
 
 impl Validate for UpdateTaskRequest {
     fn validate(&self) -> Vec<FieldError> {
-        let mut checks = Checks::default();
-        if let Some(title) = &self.title {
-            checks.line("title", title, 1, TITLE_MAX);
-        }
-        if let Some(description) = &self.description {
-            checks.text("description", description, 0, DESCRIPTION_MAX);
-        }
-        check_due(&mut checks, self.due_at.value());
-        check_tags(&mut checks, self.tags.as_deref().unwrap_or_default());
-        checks.finish()
+        check_fields(
+            self.title.as_ref(),
+            self.description.as_ref(),
+            self.due_at.value(),
+            self.tags.as_ref(),
+        )
     }
+}
+
+/// The checks of both bodies, on the fields that are present.
+fn check_fields(
+    title: Option<&Title>,
+    description: Option<&Description>,
+    due_at: Option<&DateTime<Utc>>,
+    tags: Option<&TagList>,
+) -> Vec<FieldError> {
+    let mut checks = FieldChecks::default();
+    if let Some(title) = title {
+        title.check_line(&mut checks, "title");
+    }
+    if let Some(description) = description {
+        description.check_text(&mut checks, "description");
+    }
+    if due_at.is_some_and(|d| !(1900..=9998).contains(&d.year())) {
+        checks.fail("due_at", "must be between the years 1900 and 9998");
+    }
+    if let Some(tags) = tags {
+        check_tags(&mut checks, &tags.0);
+    }
+    checks.finish()
 }

@@ -7,74 +7,74 @@ use poem_openapi::types::MaybeUndefined;
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
-use crate::app::AppState;
-use crate::audit::{self, Change};
+use crate::audit::model::Change;
 use crate::auth::Principal;
 use crate::cache::keys;
-use crate::db::Store;
+use crate::domain::{DomainContext, UnitOfWork};
 use crate::error::{AppError, AppResult};
-use crate::http::etag;
-use crate::http::pagination::Paging;
-use crate::idempotency::IdempotencyKey;
+use crate::etag;
+use crate::idempotency::{self, Begun, IdempotencyKey};
+use crate::paging::Paging;
 use crate::projects::model::ProjectRole;
-use crate::projects::service::{cached_role, role_of};
+use crate::projects::service::cached_role;
+use crate::projects::store::ProjectStore;
 use crate::tasks::model::{Priority, Task, TaskStatus};
-use crate::tasks::store::{SortColumn, SortKey, TaskFilter, TaskQuery, TaskRecord};
+use crate::tasks::store::{SortColumn, SortKey, TaskFilter, TaskQuery, TaskRecord, TaskStore};
 
 /// A new task (already validated).
 pub struct NewTask {
-    /// Title.
+    /// Trimmed, one line.
     pub title: String,
-    /// Description.
+    /// Empty when none was given.
     pub description: String,
-    /// Status.
+    /// Where it starts.
     pub status: TaskStatus,
-    /// Priority.
+    /// How urgent it is.
     pub priority: Priority,
-    /// Assignee.
+    /// Must be a member of the project; `None`: unassigned.
     pub assignee_id: Option<Uuid>,
-    /// Due time.
+    /// At microsecond precision; `None`: never due.
     pub due_at: Option<chrono::DateTime<chrono::Utc>>,
-    /// Tags.
+    /// Stored sorted.
     pub tags: Vec<String>,
 }
 
-/// Changes to a task; `Undefined` leaves a field alone, `Null` clears it.
+/// Changes to a task (already validated); `None` and `Undefined` leave a field alone, `Null`
+/// clears it. Only the fields a client may change are here: id, project, creator, times and
+/// version belong to the server.
 #[derive(Default)]
 pub struct TaskChanges {
-    /// New title.
+    /// Trimmed, one line.
     pub title: Option<String>,
-    /// New description.
+    /// Replaces the whole description.
     pub description: Option<String>,
-    /// New status.
+    /// The new status.
     pub status: Option<TaskStatus>,
-    /// New priority.
+    /// The new priority.
     pub priority: Option<Priority>,
-    /// New or cleared assignee.
+    /// A member of the project, or `Null` to unassign.
     pub assignee_id: MaybeUndefined<Uuid>,
-    /// New or cleared due time.
+    /// At microsecond precision, or `Null` to clear.
     pub due_at: MaybeUndefined<chrono::DateTime<chrono::Utc>>,
-    /// New tags.
+    /// Replaces the whole tag list.
     pub tags: Option<Vec<String>>,
 }
 
-async fn require_writer(
-    state: &AppState,
-    store: &mut dyn Store,
-    project_id: Uuid,
-    principal: &Principal,
-) -> AppResult<()> {
-    if role_of(state, store, project_id, principal)
-        .await?
-        .can_write_tasks()
-    {
+/// Refuses (403) viewers: only owners and members change tasks.
+fn require_writer(role: ProjectRole) -> AppResult<()> {
+    if role.can_write_tasks() {
         Ok(())
     } else {
         Err(AppError::Forbidden("viewers cannot change tasks"))
     }
 }
 
-async fn check_assignee(store: &mut dyn Store, project_id: Uuid, assignee: Uuid) -> AppResult<()> {
+/// Refuses (400 naming `assignee_id`) an assignee who is not a member of the project.
+async fn check_assignee(
+    store: &mut dyn ProjectStore,
+    project_id: Uuid,
+    assignee: Uuid,
+) -> AppResult<()> {
     match store.member_role(project_id, assignee).await? {
         Some(_) => Ok(()),
         None => Err(AppError::field(
@@ -86,21 +86,19 @@ async fn check_assignee(store: &mut dyn Store, project_id: Uuid, assignee: Uuid)
 
 /// Creates a task in a project (owners and members).
 pub async fn create(
-    state: &AppState,
+    ctx: &DomainContext,
     principal: &Principal,
     project_id: Uuid,
     new: NewTask,
-    idempotency: Option<&IdempotencyKey>,
+    key: Option<&IdempotencyKey>,
 ) -> AppResult<Task> {
-    let mut tx = state.db.begin().await?;
-    if let Some(key) = idempotency
-        && let Some(original) = key.stored(&mut *tx).await?
-    {
-        return Ok(original);
-    }
-    require_writer(state, &mut *tx, project_id, principal).await?;
+    let mut work = match idempotency::begin(ctx, principal.user_id, key).await? {
+        Begun::Replay(original) => return Ok(original),
+        Begun::Fresh(work) => work,
+    };
+    require_writer(cached_role(ctx, project_id, principal.user_id, Some(&mut *work)).await?)?;
     if let Some(assignee) = new.assignee_id {
-        check_assignee(&mut *tx, project_id, assignee).await?;
+        check_assignee(&mut *work, project_id, assignee).await?;
     }
     let now = crate::db::now();
     let task = TaskRecord {
@@ -119,9 +117,9 @@ pub async fn create(
     };
     let mut tags = new.tags;
     tags.sort();
-    tx.insert_task(&task).await?;
-    tx.replace_tags(task.id, &tags).await?;
-    let change = Change {
+    work.insert_task(&task).await?;
+    work.replace_tags(task.id, &tags).await?;
+    work.record(Change {
         action: "task.created",
         entity_type: "task",
         entity_id: task.id,
@@ -130,45 +128,34 @@ pub async fn create(
             "title": task.title, "status": task.status, "priority": new.priority,
             "assignee_id": task.assignee_id, "due_at": task.due_at, "tags": tags,
         }),
-    };
-    audit::record(
-        &mut *tx,
-        &state.config.instance_id,
-        Some(principal.user_id),
-        change,
-    )
+    })
     .await?;
-    let task = Task::new(task, tags);
-    if let Some(key) = idempotency
-        && !key.remember(&mut *tx, 201, &task).await?
-    {
-        drop(tx);
-        return key.replay_winner(state).await;
+    let committed = idempotency::commit(work, key, Task::new(task, tags)).await?;
+    if committed.created {
+        ctx.metrics.tasks.created.increment(1);
     }
-    tx.commit().await?;
-    state.metrics.tasks.created.increment(1);
-    Ok(task)
+    Ok(committed.answer)
 }
 
-/// Loads a task the caller may see, with its tags, and the caller's role.
-async fn visible(
-    state: &AppState,
-    store: &mut dyn Store,
+/// Loads a task the caller may see, locked for the rest of the write, and the caller's role;
+/// 404 when the task does not exist or the caller is not a member of its project.
+async fn visible_for_write(
+    work: &mut UnitOfWork<'_>,
     principal: &Principal,
     id: Uuid,
-    lock: bool,
 ) -> AppResult<(TaskRecord, ProjectRole)> {
-    let task = store
-        .task_by_id(id, lock)
+    let task = work
+        .task_by_id(id, true)
         .await?
         .ok_or(AppError::NotFound("task"))?;
-    let role = role_of(state, store, task.project_id, principal)
+    let ctx = work.context();
+    let role = cached_role(ctx, task.project_id, principal.user_id, Some(&mut **work))
         .await
         .map_err(|_| AppError::NotFound("task"))?;
     Ok((task, role))
 }
 
-async fn tags(store: &mut dyn Store, id: Uuid) -> AppResult<Vec<String>> {
+async fn tags(store: &mut dyn TaskStore, id: Uuid) -> AppResult<Vec<String>> {
     Ok(store
         .tags_of(&[id])
         .await?
@@ -180,11 +167,11 @@ async fn tags(store: &mut dyn Store, id: Uuid) -> AppResult<Vec<String>> {
 /// A task the caller may see.
 /// From the cache (`task:<id>`, with its tags, and the caller's role): a read the cache answers
 /// does not touch the database. Every change to the task invalidates it on every instance.
-pub async fn get(state: &AppState, principal: &Principal, id: Uuid) -> AppResult<Task> {
-    let cached: Option<(TaskRecord, Vec<String>)> = state
+pub async fn get(ctx: &DomainContext, principal: &Principal, id: Uuid) -> AppResult<Task> {
+    let cached: Option<(TaskRecord, Vec<String>)> = ctx
         .cache
         .get_or_load("task", keys::task(id), || async {
-            let mut store = state.db.conn().await?;
+            let mut store = ctx.read().await?;
             match store.task_by_id(id, false).await? {
                 Some(task) => {
                     let tags = tags(&mut *store, id).await?;
@@ -195,12 +182,13 @@ pub async fn get(state: &AppState, principal: &Principal, id: Uuid) -> AppResult
         })
         .await?;
     let (task, tags) = cached.ok_or(AppError::NotFound("task"))?;
-    cached_role(state, task.project_id, principal)
+    cached_role(ctx, task.project_id, principal.user_id, None)
         .await
         .map_err(|_| AppError::NotFound("task"))?;
     Ok(Task::new(task, tags))
 }
 
+/// Refuses (412) a write whose `If-Match` does not match the task's current version.
 fn check_precondition(if_match: Option<&str>, task: &TaskRecord) -> AppResult<()> {
     match if_match {
         Some(header) if !etag::if_match(header, &etag::for_version(task.version)) => {
@@ -214,18 +202,55 @@ fn check_precondition(if_match: Option<&str>, task: &TaskRecord) -> AppResult<()
 /// locked while it is compared and written, so of concurrent writers with one ETag exactly one
 /// wins.
 pub async fn update(
-    state: &AppState,
+    ctx: &DomainContext,
     principal: &Principal,
     id: Uuid,
     if_match: Option<&str>,
     changes: TaskChanges,
 ) -> AppResult<Task> {
-    let mut tx = state.db.begin().await?;
-    let (mut task, role) = visible(state, &mut *tx, principal, id, true).await?;
-    if !role.can_write_tasks() {
-        return Err(AppError::Forbidden("viewers cannot change tasks"));
-    }
+    let mut work = ctx.begin(Some(principal.user_id)).await?;
+    let (mut task, role) = visible_for_write(&mut work, principal, id).await?;
+    require_writer(role)?;
     check_precondition(if_match, &task)?;
+    if let Some(assignee) = changes.assignee_id.value() {
+        check_assignee(&mut *work, task.project_id, *assignee).await?;
+    }
+    let current_tags = tags(&mut *work, id).await?;
+    let applied = apply_changes(&mut task, current_tags, changes);
+    if applied.summary.is_empty() {
+        return Ok(Task::new(task, applied.tags));
+    }
+    task.version += 1;
+    task.updated_at = crate::db::now();
+    work.update_task(&task).await?;
+    if applied.tags_changed {
+        work.replace_tags(id, &applied.tags).await?;
+    }
+    work.record(Change {
+        action: "task.updated",
+        entity_type: "task",
+        entity_id: id,
+        project_id: Some(task.project_id),
+        summary: Value::Object(applied.summary),
+    })
+    .await?;
+    work.invalidate([keys::task(id)]);
+    work.commit().await?;
+    ctx.metrics.tasks.updated.increment(1);
+    Ok(Task::new(task, applied.tags))
+}
+
+/// What [`apply_changes`] did: the changed fields with their new values (empty when nothing
+/// changed), and the task's tags after the change.
+struct Applied {
+    summary: Map<String, Value>,
+    tags: Vec<String>,
+    tags_changed: bool,
+}
+
+/// Applies `changes` to `task` (whose tags are `tags`), keeping only real changes: a field set
+/// to the value it already has is not a change.
+fn apply_changes(task: &mut TaskRecord, tags: Vec<String>, changes: TaskChanges) -> Applied {
     let mut summary = Map::new();
     let mut note = |field: &str, value: Value| summary.insert(field.to_owned(), value);
     if let Some(title) = changes.title.filter(|t| *t != task.title) {
@@ -244,9 +269,6 @@ pub async fn update(
         note("priority", json!(priority));
         task.priority = priority.rank();
     }
-    if let Some(assignee) = changes.assignee_id.value() {
-        check_assignee(&mut *tx, task.project_id, *assignee).await?;
-    }
     if let Some(assignee) = changed(changes.assignee_id, task.assignee_id) {
         note("assignee_id", json!(assignee));
         task.assignee_id = assignee;
@@ -255,43 +277,23 @@ pub async fn update(
         note("due_at", json!(due_at));
         task.due_at = due_at;
     }
-    let mut tags = tags(&mut *tx, id).await?;
     let new_tags = changes.tags.map(|mut t| {
         t.sort();
         t
     });
     let tags_changed = new_tags.as_ref().is_some_and(|t| *t != tags);
-    if let Some(new_tags) = new_tags.filter(|_| tags_changed) {
-        note("tags", json!(new_tags));
-        tags = new_tags;
-    }
-    if summary.is_empty() {
-        return Ok(Task::new(task, tags));
-    }
-    task.version += 1;
-    task.updated_at = crate::db::now();
-    tx.update_task(&task).await?;
-    if tags_changed {
-        tx.replace_tags(id, &tags).await?;
-    }
-    let change = Change {
-        action: "task.updated",
-        entity_type: "task",
-        entity_id: id,
-        project_id: Some(task.project_id),
-        summary: Value::Object(summary),
+    let tags = match new_tags.filter(|_| tags_changed) {
+        Some(new_tags) => {
+            note("tags", json!(new_tags));
+            new_tags
+        }
+        None => tags,
     };
-    audit::record(
-        &mut *tx,
-        &state.config.instance_id,
-        Some(principal.user_id),
-        change,
-    )
-    .await?;
-    tx.commit().await?;
-    state.cache.invalidate(&[keys::task(id)]).await;
-    state.metrics.tasks.updated.increment(1);
-    Ok(Task::new(task, tags))
+    Applied {
+        summary,
+        tags,
+        tags_changed,
+    }
 }
 
 /// The new value of a nullable field, if the change sets or clears it to something different.
@@ -306,62 +308,54 @@ fn changed<T: PartialEq>(change: MaybeUndefined<T>, current: Option<T>) -> Optio
 
 /// Deletes a task (owners and members); a stale `If-Match` gets 412.
 pub async fn delete(
-    state: &AppState,
+    ctx: &DomainContext,
     principal: &Principal,
     id: Uuid,
     if_match: Option<&str>,
 ) -> AppResult<()> {
-    let mut tx = state.db.begin().await?;
-    let (task, role) = visible(state, &mut *tx, principal, id, true).await?;
-    if !role.can_write_tasks() {
-        return Err(AppError::Forbidden("viewers cannot change tasks"));
-    }
+    let mut work = ctx.begin(Some(principal.user_id)).await?;
+    let (task, role) = visible_for_write(&mut work, principal, id).await?;
+    require_writer(role)?;
     check_precondition(if_match, &task)?;
-    tx.delete_task(id).await?;
-    let change = Change {
+    work.delete_task(id).await?;
+    work.record(Change {
         action: "task.deleted",
         entity_type: "task",
         entity_id: id,
         project_id: Some(task.project_id),
         summary: json!({ "title": task.title, "version": task.version }),
-    };
-    audit::record(
-        &mut *tx,
-        &state.config.instance_id,
-        Some(principal.user_id),
-        change,
-    )
+    })
     .await?;
-    tx.commit().await?;
-    state.cache.invalidate(&[keys::task(id)]).await;
-    state.metrics.tasks.deleted.increment(1);
+    work.invalidate([keys::task(id)]);
+    work.commit().await?;
+    ctx.metrics.tasks.deleted.increment(1);
     Ok(())
 }
 
 /// A list request: filters, sort and page.
 pub struct ListRequest<'a> {
-    /// Filters.
+    /// Which tasks.
     pub filter: TaskFilter,
-    /// Sort column.
+    /// The column the list is sorted by.
     pub sort: SortColumn,
-    /// Descending order.
+    /// Newest, latest or most urgent first.
     pub descending: bool,
-    /// Cursor from the previous page.
+    /// `next_cursor` of the previous page; `None` for the first.
     pub cursor: Option<&'a str>,
-    /// Page size.
+    /// Page size, 1 to 100.
     pub limit: u32,
 }
 
 /// One page of a project's tasks (any member). The cursor is the last row's sort key, so rows
 /// inserted between pages cause neither duplicates nor gaps.
 pub async fn list(
-    state: &AppState,
+    ctx: &DomainContext,
     principal: &Principal,
     project_id: Uuid,
     request: ListRequest<'_>,
 ) -> AppResult<(Vec<Task>, Option<String>)> {
-    let mut store = state.db.conn().await?;
-    role_of(state, &mut *store, project_id, principal).await?;
+    let mut store = ctx.read().await?;
+    cached_role(ctx, project_id, principal.user_id, Some(&mut *store)).await?;
     let filter_json = serde_json::to_string(&request.filter).unwrap_or_default();
     let mut paging = Paging::<SortKey>::new(
         &[

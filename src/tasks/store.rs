@@ -5,53 +5,54 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::db::{Session, StoreResult};
+use crate::db::{Connection, StoreResult};
+use crate::tasks::model::{Priority, TaskStatus, to_micros};
 
 /// A stored task (tags live in `task_tags`).
 #[derive(Clone, sqlx::FromRow, Serialize, Deserialize)]
 pub struct TaskRecord {
-    /// Id.
+    /// UUIDv7.
     pub id: Uuid,
-    /// Project.
+    /// The project it belongs to.
     pub project_id: Uuid,
-    /// Title.
+    /// One line, 1 to 200 characters.
     pub title: String,
-    /// Description.
+    /// Up to 10000 characters; empty when none was given.
     pub description: String,
     /// `todo`, `in_progress` or `done`.
     pub status: String,
     /// 1 (low) to 4 (urgent).
     pub priority: i32,
-    /// Assignee.
+    /// A member of the project, or `None` when unassigned.
     pub assignee_id: Option<Uuid>,
-    /// Due time.
+    /// In UTC at microsecond precision; `None` when never due.
     pub due_at: Option<DateTime<Utc>>,
-    /// Creator.
+    /// The user who created it.
     pub created_by: Uuid,
-    /// Created.
+    /// When it was created.
     pub created_at: DateTime<Utc>,
-    /// Last changed.
+    /// When it last changed.
     pub updated_at: DateTime<Utc>,
-    /// Version, from 1.
+    /// 1 on creation, one more on every change (the ETag is `"v<version>"`).
     pub version: i32,
 }
 
-/// Filters of the task list (all optional, combined with AND).
+/// Filters of the task list (all optional, combined with AND; `None` does not filter).
 #[derive(Default, Serialize)]
 pub struct TaskFilter {
-    /// Stored status.
-    pub status: Option<&'static str>,
-    /// Priority rank.
-    pub priority: Option<i32>,
-    /// Assignee.
+    /// Only tasks with this status.
+    pub status: Option<TaskStatus>,
+    /// Only tasks with this priority.
+    pub priority: Option<Priority>,
+    /// Only tasks assigned to this user.
     pub assignee_id: Option<Uuid>,
-    /// Has this tag.
+    /// Only tasks with this tag.
     pub tag: Option<String>,
-    /// Due strictly before.
+    /// Only tasks due strictly before this time (compared at microsecond precision).
     pub due_before: Option<DateTime<Utc>>,
-    /// Due strictly after.
+    /// Only tasks due strictly after this time (compared at microsecond precision).
     pub due_after: Option<DateTime<Utc>>,
-    /// `LIKE` pattern matched against title and description, case-insensitively.
+    /// Only tasks whose title or description contains this text, case-insensitively.
     pub text: Option<String>,
 }
 
@@ -114,23 +115,23 @@ impl SortColumn {
 
 /// A list query: filters, sort, and where the previous page ended.
 pub struct TaskQuery<'a> {
-    /// The project.
+    /// The project whose tasks are listed.
     pub project_id: Uuid,
-    /// Filters.
+    /// Which of its tasks.
     pub filter: &'a TaskFilter,
-    /// Sort column.
+    /// The column the rows are ordered by (then by id).
     pub sort: SortColumn,
-    /// Descending order.
+    /// Largest first.
     pub descending: bool,
-    /// Key of the last row of the previous page.
+    /// Key of the last row of the previous page; `None` for the first page.
     pub after: Option<SortKey>,
-    /// Rows to fetch.
+    /// Rows to fetch (a page and one more, to learn whether another page follows).
     pub limit: u32,
 }
 
 /// Storage of tasks and their tags.
 #[async_trait]
-pub trait TaskStore {
+pub trait TaskStore: Send {
     /// Inserts a task.
     async fn insert_task(&mut self, task: &TaskRecord) -> StoreResult<()>;
     /// A task by id; in a PostgreSQL transaction with `lock`, the row is locked until commit.
@@ -175,7 +176,7 @@ crate::for_each_backend! {
     }
 
     #[async_trait]
-    impl TaskStore for Session<DB> {
+    impl TaskStore for Connection<DB> {
         async fn insert_task(&mut self, t: &TaskRecord) -> StoreResult<()> {
             const SQL: &str = concat!(
                 "INSERT INTO tasks (", task_columns!(), ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
@@ -260,10 +261,10 @@ crate::for_each_backend! {
             query.push_bind(q.project_id);
             let f = q.filter;
             if let Some(status) = f.status {
-                query.push(" AND status = ").push_bind(status);
+                query.push(" AND status = ").push_bind(status.as_str());
             }
             if let Some(priority) = f.priority {
-                query.push(" AND priority = ").push_bind(priority);
+                query.push(" AND priority = ").push_bind(priority.rank());
             }
             if let Some(assignee) = f.assignee_id {
                 query.push(" AND assignee_id = ").push_bind(assignee);
@@ -273,15 +274,16 @@ crate::for_each_backend! {
                 query.push_bind(tag.clone()).push(")");
             }
             if let Some(before) = f.due_before {
-                query.push(" AND due_at < ").push_bind(before);
+                query.push(" AND due_at < ").push_bind(to_micros(before));
             }
             if let Some(after) = f.due_after {
-                query.push(" AND due_at > ").push_bind(after);
+                query.push(" AND due_at > ").push_bind(to_micros(after));
             }
             if let Some(text) = &f.text {
                 let like = <DB as Dialect>::ILIKE;
-                query.push(format!(" AND (title {like} ")).push_bind(text.clone());
-                query.push(format!(" ESCAPE '\\' OR description {like} ")).push_bind(text.clone());
+                let pattern = crate::db::like_pattern(text);
+                query.push(format!(" AND (title {like} ")).push_bind(pattern.clone());
+                query.push(format!(" ESCAPE '\\' OR description {like} ")).push_bind(pattern);
                 query.push(" ESCAPE '\\')");
             }
             // The sort expression; a missing due time sorts last in either direction.

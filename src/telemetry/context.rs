@@ -22,10 +22,20 @@ pub struct RequestContext {
     pub user_id: OnceLock<Uuid>,
     /// The client address (the peer, or what a trusted proxy says in `X-Forwarded-For`).
     pub client_ip: Option<std::net::IpAddr>,
-    /// The per-account rate-limit decision of a login, registration or refresh.
-    pub account_limit: OnceLock<crate::ratelimit::Decision>,
+    /// The per-account rate-limit decision of a login, registration or refresh, as the items
+    /// the rate-limit middleware adds to the response's headers.
+    pub account_rate_limit: OnceLock<RateLimitItems>,
     /// Lookups answered by the in-process cache (recorded on the server span).
     pub cache_l1_hits: std::sync::atomic::AtomicU32,
+}
+
+/// One rate-limit decision as header items (draft-ietf-httpapi-ratelimit-headers-11).
+#[derive(Debug, Clone)]
+pub struct RateLimitItems {
+    /// The item of the `RateLimit-Policy` field: `"auth-account";q=10;w=60`.
+    pub policy: String,
+    /// The item of the `RateLimit` field: `"auth-account";r=4;t=7`.
+    pub limit: String,
 }
 
 tokio::task_local! {

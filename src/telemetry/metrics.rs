@@ -103,6 +103,17 @@ impl RateLimitMetrics {
     }
 }
 
+/// Database pool occupancy, read at scrape time (plain numbers: telemetry knows no database).
+#[derive(Debug, Clone, Copy)]
+pub struct PoolStats {
+    /// Open connections.
+    pub size: u32,
+    /// Open connections not in use.
+    pub idle: u32,
+    /// Largest allowed.
+    pub max: u32,
+}
+
 /// Database pool state, set at scrape time.
 struct PoolGauges {
     used: Gauge,
@@ -146,116 +157,30 @@ pub struct Metrics {
 impl Metrics {
     /// Builds the recorder and the fixed handles; `tasklight_build_info` is set to 1.
     pub fn new(instance_id: &str) -> Self {
-        let recorder = PrometheusBuilder::new()
-            .set_buckets_for_metric(
-                Matcher::Full("http_server_request_duration_seconds".into()),
-                &HTTP_BUCKETS,
-            )
-            .and_then(|b| {
-                b.set_buckets_for_metric(
-                    Matcher::Full("db_client_operation_duration_seconds".into()),
-                    &DB_BUCKETS,
-                )
-            })
-            .expect("bucket lists are not empty")
-            .build_recorder();
+        let recorder = build_recorder();
         let handle = recorder.handle();
         describe(&recorder);
-        let counter = |name: &'static str, labels: &[(&'static str, &'static str)]| {
-            recorder.register_counter(&key(name, labels), &META)
-        };
-        let gauge = |name: &'static str, labels: &[(&'static str, &'static str)]| {
-            recorder.register_gauge(&key(name, labels), &META)
-        };
-        let build_info = recorder.register_gauge(
-            &Key::from_parts(
-                "tasklight_build_info",
-                vec![
-                    Label::new("version", env!("CARGO_PKG_VERSION")),
-                    Label::new("instance_id", instance_id.to_owned()),
-                ],
-            ),
-            &META,
-        );
-        build_info.set(1.0);
-        let db = DbMetrics {
-            by_operation: DB_OPERATIONS
-                .iter()
-                .map(|&op| {
-                    let key = key("db_client_operation_duration_seconds", &[("operation", op)]);
-                    (op, recorder.register_histogram(&key, &META))
-                })
-                .collect(),
-        };
-        let auth = AuthMetrics {
-            login_success: counter("tasklight_auth_events_total", &[("event", "login_success")]),
-            login_failure: counter("tasklight_auth_events_total", &[("event", "login_failure")]),
-            refresh: counter("tasklight_auth_events_total", &[("event", "refresh")]),
-            reuse_detected: counter(
-                "tasklight_auth_events_total",
-                &[("event", "reuse_detected")],
-            ),
-        };
-        let tasks = TaskMetrics {
-            created: counter("tasklight_task_changes_total", &[("change", "created")]),
-            updated: counter("tasklight_task_changes_total", &[("change", "updated")]),
-            deleted: counter("tasklight_task_changes_total", &[("change", "deleted")]),
-        };
-        let rate_limits = RateLimitMetrics {
-            by_policy: RATE_LIMIT_POLICIES
-                .iter()
-                .map(|&policy| {
-                    [
-                        counter(
-                            "rate_limit_decisions_total",
-                            &[("policy", policy), ("result", "allowed")],
-                        ),
-                        counter(
-                            "rate_limit_decisions_total",
-                            &[("policy", policy), ("result", "limited")],
-                        ),
-                        counter("rate_limit_fallback_decisions_total", &[("policy", policy)]),
-                    ]
-                })
-                .collect(),
-            fallback_active: gauge("rate_limit_fallback_active", &[]),
-        };
-        let pool = PoolGauges {
-            used: gauge("db_client_connections", &[("state", "used")]),
-            idle: gauge("db_client_connections", &[("state", "idle")]),
-            max: gauge("db_client_connections_max", &[]),
-        };
-        let process = ProcessGauges {
-            cpu_seconds: gauge("process_cpu_seconds_total", &[]),
-            resident_bytes: gauge("process_resident_memory_bytes", &[]),
-            open_fds: gauge("process_open_fds", &[]),
-            start_time: gauge("process_start_time_seconds", &[]),
-        };
-        let active_requests = gauge("http_server_active_requests", &[]);
-        let cache_invalidations_sent =
-            counter("cache_invalidations_total", &[("direction", "sent")]);
-        let cache_invalidations_received =
-            counter("cache_invalidations_total", &[("direction", "received")]);
-        let cache_l1_entries = gauge("cache_l1_entries", &[]);
-        let dropped_logs = counter("tasklight_telemetry_dropped_total", &[("signal", "logs")]);
-        let dropped_spans = counter("tasklight_telemetry_dropped_total", &[("signal", "spans")]);
+        let r = Registrar(&recorder);
+        r.build_info(instance_id);
         Self {
-            recorder,
-            handle,
             http: RwLock::new(HashMap::new()),
             cache: RwLock::new(HashMap::new()),
-            cache_invalidations_sent,
-            cache_invalidations_received,
-            cache_l1_entries,
-            active_requests,
-            db,
-            auth,
-            tasks,
-            rate_limits,
-            pool,
-            process,
-            dropped_logs,
-            dropped_spans,
+            cache_invalidations_sent: r
+                .counter("cache_invalidations_total", &[("direction", "sent")]),
+            cache_invalidations_received: r
+                .counter("cache_invalidations_total", &[("direction", "received")]),
+            cache_l1_entries: r.gauge("cache_l1_entries", &[]),
+            active_requests: r.gauge("http_server_active_requests", &[]),
+            db: DbMetrics::register(&r),
+            auth: AuthMetrics::register(&r),
+            tasks: TaskMetrics::register(&r),
+            rate_limits: RateLimitMetrics::register(&r),
+            pool: PoolGauges::register(&r),
+            process: ProcessGauges::register(&r),
+            dropped_logs: r.counter("tasklight_telemetry_dropped_total", &[("signal", "logs")]),
+            dropped_spans: r.counter("tasklight_telemetry_dropped_total", &[("signal", "spans")]),
+            handle,
+            recorder,
         }
     }
 
@@ -322,7 +247,7 @@ impl Metrics {
     }
 
     /// Renders the Prometheus text, after refreshing scrape-time values.
-    pub fn render(&self, pool: crate::db::PoolStats, cache_entries: u64) -> String {
+    pub fn render(&self, pool: PoolStats, cache_entries: u64) -> String {
         self.cache_l1_entries.set(cache_entries as f64);
         self.pool.used.set(f64::from(pool.size - pool.idle));
         self.pool.idle.set(f64::from(pool.idle));
@@ -343,6 +268,133 @@ impl Metrics {
     }
 }
 
+/// The Prometheus recorder with histogram buckets for request and query durations.
+fn build_recorder() -> PrometheusRecorder {
+    PrometheusBuilder::new()
+        .set_buckets_for_metric(
+            Matcher::Full("http_server_request_duration_seconds".into()),
+            &HTTP_BUCKETS,
+        )
+        .and_then(|b| {
+            b.set_buckets_for_metric(
+                Matcher::Full("db_client_operation_duration_seconds".into()),
+                &DB_BUCKETS,
+            )
+        })
+        .expect("bucket lists are not empty")
+        .build_recorder()
+}
+
+/// Registers metric handles on one recorder.
+struct Registrar<'a>(&'a PrometheusRecorder);
+
+impl Registrar<'_> {
+    fn counter(&self, name: &'static str, labels: &[(&'static str, &'static str)]) -> Counter {
+        self.0.register_counter(&key(name, labels), &META)
+    }
+
+    fn gauge(&self, name: &'static str, labels: &[(&'static str, &'static str)]) -> Gauge {
+        self.0.register_gauge(&key(name, labels), &META)
+    }
+
+    fn histogram(&self, name: &'static str, labels: &[(&'static str, &'static str)]) -> Histogram {
+        self.0.register_histogram(&key(name, labels), &META)
+    }
+
+    /// `tasklight_build_info{version, instance_id} 1`.
+    fn build_info(&self, instance_id: &str) {
+        let labels = vec![
+            Label::new("version", env!("CARGO_PKG_VERSION")),
+            Label::new("instance_id", instance_id.to_owned()),
+        ];
+        let key = Key::from_parts("tasklight_build_info", labels);
+        self.0.register_gauge(&key, &META).set(1.0);
+    }
+}
+
+impl DbMetrics {
+    fn register(r: &Registrar<'_>) -> Self {
+        let by_operation = DB_OPERATIONS
+            .iter()
+            .map(|&op| {
+                let histogram =
+                    r.histogram("db_client_operation_duration_seconds", &[("operation", op)]);
+                (op, histogram)
+            })
+            .collect();
+        Self { by_operation }
+    }
+}
+
+impl AuthMetrics {
+    fn register(r: &Registrar<'_>) -> Self {
+        let event = |event| r.counter("tasklight_auth_events_total", &[("event", event)]);
+        Self {
+            login_success: event("login_success"),
+            login_failure: event("login_failure"),
+            refresh: event("refresh"),
+            reuse_detected: event("reuse_detected"),
+        }
+    }
+}
+
+impl TaskMetrics {
+    fn register(r: &Registrar<'_>) -> Self {
+        let change = |change| r.counter("tasklight_task_changes_total", &[("change", change)]);
+        Self {
+            created: change("created"),
+            updated: change("updated"),
+            deleted: change("deleted"),
+        }
+    }
+}
+
+impl RateLimitMetrics {
+    fn register(r: &Registrar<'_>) -> Self {
+        let decisions = |policy, result| {
+            r.counter(
+                "rate_limit_decisions_total",
+                &[("policy", policy), ("result", result)],
+            )
+        };
+        let by_policy = RATE_LIMIT_POLICIES
+            .iter()
+            .map(|&policy| {
+                [
+                    decisions(policy, "allowed"),
+                    decisions(policy, "limited"),
+                    r.counter("rate_limit_fallback_decisions_total", &[("policy", policy)]),
+                ]
+            })
+            .collect();
+        Self {
+            by_policy,
+            fallback_active: r.gauge("rate_limit_fallback_active", &[]),
+        }
+    }
+}
+
+impl PoolGauges {
+    fn register(r: &Registrar<'_>) -> Self {
+        Self {
+            used: r.gauge("db_client_connections", &[("state", "used")]),
+            idle: r.gauge("db_client_connections", &[("state", "idle")]),
+            max: r.gauge("db_client_connections_max", &[]),
+        }
+    }
+}
+
+impl ProcessGauges {
+    fn register(r: &Registrar<'_>) -> Self {
+        Self {
+            cpu_seconds: r.gauge("process_cpu_seconds_total", &[]),
+            resident_bytes: r.gauge("process_resident_memory_bytes", &[]),
+            open_fds: r.gauge("process_open_fds", &[]),
+            start_time: r.gauge("process_start_time_seconds", &[]),
+        }
+    }
+}
+
 fn key(name: &'static str, labels: &[(&'static str, &'static str)]) -> Key {
     Key::from_parts(
         name,
@@ -353,88 +405,124 @@ fn key(name: &'static str, labels: &[(&'static str, &'static str)]) -> Key {
     )
 }
 
-fn describe(recorder: &PrometheusRecorder) {
-    let d = |name: &'static str, unit: Option<Unit>, text: &'static str| {
-        recorder.describe_histogram(name.into(), unit, text.into());
-    };
-    d(
+/// What kind of metric a description is for.
+#[derive(Clone, Copy)]
+enum MetricKind {
+    Counter,
+    Gauge,
+    /// Histograms here all measure seconds.
+    SecondsHistogram,
+}
+
+/// The `# HELP` text of every metric family.
+const DESCRIPTIONS: [(MetricKind, &str, &str); 19] = [
+    (
+        MetricKind::SecondsHistogram,
         "http_server_request_duration_seconds",
-        Some(Unit::Seconds),
         "Duration of HTTP requests by method, route template and status code.",
-    );
-    d(
+    ),
+    (
+        MetricKind::SecondsHistogram,
         "db_client_operation_duration_seconds",
-        Some(Unit::Seconds),
         "Duration of database queries by operation.",
-    );
-    let g = |name: &'static str, text: &'static str| {
-        recorder.describe_gauge(name.into(), None, text.into());
-    };
-    g("http_server_active_requests", "Requests being served now.");
-    g(
+    ),
+    (
+        MetricKind::Gauge,
+        "http_server_active_requests",
+        "Requests being served now.",
+    ),
+    (
+        MetricKind::Gauge,
         "db_client_connections",
         "Pooled database connections by state.",
-    );
-    g(
+    ),
+    (
+        MetricKind::Gauge,
         "db_client_connections_max",
         "Largest number of pooled database connections.",
-    );
-    g(
+    ),
+    (
+        MetricKind::Gauge,
         "tasklight_build_info",
         "Always 1; labels give the version and instance id.",
-    );
-    g(
+    ),
+    (
+        MetricKind::Gauge,
         "process_resident_memory_bytes",
         "Resident memory size in bytes.",
-    );
-    g("process_open_fds", "Open file descriptors.");
-    g(
+    ),
+    (
+        MetricKind::Gauge,
+        "process_open_fds",
+        "Open file descriptors.",
+    ),
+    (
+        MetricKind::Gauge,
         "process_start_time_seconds",
         "Start time of the process since the epoch, in seconds.",
-    );
-    let c = |name: &'static str, text: &'static str| {
-        recorder.describe_counter(name.into(), None, text.into());
-    };
-    c(
+    ),
+    (
+        MetricKind::Counter,
         "tasklight_auth_events_total",
         "Authentication events by kind.",
-    );
-    c(
+    ),
+    (
+        MetricKind::Counter,
         "tasklight_task_changes_total",
         "Tasks created, updated and deleted.",
-    );
-    c(
+    ),
+    (
+        MetricKind::Counter,
         "tasklight_telemetry_dropped_total",
         "Log lines and spans dropped rather than slow requests down.",
-    );
-    g(
+    ),
+    (
+        MetricKind::Gauge,
         "process_cpu_seconds_total",
         "User and system CPU time spent, in seconds.",
-    );
-    g(
+    ),
+    (
+        MetricKind::Gauge,
         "cache_l1_entries",
         "Entries in this instance's in-process cache.",
-    );
-    c(
+    ),
+    (
+        MetricKind::Counter,
         "cache_requests_total",
         "Cache lookups by cache, layer and result.",
-    );
-    c(
+    ),
+    (
+        MetricKind::Counter,
         "rate_limit_decisions_total",
         "Rate-limit decisions by policy and result (allowed, limited).",
-    );
-    c(
+    ),
+    (
+        MetricKind::Counter,
         "rate_limit_fallback_decisions_total",
         "Rate-limit decisions made in-process because Redis was unreachable.",
-    );
-    g(
+    ),
+    (
+        MetricKind::Gauge,
         "rate_limit_fallback_active",
         "1 while this instance limits in-process because Redis is unreachable.",
-    );
-    c(
+    ),
+    (
+        MetricKind::Counter,
         "cache_invalidations_total",
         "Cache invalidations sent to and received from other instances.",
-    );
+    ),
+];
+
+fn describe(recorder: &PrometheusRecorder) {
+    for (kind, name, text) in DESCRIPTIONS {
+        match kind {
+            MetricKind::Counter => recorder.describe_counter(name.into(), None, text.into()),
+            MetricKind::Gauge => recorder.describe_gauge(name.into(), None, text.into()),
+            MetricKind::SecondsHistogram => {
+                recorder.describe_histogram(name.into(), Some(Unit::Seconds), text.into());
+            }
+        }
+    }
 }
 
 #[cfg(test)]

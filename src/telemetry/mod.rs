@@ -112,9 +112,4 @@ impl Telemetry {
         }
         drop(self.log_guard);
     }
-
-    /// Whether trace export is on.
-    pub fn traces_enabled(&self) -> bool {
-        self.traces.is_some()
-    }
 }

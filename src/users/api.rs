@@ -6,17 +6,18 @@ use poem_openapi::{Object, OpenApi};
 use serde::Deserialize;
 use uuid::Uuid;
 
-use crate::app::AppState;
-use crate::auth::api::check_password;
+use crate::auth::bearer::BearerAuth;
+use crate::auth::password;
 use crate::error::{AppError, FieldError};
-use crate::http::auth::BearerAuth;
-use crate::http::body::{Checks, JsonBody, Validate};
+use crate::http::body::JsonBody;
 use crate::http::pagination;
 use crate::http::problem::ApiError;
-use crate::openapi::Tag;
+use crate::http::tags::Tag;
+use crate::state::AppState;
 use crate::users::model::{DISPLAY_NAME_MAX, Role, User, parse_email};
 use crate::users::service::{self, ProfileChanges};
 use crate::users::store::UserFilter;
+use crate::validate::{FieldChecks, Validate};
 
 crate::error_set! {
     /// Errors of reading the caller's profile.
@@ -61,7 +62,7 @@ pub struct UpdateMeRequest {
 
 impl Validate for UpdateMeRequest {
     fn validate(&self) -> Vec<FieldError> {
-        let mut checks = Checks::default();
+        let mut checks = FieldChecks::default();
         if let Some(name) = &self.display_name {
             checks.line("display_name", name, 1, DISPLAY_NAME_MAX);
         }
@@ -72,7 +73,7 @@ impl Validate for UpdateMeRequest {
             checks.text("current_password", current, 0, 128);
         }
         if let Some(new_password) = &self.new_password {
-            check_password(&mut checks, "new_password", new_password);
+            password::check_new(&mut checks, "new_password", new_password);
         }
         checks.finish()
     }
@@ -115,7 +116,7 @@ impl UsersApi {
         tag = "Tag::Users"
     )]
     async fn get_me(&self, auth: BearerAuth) -> Result<Json<User>, ApiError<MeErrors>> {
-        Ok(Json(service::me(&self.state, &auth.0).await?))
+        Ok(Json(service::me(&self.state.domain, &auth.0).await?))
     }
 
     /// Update my profile
@@ -145,7 +146,7 @@ impl UsersApi {
             new_password: body.new_password,
         };
         Ok(Json(
-            service::update_me(&self.state, &auth.0, changes).await?,
+            service::update_me(&self.state.domain, &auth.0, changes).await?,
         ))
     }
 
@@ -176,13 +177,19 @@ impl UsersApi {
         cursor: Query<Option<String>>,
     ) -> Result<Json<UserPage>, ApiError<ListUsersErrors>> {
         let filter = UserFilter {
-            text: q.0.as_deref().map(crate::db::like_pattern),
-            role: role.0.map(Role::as_str),
+            text: q.0,
+            role: role.0,
             disabled: disabled.0,
         };
         let limit = pagination::limit(limit.0);
-        let (items, next_cursor) =
-            service::list(&self.state, &auth.0, filter, cursor.0.as_deref(), limit).await?;
+        let (items, next_cursor) = service::list(
+            &self.state.domain,
+            &auth.0,
+            filter,
+            cursor.0.as_deref(),
+            limit,
+        )
+        .await?;
         Ok(Json(UserPage { items, next_cursor }))
     }
 
@@ -204,8 +211,14 @@ impl UsersApi {
         body: JsonBody<AdminUpdateUserRequest>,
     ) -> Result<Json<User>, ApiError<AdminUpdateErrors>> {
         let body = body.0;
-        let user = service::admin_update(&self.state, &auth.0, user_id.0, body.role, body.disabled)
-            .await?;
+        let user = service::admin_update(
+            &self.state.domain,
+            &auth.0,
+            user_id.0,
+            body.role,
+            body.disabled,
+        )
+        .await?;
         Ok(Json(user))
     }
 }

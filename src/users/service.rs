@@ -4,43 +4,54 @@
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
-use crate::app::AppState;
-use crate::audit::{self, Change};
-use crate::auth::{Principal, password, service::email_taken};
+use crate::audit::model::Change;
+use crate::auth::{Principal, password};
 use crate::cache::keys;
+use crate::db::StoreError;
+use crate::domain::DomainContext;
 use crate::error::{AppError, AppResult};
-use crate::http::pagination::Paging;
-use crate::users::model::{Role, User, parse_email};
+use crate::paging::Paging;
+use crate::users::model::{DISPLAY_NAME_MAX, Role, User, parse_email};
 use crate::users::store::{UserFilter, UserRecord};
+use crate::validate::FieldChecks;
 
-/// Changes to the caller's own profile (already validated).
+/// Changes to the caller's own profile (already validated); `None` leaves a field alone.
 pub struct ProfileChanges {
-    /// New display name.
+    /// Trimmed, 1 to 100 characters.
     pub display_name: Option<String>,
-    /// New email (normalised).
+    /// Trimmed and lower-cased.
     pub email: Option<String>,
-    /// The current password, needed for a new email or password.
+    /// Needed for a new email or password.
     pub current_password: Option<String>,
-    /// New password.
+    /// 12 to 128 characters; ends every session of the user.
     pub new_password: Option<String>,
 }
 
+/// Maps a unique violation on insert or update of a user to a clear 409.
+pub fn email_taken(err: StoreError) -> AppError {
+    match err {
+        StoreError::Conflict(_) => {
+            AppError::Conflict("an account with this email already exists".into())
+        }
+        other => other.into(),
+    }
+}
+
 /// The caller's profile.
-pub async fn me(state: &AppState, principal: &Principal) -> AppResult<User> {
-    let user = state.db.conn().await?.user_by_id(principal.user_id).await?;
+pub async fn me(ctx: &DomainContext, principal: &Principal) -> AppResult<User> {
+    let user = ctx.read().await?.user_by_id(principal.user_id).await?;
     Ok(user.ok_or(AppError::NotFound("user"))?.into())
 }
 
 /// Updates the caller's profile. Email and password changes need the current password; a
 /// password change revokes every session of the user, this one included.
 pub async fn update_me(
-    state: &AppState,
+    ctx: &DomainContext,
     principal: &Principal,
     changes: ProfileChanges,
 ) -> AppResult<User> {
-    let mut user = state
-        .db
-        .conn()
+    let mut user = ctx
+        .read()
         .await?
         .user_by_id(principal.user_id)
         .await?
@@ -74,31 +85,23 @@ pub async fn update_me(
         return Ok(user.into());
     }
     user.updated_at = crate::db::now();
-    let mut tx = state.db.begin().await?;
-    tx.update_profile(&user).await.map_err(email_taken)?;
-    let mut stale = Vec::new();
+    let mut work = ctx.begin(Some(principal.user_id)).await?;
+    work.update_profile(&user).await.map_err(email_taken)?;
     if password_changed {
-        let revoked = tx
+        let revoked = work
             .revoke_user_sessions(user.id, "password change", user.updated_at)
             .await?;
-        stale.extend(revoked.into_iter().map(keys::session));
+        work.invalidate(revoked.into_iter().map(keys::session));
     }
-    let change = Change {
+    work.record(Change {
         action: "user.updated",
         entity_type: "user",
         entity_id: user.id,
         project_id: None,
         summary: Value::Object(summary),
-    };
-    audit::record(
-        &mut *tx,
-        &state.config.instance_id,
-        Some(principal.user_id),
-        change,
-    )
+    })
     .await?;
-    tx.commit().await?;
-    state.cache.invalidate(&stale).await;
+    work.commit().await?;
     Ok(user.into())
 }
 
@@ -113,7 +116,7 @@ pub fn require_admin(principal: &Principal) -> AppResult<()> {
 
 /// One page of users in creation order.
 pub async fn list(
-    state: &AppState,
+    ctx: &DomainContext,
     principal: &Principal,
     filter: UserFilter,
     cursor: Option<&str>,
@@ -124,15 +127,14 @@ pub async fn list(
         &[
             "users",
             filter.text.as_deref().unwrap_or(""),
-            filter.role.unwrap_or(""),
+            filter.role.map_or("", Role::as_str),
             &format!("{:?}", filter.disabled),
         ],
         cursor,
         limit,
     )?;
-    let mut rows = state
-        .db
-        .conn()
+    let mut rows = ctx
+        .read()
         .await?
         .list_users(&filter, paging.after, paging.fetch())
         .await?;
@@ -142,7 +144,7 @@ pub async fn list(
 
 /// An admin changes a user's role or disabled status; disabling ends the user's sessions.
 pub async fn admin_update(
-    state: &AppState,
+    ctx: &DomainContext,
     principal: &Principal,
     user_id: Uuid,
     role: Option<Role>,
@@ -155,14 +157,13 @@ pub async fn admin_update(
                 .into(),
         ));
     }
-    let mut tx = state.db.begin().await?;
-    let mut user = tx
+    let mut work = ctx.begin(Some(principal.user_id)).await?;
+    let mut user = work
         .user_by_id(user_id)
         .await?
         .ok_or(AppError::NotFound("user"))?;
     let now = crate::db::now();
     let mut changes = Vec::new();
-    let mut stale = vec![keys::user(user_id)];
     if let Some(role) = role.filter(|r| r.as_str() != user.role) {
         user.role = role.as_str().to_owned();
         changes.push(("user.role_changed", json!({ "role": role.as_str() })));
@@ -176,65 +177,54 @@ pub async fn admin_update(
         };
         changes.push((action, json!({ "disabled": disabled })));
         if disabled {
-            let revoked = tx
+            let revoked = work
                 .revoke_user_sessions(user.id, "disabled by an administrator", now)
                 .await?;
-            stale.extend(revoked.into_iter().map(keys::session));
+            work.invalidate(revoked.into_iter().map(keys::session));
         }
     }
     if changes.is_empty() {
         return Ok(user.into());
     }
     user.updated_at = now;
-    tx.update_status(&user).await?;
+    work.update_status(&user).await?;
+    work.invalidate([keys::user(user_id)]);
     for (action, summary) in changes {
-        let change = Change {
+        work.record(Change {
             action,
             entity_type: "user",
             entity_id: user.id,
             project_id: None,
             summary,
-        };
-        audit::record(
-            &mut *tx,
-            &state.config.instance_id,
-            Some(principal.user_id),
-            change,
-        )
+        })
         .await?;
     }
-    tx.commit().await?;
-    state.cache.invalidate(&stale).await;
+    work.commit().await?;
     Ok(user.into())
 }
 
 /// `tasklight create-admin`: creates an administrator, or promotes (and re-enables) an existing
 /// user, whose password is then left unchanged. Returns what was done, for the terminal.
 pub async fn create_or_promote_admin(
-    state: &AppState,
+    ctx: &DomainContext,
     email: &str,
     display_name: &str,
     new_password: &str,
 ) -> AppResult<String> {
     let email = parse_email("email", email).map_err(|e| AppError::Validation(vec![e]))?;
-    let mut tx = state.db.begin().await?;
-    let (user_id, message) = match tx.user_by_email(&email).await? {
+    let mut work = ctx.begin(None).await?;
+    let (user_id, message) = match work.user_by_email(&email).await? {
         Some(mut user) => {
             user.role = Role::Admin.as_str().to_owned();
             user.disabled = false;
             user.updated_at = crate::db::now();
-            tx.update_status(&user).await?;
+            work.update_status(&user).await?;
             (user.id, format!("promoted {email} to administrator"))
         }
         None => {
-            let mut checks = crate::http::body::Checks::default();
-            crate::auth::api::check_password(&mut checks, "password", new_password);
-            checks.line(
-                "name",
-                display_name,
-                1,
-                crate::users::model::DISPLAY_NAME_MAX,
-            );
+            let mut checks = FieldChecks::default();
+            password::check_new(&mut checks, "password", new_password);
+            checks.line("name", display_name, 1, DISPLAY_NAME_MAX);
             let errors = checks.finish();
             if !errors.is_empty() {
                 return Err(AppError::Validation(errors));
@@ -250,19 +240,19 @@ pub async fn create_or_promote_admin(
                 created_at: now,
                 updated_at: now,
             };
-            tx.insert_user(&user).await.map_err(email_taken)?;
+            work.insert_user(&user).await.map_err(email_taken)?;
             (user.id, format!("created administrator {email}"))
         }
     };
-    let change = Change {
+    work.record(Change {
         action: "user.role_changed",
         entity_type: "user",
         entity_id: user_id,
         project_id: None,
         summary: json!({ "role": "admin", "via": "create-admin" }),
-    };
-    audit::record(&mut *tx, &state.config.instance_id, None, change).await?;
-    tx.commit().await?;
-    state.cache.invalidate(&[keys::user(user_id)]).await;
+    })
+    .await?;
+    work.invalidate([keys::user(user_id)]);
+    work.commit().await?;
     Ok(message)
 }

@@ -4,43 +4,44 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use crate::db::{Session, StoreResult};
+use crate::db::{Connection, StoreResult};
+use crate::users::model::Role;
 
 /// A stored user, including the password hash (which never leaves the service).
 #[derive(Clone, sqlx::FromRow)]
 pub struct UserRecord {
-    /// Id.
+    /// UUIDv7.
     pub id: Uuid,
-    /// Lower-case email.
+    /// Lower-case; unique.
     pub email: String,
-    /// Display name.
+    /// One line, 1 to 100 characters, shown to other project members.
     pub display_name: String,
     /// Argon2id PHC string.
     pub password_hash: String,
     /// `user` or `admin`.
     pub role: String,
-    /// Disabled flag.
+    /// A disabled user cannot log in, and their sessions are revoked.
     pub disabled: bool,
-    /// Created.
+    /// When they registered.
     pub created_at: DateTime<Utc>,
-    /// Last changed.
+    /// When their profile, role or status last changed.
     pub updated_at: DateTime<Utc>,
 }
 
 /// Filters of the admin user list.
 #[derive(Default)]
 pub struct UserFilter {
-    /// Substring of email or display name (already a `LIKE` pattern).
+    /// A substring of the email or display name, matched without regard to case.
     pub text: Option<String>,
     /// Only this role.
-    pub role: Option<&'static str>,
+    pub role: Option<Role>,
     /// Only disabled (or only enabled) users.
     pub disabled: Option<bool>,
 }
 
 /// Storage of users.
 #[async_trait]
-pub trait UserStore {
+pub trait UserStore: Send {
     /// Inserts a user (conflict if the email is taken).
     async fn insert_user(&mut self, user: &UserRecord) -> StoreResult<()>;
     /// A user by id.
@@ -72,7 +73,7 @@ crate::for_each_backend! {
     use crate::db::Dialect;
 
     #[async_trait]
-    impl UserStore for Session<DB> {
+    impl UserStore for Connection<DB> {
         async fn insert_user(&mut self, user: &UserRecord) -> StoreResult<()> {
             sqlx::query(
                 "INSERT INTO users (id, email, display_name, password_hash, role, disabled, created_at, updated_at) \
@@ -137,14 +138,15 @@ crate::for_each_backend! {
             let mut query = sqlx::QueryBuilder::<DB>::new(concat!("SELECT ", user_columns!(), " FROM users WHERE 1 = 1"));
             if let Some(text) = &filter.text {
                 let like = <DB as Dialect>::ILIKE;
+                let pattern = crate::db::like_pattern(text);
                 query.push(format!(" AND (email {like} "));
-                query.push_bind(text.clone());
+                query.push_bind(pattern.clone());
                 query.push(format!(" ESCAPE '\\' OR display_name {like} "));
-                query.push_bind(text.clone());
+                query.push_bind(pattern);
                 query.push(" ESCAPE '\\')");
             }
             if let Some(role) = filter.role {
-                query.push(" AND role = ").push_bind(role);
+                query.push(" AND role = ").push_bind(role.as_str());
             }
             if let Some(disabled) = filter.disabled {
                 query.push(" AND disabled = ").push_bind(disabled);

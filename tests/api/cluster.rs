@@ -14,7 +14,7 @@
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use tasklight::app::RunningServer;
+use tasklight::server::RunningServer;
 
 use crate::helpers::{INSTANCE_ID, TestApp, base_config, spawn_app_with};
 
@@ -65,7 +65,7 @@ impl Cluster {
             let config = tasklight::config::Config::from_map(&vars).expect("configuration");
             assert_ne!(INSTANCE_ID, name);
             others.push(
-                tasklight::app::start(config)
+                tasklight::server::start(config)
                     .await
                     .expect("instance starts"),
             );
@@ -334,7 +334,7 @@ async fn when_the_invalidation_subscription_drops_b_flushes_its_in_process_cache
         team.member.id.parse().unwrap(),
     );
     // The service's own storage layer, which knows nothing of the cache.
-    let mut store = cluster.a.server.state.db.conn().await.unwrap();
+    let mut store = cluster.a.server.state.domain.read().await.unwrap();
     store.delete_member(project, member).await.unwrap();
     drop(store);
     let client = redis::Client::open(redis_url.as_str()).unwrap();

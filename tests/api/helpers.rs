@@ -14,7 +14,7 @@ pub use db::TestDb;
 
 use reqwest::{Method, RequestBuilder, Response};
 use serde_json::{Value, json};
-use tasklight::app::RunningServer;
+use tasklight::server::RunningServer;
 use uuid::Uuid;
 
 /// The fixed 48-character HMAC key every test server signs with.
@@ -102,7 +102,7 @@ impl TestApp {
         let mut vars = base_config(db.url(), INSTANCE_ID);
         vars.extend(extra.iter().cloned());
         let config = tasklight::config::Config::from_map(&vars).expect("test configuration");
-        let server = tasklight::app::start(config)
+        let server = tasklight::server::start(config)
             .await
             .expect("the server starts");
         let addr = server.addr;
@@ -248,7 +248,7 @@ impl TestApp {
     pub async fn admin(&self) -> TestUser {
         let email = unique_email();
         tasklight::users::service::create_or_promote_admin(
-            &self.server.state,
+            &self.server.state.domain,
             &email,
             "Admin",
             PASSWORD,

@@ -152,7 +152,7 @@ async fn keys_expire_after_24_hours() {
     let user = app.user().await;
     let request = json!({"name": "Daily"});
     let first = post_with_key(&app, "/projects", &user.access, "day", &request).await;
-    let mut store = app.server.state.db.conn().await.unwrap();
+    let mut store = app.server.state.domain.read().await.unwrap();
     let now = tasklight::db::now();
     let almost = now + chrono::Duration::hours(24) - chrono::Duration::minutes(1);
     assert_eq!(

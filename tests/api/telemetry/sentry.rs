@@ -78,7 +78,7 @@ async fn a_panic_becomes_a_500_problem_is_reported_and_the_server_keeps_answerin
         )
         .at("/fine", poem::endpoint::make_sync(|_| "fine"));
     let routes = RouteTable::from_spec(r#"{"paths":{"/boom":{},"/fine":{}}}"#);
-    let ep = tasklight::app::with_middleware(app.server.state.clone(), routes, tree);
+    let ep = tasklight::router::with_middleware(app.server.state.clone(), routes, tree);
 
     let response = call(&ep, "/boom", "panic-req-1").await;
     assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
@@ -125,7 +125,7 @@ async fn a_server_error_is_reported_with_its_route_and_ids() {
         poem::endpoint::make_sync(|_| StatusCode::SERVICE_UNAVAILABLE),
     );
     let routes = RouteTable::from_spec(r#"{"paths":{"/fail/{id}":{}}}"#);
-    let ep = tasklight::app::with_middleware(app.server.state.clone(), routes, tree);
+    let ep = tasklight::router::with_middleware(app.server.state.clone(), routes, tree);
     let response = call(&ep, "/fail/123", "server-error-1").await;
     assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
     let trace_id = response.headers()["traceparent"]

@@ -7,7 +7,7 @@ use std::net::IpAddr;
 
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
-use tasklight::ratelimit::client_ip::{IpBlock, client_ip};
+use tasklight::{config::IpBlock, http::client_ip::client_ip};
 
 #[derive(Debug, Arbitrary)]
 enum Block {

@@ -7,7 +7,7 @@ use arbitrary::{Arbitrary, Unstructured};
 use chrono::{DateTime, Utc};
 use libfuzzer_sys::fuzz_target;
 use tasklight::error::AppError;
-use tasklight::http::pagination::{decode, encode, fingerprint};
+use tasklight::paging::{decode, encode, fingerprint};
 use tasklight::tasks::store::{SortKey, SortValue};
 use uuid::Uuid;
 

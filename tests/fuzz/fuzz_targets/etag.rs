@@ -4,7 +4,7 @@
 
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
-use tasklight::http::etag::{for_version, if_match, if_none_match, version_of};
+use tasklight::etag::{for_version, if_match, if_none_match, version_of};
 
 #[derive(Debug, Arbitrary)]
 struct Input {

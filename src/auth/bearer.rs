@@ -5,9 +5,11 @@ use poem::Request;
 use poem_openapi::SecurityScheme;
 use poem_openapi::auth::Bearer;
 
-use crate::app::AppState;
 use crate::auth::Principal;
+use crate::auth::service::{authenticate, authenticate_claims};
+use crate::auth::tokens::VerifiedToken;
 use crate::http::problem::ApiError;
+use crate::state::AppState;
 
 /// An access token from `POST /api/v1/auth/login` or `/auth/refresh`, sent as
 /// `Authorization: Bearer <token>`. Tokens in the query string are not accepted.
@@ -19,16 +21,6 @@ use crate::http::problem::ApiError;
     checker = "check_bearer"
 )]
 pub struct BearerAuth(pub Principal);
-
-/// An access token whose signature and claims were already checked in this request (by the
-/// rate limiter), so the bearer check does not verify it twice.
-#[derive(Clone)]
-pub struct VerifiedToken {
-    /// The token as sent.
-    pub token: String,
-    /// Its verified claims.
-    pub claims: crate::auth::tokens::Claims,
-}
 
 async fn check_bearer(req: &Request, bearer: Bearer) -> poem::Result<Principal> {
     let Some(state) = req.data::<AppState>() else {
@@ -42,8 +34,8 @@ async fn check_bearer(req: &Request, bearer: Bearer) -> poem::Result<Principal> 
         .get::<VerifiedToken>()
         .filter(|v| v.token == bearer.token);
     let principal = match verified {
-        Some(verified) => crate::auth::service::authenticate_claims(state, &verified.claims).await,
-        None => crate::auth::service::authenticate(state, &bearer.token).await,
+        Some(verified) => authenticate_claims(&state.auth, &verified.claims).await,
+        None => authenticate(&state.auth, &bearer.token).await,
     }
     .map_err(|err| poem::Error::from(ApiError::<()>::from(err)))?;
     crate::telemetry::context::set_user(principal.user_id);

@@ -1,0 +1,187 @@
+//! What a domain function works with, and how every write ends.
+//!
+//! A domain function takes a [`DomainContext`] (the database, the two-level cache, the metrics
+//! and this instance's name), not the whole application state, so its rules can be tested on a
+//! SQLite file with no Redis and no server. Every write goes through a [`UnitOfWork`]: the
+//! changes and their audit entries land in one transaction, and the cache keys the write made
+//! stale are invalidated on every instance once it has committed.
+
+use std::ops::{Deref, DerefMut};
+use std::sync::Arc;
+
+use uuid::Uuid;
+
+use crate::audit::model::Change;
+use crate::audit::store::{AuditRecord, AuditStore};
+use crate::cache::Cache;
+use crate::db::{Db, StoreResult};
+use crate::error::AppResult;
+use crate::store::{self, Store, Transaction};
+use crate::telemetry::metrics::Metrics;
+
+/// The database, the cache in front of it, the metrics and the instance's name: what domain
+/// functions need. Cheap to clone (every field is shared).
+#[derive(Clone)]
+pub struct DomainContext {
+    /// The database.
+    pub db: Db,
+    /// The two-level cache (in-process, then Redis when configured).
+    pub cache: Arc<Cache>,
+    /// Counters of domain events (tasks created, logins, ...).
+    pub metrics: Arc<Metrics>,
+    /// This instance's `INSTANCE_ID`, stamped on every audit entry.
+    pub instance_id: Arc<str>,
+}
+
+impl DomainContext {
+    /// A pooled connection for reads (each statement commits on its own).
+    pub async fn read(&self) -> StoreResult<Box<dyn Store>> {
+        store::read(&self.db).await
+    }
+
+    /// Begins a write made by `actor` (`None` for the command line).
+    pub async fn begin(&self, actor: Option<Uuid>) -> StoreResult<UnitOfWork<'_>> {
+        Ok(UnitOfWork {
+            context: self,
+            tx: store::begin(&self.db).await?,
+            actor,
+            stale: Vec::new(),
+        })
+    }
+}
+
+/// A write in progress: a transaction, the actor its audit entries name, and the cache keys to
+/// invalidate once it commits. Dropped without [`UnitOfWork::commit`], it rolls back and
+/// invalidates nothing. Dereferences to the transaction's storage traits.
+pub struct UnitOfWork<'a> {
+    context: &'a DomainContext,
+    tx: Box<dyn Transaction>,
+    actor: Option<Uuid>,
+    stale: Vec<String>,
+}
+
+impl<'a> UnitOfWork<'a> {
+    /// The context the write was begun in.
+    pub fn context(&self) -> &'a DomainContext {
+        self.context
+    }
+
+    /// Appends the audit entry of `change`, stamped with the actor, the request id and the
+    /// instance id, in this transaction.
+    pub async fn record(&mut self, change: Change) -> StoreResult<()> {
+        let entry = AuditRecord {
+            id: Uuid::now_v7(),
+            occurred_at: crate::db::now(),
+            actor_id: self.actor,
+            action: change.action.to_owned(),
+            entity_type: change.entity_type.to_owned(),
+            entity_id: change.entity_id,
+            project_id: change.project_id,
+            summary: sqlx::types::Json(change.summary),
+            request_id: crate::telemetry::context::request_id(),
+            instance_id: self.context.instance_id.to_string(),
+        };
+        let audit: &mut dyn AuditStore = &mut *self.tx;
+        audit.insert_audit(&entry).await
+    }
+
+    /// Marks cache keys that this write makes stale.
+    pub fn invalidate(&mut self, keys: impl IntoIterator<Item = String>) {
+        self.stale.extend(keys);
+    }
+
+    /// Commits, then invalidates the stale keys on every instance.
+    pub async fn commit(self) -> AppResult<()> {
+        self.tx.commit().await?;
+        if !self.stale.is_empty() {
+            self.context.cache.invalidate(&self.stale).await;
+        }
+        Ok(())
+    }
+}
+
+impl Deref for UnitOfWork<'_> {
+    type Target = dyn Transaction;
+
+    fn deref(&self) -> &Self::Target {
+        &*self.tx
+    }
+}
+
+impl DerefMut for UnitOfWork<'_> {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut *self.tx
+    }
+}
+
+/// A [`DomainContext`] on a fresh SQLite file, with no Redis and no server, for unit tests of
+/// domain rules.
+#[cfg(test)]
+pub mod testing {
+    use std::collections::HashMap;
+    use std::sync::Arc;
+
+    use uuid::Uuid;
+
+    use super::DomainContext;
+    use crate::auth::Principal;
+    use crate::config::Config;
+    use crate::telemetry::metrics::Metrics;
+    use crate::users::model::Role;
+    use crate::users::store::UserRecord;
+
+    /// The context and the directory its database lives in (removed when dropped).
+    pub struct TestDomain {
+        /// The context under test.
+        pub ctx: DomainContext,
+        _dir: tempfile::TempDir,
+    }
+
+    impl TestDomain {
+        /// A migrated SQLite database in a temporary directory, and an in-process cache.
+        pub async fn new() -> Self {
+            let dir = tempfile::tempdir().expect("temporary directory");
+            let url = format!("sqlite://{}", dir.path().join("unit.db").display());
+            let vars = HashMap::from([
+                ("DATABASE_URL".to_owned(), url),
+                ("INSTANCE_ID".to_owned(), "unit".to_owned()),
+            ]);
+            let config = Config::from_map(&vars).expect("unit-test configuration");
+            let metrics = Arc::new(Metrics::new("unit"));
+            let db = crate::db::connect(&config, metrics.clone())
+                .await
+                .expect("SQLite opens");
+            db.migrate().await.expect("migrations apply");
+            let cache = crate::cache::Cache::new(&config, None, metrics.clone());
+            let ctx = DomainContext {
+                db,
+                cache,
+                metrics,
+                instance_id: "unit".into(),
+            };
+            Self { ctx, _dir: dir }
+        }
+
+        /// A user stored directly (no password hashing), as the principal of their requests.
+        pub async fn user(&self, name: &str) -> Principal {
+            let now = crate::db::now();
+            let user = UserRecord {
+                id: Uuid::now_v7(),
+                email: format!("{name}-{}@example.com", Uuid::new_v4().simple()),
+                display_name: name.to_owned(),
+                password_hash: "not a hash: unit tests never log in".to_owned(),
+                role: Role::User.as_str().to_owned(),
+                disabled: false,
+                created_at: now,
+                updated_at: now,
+            };
+            let mut store = self.ctx.read().await.expect("connection");
+            store.insert_user(&user).await.expect("user stored");
+            Principal {
+                user_id: user.id,
+                session_id: Uuid::now_v7(),
+                role: Role::User,
+            }
+        }
+    }
+}

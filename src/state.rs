@@ -1,0 +1,123 @@
+//! The state every request handler shares, built once at start-up: configuration, the domain
+//! context (database, cache, metrics), authentication, Redis, the rate limiter and the drain
+//! flag. It imports no API or router module; the router and the APIs import it.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+
+use crate::auth::service::AuthContext;
+use crate::auth::tokens::TokenKeys;
+use crate::cache::Cache;
+use crate::config::{Config, JwtSecret};
+use crate::domain::DomainContext;
+use crate::http::drain::Drain;
+use crate::ratelimit::RateLimiter;
+use crate::redis_client::Redis;
+use crate::telemetry::metrics::Metrics;
+
+/// What every request handler can reach; cheap to clone.
+#[derive(Clone)]
+pub struct AppState(Arc<SharedState>);
+
+/// The fields behind [`AppState`].
+pub struct SharedState {
+    /// The configuration this instance started with.
+    pub config: Config,
+    /// What domain functions work with: database, cache, metrics, instance id.
+    pub domain: DomainContext,
+    /// What the authentication rules work with (token keys, per-account limits).
+    pub auth: AuthContext,
+    /// The shared Redis connection, when `REDIS_URL` is set.
+    pub redis: Option<Arc<Redis>>,
+    /// Cluster-wide rate limits.
+    pub rate_limiter: Arc<RateLimiter>,
+    /// Set on SIGTERM: readiness answers 503 and responses close their connections; counts
+    /// the requests being served.
+    pub drain: Arc<Drain>,
+}
+
+impl std::ops::Deref for AppState {
+    type Target = SharedState;
+
+    fn deref(&self) -> &SharedState {
+        &self.0
+    }
+}
+
+impl AppState {
+    /// Connects to the database, applies migrations, loads the token key and, when `REDIS_URL`
+    /// is set, connects to Redis.
+    pub async fn new(config: Config) -> anyhow::Result<Self> {
+        let metrics = Arc::new(Metrics::new(&config.instance_id));
+        let db = crate::db::connect(&config, metrics.clone()).await?;
+        db.migrate().await.context("applying migrations")?;
+        let secret = jwt_secret(&config)?;
+        let tokens = Arc::new(TokenKeys::new(&secret, config.access_token_ttl));
+        let redis = match &config.redis_url {
+            Some(url) => {
+                Some(Redis::connect(url, &config.redis_key_prefix, config.redis_timeout).await?)
+            }
+            None => None,
+        };
+        let cache = Cache::new(&config, redis.clone(), metrics.clone());
+        let rate_limiter =
+            RateLimiter::new(config.rate_limits.clone(), redis.clone(), metrics.clone());
+        let domain = DomainContext {
+            db,
+            cache,
+            metrics,
+            instance_id: config.instance_id.as_str().into(),
+        };
+        let auth = AuthContext {
+            domain: domain.clone(),
+            tokens,
+            rate_limiter: rate_limiter.clone(),
+            refresh_token_ttl: config.refresh_token_ttl,
+        };
+        Ok(Self(Arc::new(SharedState {
+            config,
+            domain,
+            auth,
+            redis,
+            rate_limiter,
+            drain: Arc::new(Drain::default()),
+        })))
+    }
+}
+
+/// The JWT key: configured, or generated once and kept (mode 0600) in the data directory.
+fn jwt_secret(config: &Config) -> anyhow::Result<Vec<u8>> {
+    match &config.jwt_secret {
+        JwtSecret::Configured(secret) => Ok(secret.clone()),
+        JwtSecret::KeptInDataDir => {
+            let dir = config
+                .data_dir()
+                .context("JWT_SECRET: must be set when the database is not a SQLite file")?;
+            let path = dir.join("jwt_secret");
+            match std::fs::read(&path) {
+                Ok(secret) if secret.len() >= 32 => Ok(secret),
+                Ok(_) => anyhow::bail!("JWT_SECRET: {} is shorter than 32 bytes", path.display()),
+                Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+                    let secret: [u8; 48] = rand::random();
+                    let encoded = hex::encode(secret).into_bytes();
+                    write_private(&path, &encoded)
+                        .with_context(|| format!("JWT_SECRET: cannot write {}", path.display()))?;
+                    Ok(encoded)
+                }
+                Err(err) => {
+                    Err(err).with_context(|| format!("JWT_SECRET: cannot read {}", path.display()))
+                }
+            }
+        }
+    }
+}
+
+fn write_private(path: &std::path::Path, contents: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(path)?.write_all(contents)
+}
