@@ -82,6 +82,17 @@ impl<K: Serialize + DeserializeOwned> Paging<K> {
         self.limit + 1
     }
 
+    /// Cuts `rows` to the page and converts them: the page's items and the next page's
+    /// cursor, if there is one.
+    pub fn page<T, U: From<T>>(
+        &self,
+        mut rows: Vec<T>,
+        key: impl Fn(&T) -> K,
+    ) -> (Vec<U>, Option<String>) {
+        let next = self.finish(&mut rows, key);
+        (rows.into_iter().map(U::from).collect(), next)
+    }
+
     /// Cuts `rows` to the page and returns the next page's cursor, if there is one.
     pub fn finish<T>(&self, rows: &mut Vec<T>, key: impl Fn(&T) -> K) -> Option<String> {
         let more = rows.len() > self.limit as usize;

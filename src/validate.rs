@@ -88,43 +88,57 @@ impl<const MIN: usize, const MAX: usize> Text<MIN, MAX> {
     }
 }
 
-impl<const MIN: usize, const MAX: usize> poem_openapi::types::Type for Text<MIN, MAX> {
-    const IS_REQUIRED: bool = true;
-    type RawValueType = Self;
-    type RawElementValueType = Self;
+crate::schema_newtype!([const MIN: usize, const MAX: usize] Text<MIN, MAX>, String, "string", {
+    let mut schema = poem_openapi::registry::MetaSchema::new("string");
+    schema.min_length = (MIN > 0).then_some(MIN);
+    schema.max_length = Some(MAX);
+    schema
+});
 
-    fn name() -> std::borrow::Cow<'static, str> {
-        "string".into()
-    }
+/// Implements poem-openapi's `Type`, `ParseFromJSON` and `ToJSON` for a newtype over `$inner`
+/// whose inline schema is `$schema` (a `MetaSchema`): the type parses and renders as `$inner`
+/// does, and the document states the limits the schema carries.
+#[macro_export]
+macro_rules! schema_newtype {
+    ([$($generics:tt)*] $ty:ty, $inner:ty, $name:literal, $schema:expr) => {
+        impl<$($generics)*> poem_openapi::types::Type for $ty {
+            const IS_REQUIRED: bool = true;
+            type RawValueType = Self;
+            type RawElementValueType = Self;
 
-    fn schema_ref() -> poem_openapi::registry::MetaSchemaRef {
-        let mut schema = poem_openapi::registry::MetaSchema::new("string");
-        schema.min_length = (MIN > 0).then_some(MIN);
-        schema.max_length = Some(MAX);
-        poem_openapi::registry::MetaSchemaRef::Inline(Box::new(schema))
-    }
+            fn name() -> std::borrow::Cow<'static, str> {
+                $name.into()
+            }
 
-    fn as_raw_value(&self) -> Option<&Self::RawValueType> {
-        Some(self)
-    }
+            fn schema_ref() -> poem_openapi::registry::MetaSchemaRef {
+                poem_openapi::registry::MetaSchemaRef::Inline(Box::new($schema))
+            }
 
-    fn raw_element_iter<'a>(
-        &'a self,
-    ) -> Box<dyn Iterator<Item = &'a Self::RawElementValueType> + 'a> {
-        Box::new(std::iter::once(self))
-    }
-}
+            fn as_raw_value(&self) -> Option<&Self::RawValueType> {
+                Some(self)
+            }
 
-impl<const MIN: usize, const MAX: usize> poem_openapi::types::ParseFromJSON for Text<MIN, MAX> {
-    fn parse_from_json(value: Option<serde_json::Value>) -> poem_openapi::types::ParseResult<Self> {
-        String::parse_from_json(value)
-            .map(Self)
-            .map_err(poem_openapi::types::ParseError::propagate)
-    }
-}
+            fn raw_element_iter<'a>(
+                &'a self,
+            ) -> Box<dyn Iterator<Item = &'a Self::RawElementValueType> + 'a> {
+                Box::new(std::iter::once(self))
+            }
+        }
 
-impl<const MIN: usize, const MAX: usize> poem_openapi::types::ToJSON for Text<MIN, MAX> {
-    fn to_json(&self) -> Option<serde_json::Value> {
-        self.0.to_json()
-    }
+        impl<$($generics)*> poem_openapi::types::ParseFromJSON for $ty {
+            fn parse_from_json(
+                value: Option<serde_json::Value>,
+            ) -> poem_openapi::types::ParseResult<Self> {
+                <$inner as poem_openapi::types::ParseFromJSON>::parse_from_json(value)
+                    .map(Self)
+                    .map_err(poem_openapi::types::ParseError::propagate)
+            }
+        }
+
+        impl<$($generics)*> poem_openapi::types::ToJSON for $ty {
+            fn to_json(&self) -> Option<serde_json::Value> {
+                poem_openapi::types::ToJSON::to_json(&self.0)
+            }
+        }
+    };
 }

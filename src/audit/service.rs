@@ -68,14 +68,10 @@ async fn page(
         cursor,
         limit,
     )?;
-    let mut rows = ctx
+    let rows = ctx
         .read()
         .await?
         .list_audit(&filter, paging.after, paging.fetch())
         .await?;
-    let next_cursor = paging.finish(&mut rows, |e| e.id);
-    Ok((
-        rows.into_iter().map(AuditEntry::from).collect(),
-        next_cursor,
-    ))
+    Ok(paging.page(rows, |e| e.id))
 }

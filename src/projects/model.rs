@@ -5,7 +5,7 @@ use poem_openapi::{Enum, Object};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::projects::store::{MemberRecord, ProjectRecord};
+use crate::projects::store::{MemberRecord, ProjectRecord, ProjectWithRole};
 
 /// Longest project name (characters).
 pub const NAME_MAX: usize = 100;
@@ -97,6 +97,12 @@ pub struct Member {
     pub role: ProjectRole,
     /// When they joined the project.
     pub added_at: DateTime<Utc>,
+}
+
+impl From<ProjectWithRole> for Project {
+    fn from(row: ProjectWithRole) -> Self {
+        Self::new(row.project, ProjectRole::from_stored(&row.role))
+    }
 }
 
 impl From<MemberRecord> for Member {

@@ -144,17 +144,12 @@ pub async fn list_mine(
     limit: u32,
 ) -> AppResult<(Vec<Project>, Option<String>)> {
     let paging = Paging::<Uuid>::new(&["projects"], cursor, limit)?;
-    let mut rows = ctx
+    let rows = ctx
         .read()
         .await?
         .projects_of(principal.user_id, paging.after, paging.fetch())
         .await?;
-    let next = paging.finish(&mut rows, |p| p.project.id);
-    let items = rows
-        .into_iter()
-        .map(|r| Project::new(r.project, ProjectRole::from_stored(&r.role)))
-        .collect();
-    Ok((items, next))
+    Ok(paging.page(rows, |p| p.project.id))
 }
 
 /// Renames or re-describes a project (owners only).
@@ -224,11 +219,10 @@ pub async fn members(
     let mut store = ctx.read().await?;
     cached_role(ctx, project_id, principal.user_id, Some(&mut *store)).await?;
     let paging = Paging::<Uuid>::new(&["members", &project_id.to_string()], cursor, limit)?;
-    let mut rows = store
+    let rows = store
         .members(project_id, paging.after, paging.fetch())
         .await?;
-    let next = paging.finish(&mut rows, |m| m.user_id);
-    Ok((rows.into_iter().map(Member::from).collect(), next))
+    Ok(paging.page(rows, |m| m.user_id))
 }
 
 /// Adds a member or changes their role (owners only). Demoting the last owner is refused.

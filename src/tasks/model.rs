@@ -2,7 +2,6 @@
 
 use chrono::{DateTime, Utc};
 use poem_openapi::registry::{MetaSchema, MetaSchemaRef};
-use poem_openapi::types::{ParseError, ParseFromJSON, ParseResult, ToJSON};
 use poem_openapi::{Enum, Object};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -156,50 +155,16 @@ impl Task {
 #[serde(transparent)]
 pub struct TagList(pub Vec<String>);
 
-impl poem_openapi::types::Type for TagList {
-    const IS_REQUIRED: bool = true;
-    type RawValueType = Self;
-    type RawElementValueType = Self;
-
-    fn name() -> std::borrow::Cow<'static, str> {
-        "[string]".into()
-    }
-
-    fn schema_ref() -> MetaSchemaRef {
-        let mut tag = MetaSchema::new("string");
-        tag.min_length = Some(1);
-        tag.max_length = Some(TAG_MAX);
-        tag.pattern = Some(TAG_PATTERN.to_owned());
-        let mut list = MetaSchema::new("array");
-        list.items = Some(Box::new(MetaSchemaRef::Inline(Box::new(tag))));
-        list.max_items = Some(TAGS_MAX);
-        MetaSchemaRef::Inline(Box::new(list))
-    }
-
-    fn as_raw_value(&self) -> Option<&Self::RawValueType> {
-        Some(self)
-    }
-
-    fn raw_element_iter<'a>(
-        &'a self,
-    ) -> Box<dyn Iterator<Item = &'a Self::RawElementValueType> + 'a> {
-        Box::new(std::iter::once(self))
-    }
-}
-
-impl ParseFromJSON for TagList {
-    fn parse_from_json(value: Option<serde_json::Value>) -> ParseResult<Self> {
-        Vec::<String>::parse_from_json(value)
-            .map(Self)
-            .map_err(ParseError::propagate)
-    }
-}
-
-impl ToJSON for TagList {
-    fn to_json(&self) -> Option<serde_json::Value> {
-        self.0.to_json()
-    }
-}
+crate::schema_newtype!([] TagList, Vec<String>, "[string]", {
+    let mut tag = MetaSchema::new("string");
+    tag.min_length = Some(1);
+    tag.max_length = Some(TAG_MAX);
+    tag.pattern = Some(TAG_PATTERN.to_owned());
+    let mut list = MetaSchema::new("array");
+    list.items = Some(Box::new(MetaSchemaRef::Inline(Box::new(tag))));
+    list.max_items = Some(TAGS_MAX);
+    list
+});
 
 /// Checks a tag list: count, length, characters, duplicates.
 pub fn check_tags(checks: &mut FieldChecks, tags: &[String]) {

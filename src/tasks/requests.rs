@@ -53,32 +53,30 @@ impl Validate for CreateTaskRequest {
 }
 
 /// Changes to a task; omitted fields stay as they are, `null` clears `assignee_id` and `due_at`.
-#[derive(Object, Deserialize)]
+#[derive(Object, Deserialize, Default)]
 #[oai(deny_unknown_fields)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct UpdateTaskRequest {
     /// New title (1 to 200 characters, one line).
-    #[serde(default, deserialize_with = "crate::http::body::present")]
+    #[serde(deserialize_with = "crate::http::body::present")]
     pub title: Option<Title>,
     /// New description (up to 10000 characters).
-    #[serde(default, deserialize_with = "crate::http::body::present")]
+    #[serde(deserialize_with = "crate::http::body::present")]
     pub description: Option<Description>,
     /// New status.
-    #[serde(default, deserialize_with = "crate::http::body::present")]
+    #[serde(deserialize_with = "crate::http::body::present")]
     pub status: Option<TaskStatus>,
     /// New priority.
-    #[serde(default, deserialize_with = "crate::http::body::present")]
+    #[serde(deserialize_with = "crate::http::body::present")]
     pub priority: Option<Priority>,
     /// New assignee (a member of the project), or `null` to unassign.
     #[oai(nullable)]
-    #[serde(default)]
     pub assignee_id: MaybeUndefined<Uuid>,
     /// New due time, or `null` to clear it.
     #[oai(nullable)]
-    #[serde(default)]
     pub due_at: MaybeUndefined<DateTime<Utc>>,
     /// New tags, replacing the old ones (same rules as on creation).
-    #[serde(default, deserialize_with = "crate::http::body::present")]
+    #[serde(deserialize_with = "crate::http::body::present")]
     pub tags: Option<TagList>,
 }
 

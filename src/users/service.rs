@@ -133,13 +133,12 @@ pub async fn list(
         cursor,
         limit,
     )?;
-    let mut rows = ctx
+    let rows = ctx
         .read()
         .await?
         .list_users(&filter, paging.after, paging.fetch())
         .await?;
-    let next = paging.finish(&mut rows, |u| u.id);
-    Ok((rows.into_iter().map(User::from).collect(), next))
+    Ok(paging.page(rows, |u| u.id))
 }
 
 /// An admin changes a user's role or disabled status; disabling ends the user's sessions.
