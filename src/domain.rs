@@ -23,7 +23,7 @@ use crate::telemetry::metrics::Metrics;
 /// functions need. Cheap to clone (every field is shared).
 #[derive(Clone)]
 pub struct DomainContext {
-    /// The database.
+    /// The pool, PostgreSQL or SQLite.
     pub db: Db,
     /// The two-level cache (in-process, then Redis when configured).
     pub cache: Arc<Cache>,

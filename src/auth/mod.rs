@@ -15,7 +15,7 @@ use crate::users::model::Role;
 /// The authenticated caller of a request.
 #[derive(Debug, Clone)]
 pub struct Principal {
-    /// The user.
+    /// The user the access token was issued to.
     pub user_id: Uuid,
     /// The login session (refresh-token family) the access token belongs to.
     pub session_id: Uuid,

@@ -9,9 +9,9 @@ use crate::db::{Connection, StoreResult};
 /// A remembered answer (always a 201 Created: only creating operations take a key).
 #[derive(Debug, sqlx::FromRow)]
 pub struct IdempotencyRecord {
-    /// Whose key.
+    /// The user who sent the key (keys are per user).
     pub user_id: Uuid,
-    /// The key.
+    /// The `Idempotency-Key` as sent: 1 to 255 visible ASCII characters.
     pub key: String,
     /// SHA-256 of the request.
     pub fingerprint: String,

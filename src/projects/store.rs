@@ -36,9 +36,9 @@ pub struct ProjectWithRole {
 /// A member with their user's name and email.
 #[derive(sqlx::FromRow)]
 pub struct MemberRecord {
-    /// User id.
+    /// The member's user.
     pub user_id: Uuid,
-    /// User's email.
+    /// The user's email.
     pub email: String,
     /// User's display name.
     pub display_name: String,

@@ -72,9 +72,9 @@ pub enum SortColumn {
 /// A row's position in a sorted list: its sort value and id (the tie-breaker).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SortKey {
-    /// Sort value.
+    /// The row's value in the sort column.
     pub value: SortValue,
-    /// Row id.
+    /// The row's id, which orders rows with equal values.
     pub id: Uuid,
 }
 
