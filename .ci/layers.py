@@ -7,7 +7,11 @@ the file that defines it. Files that reach each other form a cycle; a cycle whos
 more than one folder (a top-level file counts as a folder of its own) fails the check. A
 folder's `mod.rs` and its own files may reach each other freely.
 
-    .ci/layers.py              check: exit 1 and print each cycle across folders
+Every file also belongs to a layer of the README's "Code map" (the LAYERS table below); an
+import of a file in a higher layer fails the check too. Files of one layer may import each other.
+
+    .ci/layers.py              check: exit 1 and print each cycle across folders, and each
+                               import of a higher layer
     .ci/layers.py --graph      print every file's imports, lowest layer first
     .ci/layers.py --folders    print the graph between folders instead (it may have cycles:
                                api.rs of one area may use service.rs of another)
@@ -18,6 +22,61 @@ import argparse
 import os
 import re
 import sys
+
+# The README's "Code map", top to bottom: (layer, patterns of files relative to src/). The first
+# layer with a matching pattern is the file's. `*` matches within one path segment.
+LAYERS = [
+    ("entry", ["main.rs", "lib.rs", "cli.rs"]),
+    ("server", ["server.rs"]),
+    ("router", ["router.rs"]),
+    ("API", ["*/api.rs", "health.rs", "auth/bearer.rs"]),
+    ("state", ["state.rs"]),
+    ("services", ["*/service.rs", "idempotency/mod.rs"]),
+    ("unit of work", ["domain.rs", "store.rs"]),
+    (
+        "models and stores",
+        [
+            "*/model.rs",
+            "*/store.rs",
+            "*/requests.rs",
+            # The domain areas' own modules (Principal lives in auth/mod.rs).
+            "audit/mod.rs",
+            "auth/mod.rs",
+            "projects/mod.rs",
+            "tasks/mod.rs",
+            "users/mod.rs",
+        ],
+    ),
+    ("HTTP plumbing", ["http/*", "ratelimit/middleware.rs"]),
+    (
+        "platform",
+        [
+            "auth/tokens.rs",
+            "auth/password.rs",
+            "cache/*",
+            "ratelimit/*",
+            "redis_client.rs",
+            "db/*",
+            "error.rs",
+            "validate.rs",
+            "paging.rs",
+            "etag.rs",
+        ],
+    ),
+    ("foundation", ["config/*", "telemetry/*"]),
+]
+
+
+def layer_of(rel):
+    """(rank, name): rank 0 is the top layer. Files that match no pattern get None."""
+    import fnmatch
+
+    for rank, (name, patterns) in enumerate(LAYERS):
+        for pattern in patterns:
+            if fnmatch.fnmatchcase(rel, pattern) and rel.count(os.sep) == pattern.count("/"):
+                return rank, name
+    return None
+
 
 PATH_RE = re.compile(r"\b(crate|super)((?:::[A-Za-z_][A-Za-z0-9_]*)+|::\{)")
 USE_RE = re.compile(r"\buse\s+(crate|super)::([^;]*);", re.S)
@@ -260,6 +319,23 @@ def main():
             print(f"{level[v]:>2}  {v:<28} -> {', '.join(sorted(graph[v])) or '(nothing)'}")
         print()
     kind = "folders" if args.folders else "files"
+    upward, unplaced = [], []
+    for rel, deps in sorted(file_graph.items()):
+        here = layer_of(rel)
+        if here is None:
+            unplaced.append(rel)
+            continue
+        for dep in sorted(deps):
+            there = layer_of(dep)
+            if there is not None and there[0] < here[0]:
+                upward.append(f"{rel} ({here[1]}) imports {dep} ({there[1]})")
+    if unplaced or upward:
+        for rel in unplaced:
+            print(f"layers: {rel} is in no layer of the Code map: add it to LAYERS in {__file__}")
+        for line in upward:
+            print(f"layers: an import of a higher layer: {line}")
+        if not cycles:
+            return 1
     if cycles:
         where = "between folders" if args.folders else "across folders"
         print(f"layers: {len(cycles)} import cycle(s) {where} in {os.path.normpath(args.src)}:")

@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
 """Shows that .ci/layers.py fails on a planted cycle, and only then.
 
-Copies src/ to a temporary directory three times: unchanged (the check must pass), with a cycle
+Copies src/ to a temporary directory four times: unchanged (the check must pass), with a cycle
 planted between folders (telemetry, the bottom layer, made to import the application state, which
-imports telemetry), and with a cycle planted inside one folder (which is allowed). Exits 1 if the
-check does not answer as expected.
+imports telemetry), with a service importing the state above it (no cycle, but against the Code
+map), and with a cycle planted inside one folder (which is allowed). Exits 1 if the check does
+not answer as expected.
 """
 
 import os
@@ -48,6 +49,15 @@ def main():
         print("  " + "\n  ".join(out.strip().splitlines()))
         if code != 1 or "state.rs" not in out or "telemetry/context.rs" not in out:
             failures.append("a cycle between folders was not reported")
+
+        upward = os.path.join(tmp, "upward")
+        shutil.copytree(SRC, upward)
+        plant(upward, "tasks/service.rs", "#[allow(unused_imports)]\nuse crate::state::AppState;")
+        code, out = run(upward)
+        print(f"planted tasks/service.rs -> state.rs (a service reaching up): exit {code}")
+        print("  " + "\n  ".join(out.strip().splitlines()))
+        if code != 1 or "higher layer: tasks/service.rs (services) imports state.rs (state)" not in out:
+            failures.append("an import of a higher layer was not reported")
 
         within = os.path.join(tmp, "within")
         shutil.copytree(SRC, within)
