@@ -73,7 +73,7 @@ impl Cluster {
         Self {
             a,
             others,
-            client: reqwest::Client::new(),
+            client: crate::helpers::http_client(),
             prefix,
         }
     }

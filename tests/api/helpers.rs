@@ -17,6 +17,14 @@ use serde_json::{Value, json};
 use tasklight::server::RunningServer;
 use uuid::Uuid;
 
+/// An HTTP client for the tests. reqwest is the version Sentry's transport brings in, built
+/// without a TLS crypto provider of its own: like `tasklight serve`, the tests install ring's
+/// as the process-wide provider first.
+pub fn http_client() -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::new()
+}
+
 /// The fixed 48-character HMAC key every test server signs with.
 pub const JWT_SECRET: &str = "tasklight-integration-tests-secret-0123456789abc";
 /// A valid password (12..128 characters).
@@ -109,7 +117,7 @@ impl TestApp {
         Self {
             server,
             addr,
-            client: reqwest::Client::new(),
+            client: http_client(),
             db,
             extra,
         }

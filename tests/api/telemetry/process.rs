@@ -60,7 +60,7 @@ impl Process {
             lines,
             base: format!("http://127.0.0.1:{port}"),
             admin: format!("http://127.0.0.1:{admin_port}"),
-            client: reqwest::Client::new(),
+            client: crate::helpers::http_client(),
             _dir: dir,
         };
         let ready = wait_for(Duration::from_secs(20), || async {
