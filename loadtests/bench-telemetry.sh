@@ -8,6 +8,7 @@
 # CPU 0, wrk and the OTLP sink to CPU 1. Prints requests/s and the ratio of each to `off`.
 #
 # Usage: loadtests/bench-telemetry.sh            (ROUNDS=3 DURATION=10s CONNECTIONS=64 by default)
+# It builds the release binary and the OTLP sink (loadtests/otlp-sink) unless BIN and SINK name them.
 # Traffic goes to 127.0.0.1 only; every run is bounded by DURATION.
 set -euo pipefail
 
@@ -15,37 +16,34 @@ ROUNDS=${ROUNDS:-3}
 DURATION=${DURATION:-10s}
 CONNECTIONS=${CONNECTIONS:-64}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
+ME=bench-telemetry
+# shellcheck source=SCRIPTDIR/../.ci/lib.sh
+. "$ROOT/.ci/lib.sh"
 TARGET=${CARGO_TARGET_DIR:-/var/tmp/tasklight-target}
-PORT=18090
-ADMIN_PORT=19091
-SINK_PORT=14317
+
+require wrk "apt-get install wrk"
+require taskset util-linux
+[ "$(nproc)" -ge 2 ] || die "needs two cores to pin server and load generator apart"
+
+if [[ -z ${BIN:-} || -z ${SINK:-} ]]; then
+  echo "== building (release)"
+  [[ -n ${BIN:-} ]] || (cd "$ROOT" && CARGO_TARGET_DIR=$TARGET cargo build --release --quiet)
+  [[ -n ${SINK:-} ]] || (cd "$ROOT/loadtests/otlp-sink" && CARGO_TARGET_DIR=$TARGET/otlp-sink cargo build --release --quiet)
+fi
+BIN=${BIN:-$TARGET/release/tasklight}
+SINK=${SINK:-$TARGET/otlp-sink/release/otlp-sink}
+
+read -r PORT ADMIN_PORT SINK_PORT < <(free_ports 3)
 BASE="http://127.0.0.1:$PORT"
-
-command -v wrk >/dev/null || { echo "wrk is required (apt-get install wrk)" >&2; exit 1; }
-command -v taskset >/dev/null || { echo "taskset is required (util-linux)" >&2; exit 1; }
-[ "$(nproc)" -ge 2 ] || { echo "needs two cores to pin server and load generator apart" >&2; exit 1; }
-
-echo "== building (release)"
-(cd "$ROOT" && CARGO_TARGET_DIR=$TARGET cargo build --release --quiet)
-(cd "$ROOT/loadtests/otlp-sink" && CARGO_TARGET_DIR=$TARGET/otlp-sink cargo build --release --quiet)
-BIN=$TARGET/release/tasklight
-SINK=$TARGET/otlp-sink/release/otlp-sink
-
-WORK=$(mktemp -d)
-SERVER_PID=""
-SINK_PID=""
-cleanup() {
-  [ -n "$SERVER_PID" ] && kill "$SERVER_PID" 2>/dev/null && wait "$SERVER_PID" 2>/dev/null || true
-  [ -n "$SINK_PID" ] && kill "$SINK_PID" 2>/dev/null && wait "$SINK_PID" 2>/dev/null || true
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
+WORK=""
+scratch_dir WORK bench
+on_exit "" ""
 
 common_env=(
+  -i
+  "PATH=$PATH"
   "DATABASE_URL=sqlite://$WORK/bench.db"
   "JWT_SECRET=benchmark-secret-benchmark-secret-0123456789"
-  "TASKLIGHT_LISTEN=127.0.0.1:$PORT"
-  "TASKLIGHT_ADMIN_LISTEN=127.0.0.1:$ADMIN_PORT"
   "TASKLIGHT_ACCESS_TOKEN_TTL_SECS=7200"
   "INSTANCE_ID=bench"
   # The benchmark measures telemetry, not the limiter's refusals: one user sends ~30,000
@@ -56,57 +54,51 @@ common_env=(
   "TASKLIGHT_RATE_LIMIT_AUTH_ACCOUNT=10000000/1s,burst=10000000"
   "TASKLIGHT_DRAIN_DELAY_MS=0"
 )
+# The server on CPU 0, wrk and the sink on CPU 1.
+SERVER_WRAPPER=(taskset -c 0)
 
-start_server() { # $1 = configuration
+bench_server() { # $1 = configuration
   local extra=()
   case "$1" in
     off) extra=("RUST_LOG=off") ;;
     logs) extra=("RUST_LOG=info" "LOG_FORMAT=json") ;;
     all) extra=("RUST_LOG=info" "LOG_FORMAT=json" "OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:$SINK_PORT" "OTEL_TRACES_SAMPLER=always_on") ;;
   esac
-  env -i PATH="$PATH" "${common_env[@]}" "${extra[@]}" taskset -c 0 "$BIN" >>"$WORK/server-$1.log" 2>&1 &
-  SERVER_PID=$!
-  for _ in $(seq 1 100); do
-    curl -fs "$BASE/health/live" >/dev/null 2>&1 && return 0
-    sleep 0.1
-  done
-  echo "server ($1) did not start; log:" >&2; tail -20 "$WORK/server-$1.log" >&2; exit 1
-}
-
-stop_server() {
-  kill "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true; SERVER_PID=""
+  LIVE_TIMEOUT_S=10 start_server "server ($1)" "$WORK" "$WORK/server-$1.log" "$PORT" "$ADMIN_PORT" \
+    "${common_env[@]}" "${extra[@]}"
 }
 
 taskset -c 1 "$SINK" "127.0.0.1:$SINK_PORT" >"$WORK/sink.log" 2>&1 &
 SINK_PID=$!
+track_helper "$SINK_PID"
 
 echo "== preparing a user"
-start_server off
+bench_server off
 curl -fsS "$BASE/api/v1/auth/register" -H 'Content-Type: application/json' \
   -d '{"email":"bench@example.com","password":"benchmark password","display_name":"Bench"}' >/dev/null
 TOKEN=$(curl -fsS "$BASE/api/v1/auth/login" -H 'Content-Type: application/json' \
   -d '{"email":"bench@example.com","password":"benchmark password"}' | sed -E 's/.*"access_token":"([^"]+)".*/\1/')
-stop_server
+stop_server "$SERVER_PID"
 
 declare -A results
 for round in $(seq 1 "$ROUNDS"); do
   for config in off logs all; do
-    start_server "$config"
+    bench_server "$config"
     taskset -c 1 wrk -t1 -c"$CONNECTIONS" -d2s -H "Authorization: Bearer $TOKEN" "$BASE/api/v1/users/me" >/dev/null
     rps=$(taskset -c 1 wrk -t1 -c"$CONNECTIONS" -d"$DURATION" -H "Authorization: Bearer $TOKEN" \
       "$BASE/api/v1/users/me" | tee "$WORK/wrk-$config-$round.txt" | awk '/Requests\/sec/ {print $2}')
     non2xx=$(awk '/Non-2xx/ {print $4}' "$WORK/wrk-$config-$round.txt")
-    [ -z "$non2xx" ] || { echo "round $round $config: $non2xx non-2xx answers" >&2; exit 1; }
+    [ -z "$non2xx" ] || die "round $round $config: $non2xx non-2xx answers"
     if [ "$config" = all ]; then
       dropped=$(curl -fs "http://127.0.0.1:$ADMIN_PORT/metrics" | awk '/tasklight_telemetry_dropped_total\{signal="spans"\}/ {print $2}')
     fi
-    stop_server
+    stop_server "$SERVER_PID"
     results[$config]="${results[$config]:-} $rps"
     printf 'round %d  %-4s %10.0f req/s\n' "$round" "$config" "$rps"
   done
 done
 
-kill "$SINK_PID"; wait "$SINK_PID" 2>/dev/null || true; SINK_PID=""
+stop_pid "$SINK_PID" 10
 median() { tr ' ' '\n' | grep -v '^$' | sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 off=$(echo "${results[off]}" | median)
 echo

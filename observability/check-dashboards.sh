@@ -26,74 +26,34 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 REPO=$(pwd)
 START=$SECONDS
+ME=check-dashboards
+# shellcheck source=SCRIPTDIR/../.ci/lib.sh
+. "$REPO/.ci/lib.sh"
 
-BIN=${BIN:-${CARGO_TARGET_DIR:-/var/tmp/tasklight-target}/release/tasklight}
-PG_SERVER=${CHECK_PG_SERVER:-postgres://postgres@127.0.0.1:5432}
-REDIS=${CHECK_REDIS_URL:-redis://127.0.0.1:6379}
+PG_SERVER=${CHECK_PG_SERVER:-$PG_SERVER}
+REDIS_SERVER=${CHECK_REDIS_URL:-$REDIS_SERVER}
 TRAFFIC_SECONDS=${CHECK_TRAFFIC_SECONDS:-12}
 DASHBOARDS=${CHECK_DASHBOARDS_DIR:-$REPO/dashboards}
 
 # The environment of the machine must not change what the instances see.
-unset DATABASE_URL JWT_SECRET REDIS_URL TASKLIGHT_LISTEN TASKLIGHT_ADMIN_LISTEN INSTANCE_ID RUST_LOG \
-    LOG_FORMAT OTEL_EXPORTER_OTLP_ENDPOINT OTEL_SERVICE_NAME OTEL_TRACES_SAMPLER OTEL_TRACES_SAMPLER_ARG \
-    OTEL_RESOURCE_ATTRIBUTES SENTRY_DSN SENTRY_ENVIRONMENT SENTRY_SEND_DEFAULT_PII
-# shellcheck disable=SC2046
-unset $(compgen -v TASKLIGHT_) 2>/dev/null || true
+scrub_env
 
 say() { echo "== [$(date -u +%H:%M:%S)] $*"; }
-die() { echo "check-dashboards: $*" >&2; exit 1; }
 
 for tool in prometheus promtool python3 curl psql redis-cli; do
-    command -v "$tool" >/dev/null || die "$tool not found (prometheus and promtool: apt-get install -y prometheus)"
+    require "$tool" "prometheus and promtool: apt-get install -y prometheus"
 done
-[[ -x $BIN ]] || die "no release binary at $BIN (build it: cargo build --release, or set BIN)"
+require_bin
 
 # ---------------------------------------------------------------------------------------------
-# Cleanup of everything this script starts or creates.
+# Everything this script starts or creates is removed on exit.
 
-SCRATCH=$(mktemp -d /tmp/dash-check.XXXXXX)
-PIDS=()
-PG_DB=""
+SCRATCH=""
+scratch_dir SCRATCH dash-check
 PREFIX="tasklight-dash-check-$$-$RANDOM"
-
-# shellcheck disable=SC2317  # invoked by the EXIT trap
-cleanup() {
-    local status=$?
-    set +e
-    for pid in "${PIDS[@]}"; do
-        kill -TERM "$pid" 2>/dev/null
-    done
-    for pid in "${PIDS[@]}"; do
-        for _ in $(seq 50); do
-            kill -0 "$pid" 2>/dev/null || break
-            sleep 0.1
-        done
-        kill -KILL "$pid" 2>/dev/null
-        wait "$pid" 2>/dev/null
-    done
-    if [[ -n $PG_DB ]]; then
-        psql "$PG_SERVER/postgres" -qX -c "DROP DATABASE IF EXISTS \"$PG_DB\" WITH (FORCE)" >/dev/null 2>&1 \
-            || echo "check-dashboards: could not drop database $PG_DB" >&2
-    fi
-    redis-cli -u "$REDIS" --scan --pattern "$PREFIX*" 2>/dev/null | xargs -r redis-cli -u "$REDIS" del >/dev/null 2>&1
-    rm -rf "$SCRATCH"
-    echo "check-dashboards: $([[ $status -eq 0 ]] && echo passed || echo FAILED) in $((SECONDS - START))s"
-    exit "$status"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-free_ports() {
-    python3 - "$1" <<'PY'
-import socket, sys
-socks = []
-for _ in range(int(sys.argv[1])):
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    socks.append(s)
-print(" ".join(str(s.getsockname()[1]) for s in socks))
-PY
-}
+# shellcheck disable=SC2317  # run on exit
+verdict() { echo "check-dashboards: $([[ $1 -eq 0 ]] && echo passed || echo FAILED) in $((SECONDS - START))s"; }
+on_exit "" verdict
 
 # ---------------------------------------------------------------------------------------------
 say "rule files"
@@ -107,19 +67,22 @@ else
 fi
 
 say "database and Redis"
-redis-cli -u "$REDIS" ping >/dev/null 2>&1 || die "Redis not reachable at $REDIS"
+redis-cli -u "$REDIS_SERVER" ping >/dev/null 2>&1 || die "Redis not reachable at $REDIS_SERVER"
+REDIS_PREFIXES+=("$PREFIX")
 PG_DB="tasklight_dash_check_$$_$RANDOM"
-psql "$PG_SERVER/postgres" -qX -v ON_ERROR_STOP=1 -c "CREATE DATABASE \"$PG_DB\"" >/dev/null \
-    || { PG_DB=""; die "cannot create a database on $PG_SERVER"; }
-JWT=$(head -c 48 /dev/urandom | base64 | tr -d '\n/+=')
+create_db "$PG_DB" || die "cannot create a database on $PG_SERVER"
+JWT=$(random_secret)
 
 read -r API_A ADMIN_A API_B ADMIN_B PROM_PORT <<<"$(free_ports 5)"
 
-start_instance() { # name api_port admin_port
+# start_instance NAME API_PORT ADMIN_PORT: JSON log lines to SCRATCH/NAME.log (read by check.py),
+# stderr to SCRATCH/NAME.err; waits (30 s at most) until it is ready.
+start_instance() {
     local name=$1 api=$2 admin=$3
-    env DATABASE_URL="$PG_SERVER/$PG_DB" \
+    spawn_server --stderr "$SCRATCH/$name.err" "$SCRATCH" "$SCRATCH/$name.log" \
+        DATABASE_URL="$PG_SERVER/$PG_DB" \
         JWT_SECRET="$JWT" \
-        REDIS_URL="$REDIS" \
+        REDIS_URL="$REDIS_SERVER" \
         TASKLIGHT_REDIS_KEY_PREFIX="$PREFIX" \
         TASKLIGHT_LISTEN="127.0.0.1:$api" \
         TASKLIGHT_ADMIN_LISTEN="127.0.0.1:$admin" \
@@ -130,33 +93,15 @@ start_instance() { # name api_port admin_port
         TASKLIGHT_RATE_LIMIT_IP='20/60s,burst=5' \
         TASKLIGHT_RATE_LIMIT_USER='10000/1s,burst=10000' \
         TASKLIGHT_RATE_LIMIT_AUTH_IP='10000/1s,burst=10000' \
-        TASKLIGHT_RATE_LIMIT_AUTH_ACCOUNT='10000/1s,burst=10000' \
-        "$BIN" serve >"$SCRATCH/$name.log" 2>"$SCRATCH/$name.err" &
-    PIDS+=($!)
-}
-
-wait_ready() { # name admin_port pid
-    local name=$1 admin=$2 pid=$3
-    for _ in $(seq 150); do
-        if curl -fsS -o /dev/null "http://127.0.0.1:$admin/health/ready" 2>/dev/null; then
-            return 0
-        fi
-        if ! kill -0 "$pid" 2>/dev/null; then
-            tail -n 20 "$SCRATCH/$name.log" "$SCRATCH/$name.err" >&2
-            die "instance $name exited during start-up"
-        fi
-        sleep 0.2
-    done
-    tail -n 20 "$SCRATCH/$name.log" "$SCRATCH/$name.err" >&2
-    die "instance $name not ready after 30s"
+        TASKLIGHT_RATE_LIMIT_AUTH_ACCOUNT='10000/1s,burst=10000'
+    wait_http "http://127.0.0.1:$admin/health/ready" "$SERVER_PID" 30 "instance $name" \
+        "$SCRATCH/$name.log" "$SCRATCH/$name.err"
 }
 
 say "instances dash-a (api $API_A, admin $ADMIN_A) and dash-b (api $API_B, admin $ADMIN_B) on database $PG_DB"
 # One at a time: both would apply the migrations of the fresh database.
 start_instance dash-a "$API_A" "$ADMIN_A"
-wait_ready dash-a "$ADMIN_A" "${PIDS[0]}"
 start_instance dash-b "$API_B" "$ADMIN_B"
-wait_ready dash-b "$ADMIN_B" "${PIDS[1]}"
 
 say "Prometheus on 127.0.0.1:$PROM_PORT"
 {
@@ -183,15 +128,8 @@ prometheus --config.file="$SCRATCH/prometheus.yml" \
     --web.listen-address="127.0.0.1:$PROM_PORT" \
     --enable-feature=exemplar-storage \
     --log.level=warn >"$SCRATCH/prometheus.out" 2>&1 &
-PIDS+=($!)
-for i in $(seq 60); do
-    curl -fsS -o /dev/null "http://127.0.0.1:$PROM_PORT/-/ready" 2>/dev/null && break
-    if ! kill -0 "${PIDS[2]}" 2>/dev/null || ((i == 60)); then
-        cat "$SCRATCH/prometheus.out" >&2
-        die "Prometheus did not start"
-    fi
-    sleep 0.5
-done
+track_helper $!
+wait_http "http://127.0.0.1:$PROM_PORT/-/ready" $! 30 Prometheus "$SCRATCH/prometheus.out"
 
 say "checking (traffic for ${TRAFFIC_SECONDS}s, then every expression)"
 set +e

@@ -6,76 +6,42 @@ set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$HERE/../.." && pwd)
-BIN=${BIN:-/var/tmp/tasklight-target/release/tasklight}
+ME=run.sh
+# shellcheck source=SCRIPTDIR/../../.ci/lib.sh
+. "$REPO/.ci/lib.sh"
 CHROMIUM=${CHROMIUM:-/usr/bin/chromium}
 SCREENSHOT=${SCREENSHOT:-$REPO/target/browser/swagger-ui.png}
 export BROWSER_TIMEOUT_MS=${BROWSER_TIMEOUT_MS:-15000}
 
-die() { echo "run.sh: $*" >&2; exit 1; }
-
-[[ -x $BIN ]] || die "no tasklight binary at $BIN (build with 'cargo build --release' or set BIN)"
+require_bin
 [[ -x $CHROMIUM ]] || die "chromium not found at $CHROMIUM (apt-get install -y --no-install-recommends chromium, or set CHROMIUM)"
-command -v node >/dev/null || die "node is not installed"
-command -v curl >/dev/null || die "curl is not installed"
+require node
+require curl
 
 if [[ ! -d $HERE/node_modules/playwright-core ]]; then
     echo "run.sh: installing playwright-core (npm ci in $HERE)" >&2
     (cd "$HERE" && npm ci --no-audit --no-fund --loglevel=error) || die "npm ci failed in $HERE"
 fi
 
-SCRATCH=$(mktemp -d -t tasklight-browser.XXXXXX)
-SERVER_PID=
-cleanup() {
-    local rc=$?
-    if [[ -n $SERVER_PID ]] && kill -0 "$SERVER_PID" 2>/dev/null; then
-        kill -TERM "$SERVER_PID" 2>/dev/null || true
-        for _ in $(seq 100); do alive "$SERVER_PID" || break; sleep 0.1; done
-        kill -KILL "$SERVER_PID" 2>/dev/null || true
-        wait "$SERVER_PID" 2>/dev/null || true
-    fi
-    if ((rc != 0)) && [[ -s $SCRATCH/server.log ]]; then
+SCRATCH=""
+scratch_dir SCRATCH browser
+# shellcheck disable=SC2317  # run on exit, before the clean-up
+server_log_on_failure() {
+    if (($1 != 0)) && [[ -s $SCRATCH/server.log ]]; then
         echo "run.sh: last lines of the server log:" >&2
         tail -n 20 "$SCRATCH/server.log" >&2 || true
     fi
-    rm -rf "$SCRATCH"
-    exit "$rc"
 }
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+on_exit server_log_on_failure
 
-# alive PID: the process exists and is not a zombie (an exited child stays a zombie until waited).
-alive() {
-    local stat
-    stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
-    stat=${stat##*) }
-    [[ ${stat%% *} != Z ]]
-}
-
-# Two free ports on 127.0.0.1, chosen by the kernel.
-free_port() {
-    node -e 'const s=require("net").createServer();s.listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})'
-}
-PORT=$(free_port)
-ADMIN_PORT=$(free_port)
-while [[ $ADMIN_PORT == "$PORT" ]]; do ADMIN_PORT=$(free_port); done
+read -r PORT ADMIN_PORT < <(free_ports 2)
 BASE=http://127.0.0.1:$PORT
 
 START=$EPOCHREALTIME
-(
-    cd "$SCRATCH"
-    exec env "TASKLIGHT_LISTEN=127.0.0.1:$PORT" "TASKLIGHT_ADMIN_LISTEN=127.0.0.1:$ADMIN_PORT" \
-        TASKLIGHT_DRAIN_DELAY_MS=0 "$BIN" serve
-) >"$SCRATCH/server.log" 2>&1 &
-SERVER_PID=$!
-
+spawn_server "$SCRATCH" "$SCRATCH/server.log" "TASKLIGHT_LISTEN=127.0.0.1:$PORT" \
+    "TASKLIGHT_ADMIN_LISTEN=127.0.0.1:$ADMIN_PORT" TASKLIGHT_DRAIN_DELAY_MS=0
 # Wait (at most 15 s) for the liveness probe.
-for i in $(seq 150); do
-    if curl -fsS -o /dev/null --max-time 1 "$BASE/health/live" 2>/dev/null; then break; fi
-    alive "$SERVER_PID" || die "tasklight exited before $BASE/health/live answered"
-    ((i == 150)) && die "tasklight did not answer $BASE/health/live within 15 s"
-    sleep 0.1
-done
+wait_http "$BASE/health/live" "$SERVER_PID" 15 tasklight
 echo "run.sh: tasklight is up on $BASE (pid $SERVER_PID, scratch $SCRATCH)"
 
 EMAIL="swagger-$RANDOM$RANDOM@example.test"

@@ -10,22 +10,24 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-BIN=${BIN:-/var/tmp/tasklight-target/release/tasklight}
+ME=client-ts
+# shellcheck source=SCRIPTDIR/../../.ci/lib.sh
+. "$here/../../.ci/lib.sh"
 LIVE_TIMEOUT_S=${LIVE_TIMEOUT_S:-30}
 
 say() { echo "client-ts: $*"; }
 failure=
-fail() {
+die() {
     failure=$*
     echo "client-ts: FAILED: $*" >&2
     exit 1
 }
 now_ms() { date +%s%3N; }
 
-command -v node >/dev/null || fail "node is not installed"
-command -v npm >/dev/null || fail "npm is not installed"
-command -v curl >/dev/null || fail "curl is not installed"
-[[ -x $BIN ]] || fail "no server binary at $BIN (build it with cargo build --release, or set BIN)"
+require node
+require npm
+require curl
+require_bin
 
 t_start=$(now_ms)
 cd "$here"
@@ -39,76 +41,37 @@ fi
 t_install=$(($(now_ms) - t0))
 
 # 2. A server of our own: SQLite in a scratch directory, on two free loopback ports.
-scratch=$(mktemp -d "${TMPDIR:-/tmp}/tasklight-client-ts.XXXXXX")
-server_pid=
-cleanup() {
-    local rc=$?
-    if [[ -n $server_pid ]] && kill -0 "$server_pid" 2>/dev/null; then
-        kill -TERM "$server_pid" 2>/dev/null || true
-        for _ in $(seq 1 100); do
-            kill -0 "$server_pid" 2>/dev/null || break
-            sleep 0.1
-        done
-        if kill -0 "$server_pid" 2>/dev/null; then
-            kill -KILL "$server_pid" 2>/dev/null || true
-        fi
-        wait "$server_pid" 2>/dev/null || true
+scratch=""
+scratch_dir scratch client-ts
+# shellcheck disable=SC2317  # run on exit: before the clean-up, and after it
+server_log_on_failure() {
+    (($1 != 0)) && [[ -f $scratch/server.log ]] || return 0
+    # The server's warnings and errors, if any, else its last lines (access logs are noise here).
+    if grep -qE '"level":"(WARN|ERROR)"' "$scratch/server.log"; then
+        echo "client-ts: the server's warnings and errors (last 10):" >&2
+        grep -E '"level":"(WARN|ERROR)"' "$scratch/server.log" | tail -n 10 >&2 || true
+    else
+        echo "client-ts: the server logged no warning or error; its last 3 lines:" >&2
+        tail -n 3 "$scratch/server.log" >&2 || true
     fi
-    if [[ $rc -ne 0 && -f $scratch/server.log ]]; then
-        # The server's warnings and errors, if any, else its last lines (access logs are noise here).
-        if grep -qE '"level":"(WARN|ERROR)"' "$scratch/server.log"; then
-            echo "client-ts: the server's warnings and errors (last 10):" >&2
-            grep -E '"level":"(WARN|ERROR)"' "$scratch/server.log" | tail -n 10 >&2 || true
-        else
-            echo "client-ts: the server logged no warning or error; its last 3 lines:" >&2
-            tail -n 3 "$scratch/server.log" >&2 || true
-        fi
-    fi
-    rm -rf "$scratch"
-    if [[ $rc -ne 0 ]]; then
-        echo "client-ts: FAILED (exit $rc)${failure:+: $failure}" >&2
-    fi
-    exit "$rc"
 }
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+# shellcheck disable=SC2317
+failed_line() { (($1 == 0)) || echo "client-ts: FAILED (exit $1)${failure:+: $failure}" >&2; }
+on_exit server_log_on_failure failed_line
 
-free_port() {
-    node -e '
-        const s = require("net").createServer();
-        s.listen(0, "127.0.0.1", () => { console.log(s.address().port); s.close(); });
-    '
-}
-port=$(free_port)
-admin_port=$(free_port)
-while [[ $admin_port == "$port" ]]; do admin_port=$(free_port); done
+read -r port admin_port < <(free_ports 2)
 BASE_URL="http://127.0.0.1:$port"
 
 say "starting $BIN on $BASE_URL (admin 127.0.0.1:$admin_port), SQLite in $scratch"
-(
-    cd "$scratch"
-    exec env \
-        TASKLIGHT_LISTEN="127.0.0.1:$port" \
-        TASKLIGHT_ADMIN_LISTEN="127.0.0.1:$admin_port" \
-        TASKLIGHT_DRAIN_DELAY_MS=0 \
-        TASKLIGHT_SHUTDOWN_TIMEOUT_MS=2000 \
-        TASKLIGHT_RATE_LIMIT_AUTH_IP=1000/1s,burst=1000 \
-        TASKLIGHT_RATE_LIMIT_AUTH_ACCOUNT=1000/1s,burst=1000 \
-        TASKLIGHT_RATE_LIMIT_IP=1000/1s,burst=1000 \
-        TASKLIGHT_RATE_LIMIT_USER=1000/1s,burst=1000 \
-        DATABASE_URL="sqlite://data/tasklight.db" \
-        "$BIN" serve
-) >"$scratch/server.log" 2>&1 &
-server_pid=$!
-
 t0=$(now_ms)
-deadline=$((SECONDS + LIVE_TIMEOUT_S))
-until curl -fs -o /dev/null --max-time 2 "http://127.0.0.1:$admin_port/health/live"; do
-    kill -0 "$server_pid" 2>/dev/null || fail "the server exited before it was live"
-    ((SECONDS < deadline)) || fail "the server was not live within ${LIVE_TIMEOUT_S}s"
-    sleep 0.2
-done
+start_server "the server" "$scratch" "$scratch/server.log" "$port" "$admin_port" \
+    TASKLIGHT_DRAIN_DELAY_MS=0 \
+    TASKLIGHT_SHUTDOWN_TIMEOUT_MS=2000 \
+    TASKLIGHT_RATE_LIMIT_AUTH_IP=1000/1s,burst=1000 \
+    TASKLIGHT_RATE_LIMIT_AUTH_ACCOUNT=1000/1s,burst=1000 \
+    TASKLIGHT_RATE_LIMIT_IP=1000/1s,burst=1000 \
+    TASKLIGHT_RATE_LIMIT_USER=1000/1s,burst=1000 \
+    DATABASE_URL="sqlite://data/tasklight.db"
 t_live=$(($(now_ms) - t0))
 say "server live after ${t_live} ms"
 
@@ -116,7 +79,7 @@ say "server live after ${t_live} ms"
 t0=$(now_ms)
 rm -f src/schema.d.ts
 npx --no-install openapi-typescript "$BASE_URL/api/v1/openapi.json" -o src/schema.d.ts
-[[ -s src/schema.d.ts ]] || fail "openapi-typescript wrote no src/schema.d.ts"
+[[ -s src/schema.d.ts ]] || die "openapi-typescript wrote no src/schema.d.ts"
 t_gen=$(($(now_ms) - t0))
 schema_lines=$(wc -l <src/schema.d.ts)
 
@@ -124,15 +87,15 @@ schema_lines=$(wc -l <src/schema.d.ts)
 # the generated .d.ts is checked too), then compile to JavaScript.
 t0=$(now_ms)
 npx --no-install tsc --strict --noEmit -p tsconfig.json ||
-    fail "tsc --strict rejected the generated types or the client (see above)"
+    die "tsc --strict rejected the generated types or the client (see above)"
 rm -rf dist
-npx --no-install tsc -p tsconfig.json || fail "tsc could not compile the client"
+npx --no-install tsc -p tsconfig.json || die "tsc could not compile the client"
 t_tsc=$(($(now_ms) - t0))
 say "tsc --strict: no errors"
 
 # 5. The client against the live instance.
 t0=$(now_ms)
-BASE_URL="$BASE_URL" node dist/client.js || fail "the client's checks failed (see above)"
+BASE_URL="$BASE_URL" node dist/client.js || die "the client's checks failed (see above)"
 t_run=$(($(now_ms) - t0))
 
 say "summary:"
