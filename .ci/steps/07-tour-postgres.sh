@@ -1,0 +1,22 @@
+# shellcheck shell=bash
+# README curl tour on PostgreSQL
+ensure_release_binary
+PG_CI_DB="tasklight_ci_$$_$RANDOM"
+create_db "$PG_CI_DB"
+echo "created database $PG_CI_DB"
+PG_DIR=""
+scratch_dir PG_DIR ci
+JWT=$(random_secret)
+PG_ENV=("DATABASE_URL=$PG_SERVER/$PG_CI_DB" "JWT_SECRET=$JWT" "REDIS_URL=$REDIS_SERVER")
+
+# The README's PostgreSQL commands: migrate, then create-admin with the password on stdin.
+(cd "$PG_DIR" && env "${PG_ENV[@]}" "$BIN" migrate)
+(cd "$PG_DIR" && printf '%s\n' 'ci-admin-password-long-enough' |
+    env "${PG_ENV[@]}" "$BIN" create-admin --email admin@ci.example.com)
+
+PG_ORIGIN="" PG_PID=""
+ci_start_server "$PG_DIR" PG_ORIGIN PG_PID "${PG_ENV[@]}"
+run_tour "$PG_ORIGIN" "$PG_DIR/server.log"
+stop_server "$PG_PID"
+drop_db "$PG_CI_DB"
+echo "dropped database $PG_CI_DB"
