@@ -31,42 +31,46 @@ def plant(src, rel, line):
         f.write(f"\n{line}\n")
 
 
+# (what is planted, [(file, line to append)], expected exit code, text the output must hold)
+CASES = [
+    ("nothing", [], 0, "no import cycle"),
+    (
+        "a cycle across folders: telemetry/context.rs -> state.rs",
+        [("telemetry/context.rs", "use crate::state::AppState;")],
+        1,
+        "import cycle(s) across folders",
+    ),
+    (
+        "a service reaching up: tasks/service.rs -> state.rs",
+        [("tasks/service.rs", "use crate::state::AppState;")],
+        1,
+        "higher layer: tasks/service.rs (services) imports state.rs (state)",
+    ),
+    (
+        "a cycle inside one folder: db/traced.rs <-> db/connect.rs (allowed)",
+        [
+            ("db/traced.rs", "use crate::db::connect;"),
+            ("db/connect.rs", "use crate::db::traced::Traced;"),
+        ],
+        0,
+        "no import cycle",
+    ),
+]
+
+
 def main():
     failures = []
     with tempfile.TemporaryDirectory() as tmp:
-        clean = os.path.join(tmp, "clean")
-        shutil.copytree(SRC, clean)
-        code, out = run(clean)
-        print(f"unchanged tree: exit {code}")
-        if code != 0:
-            failures.append(f"the unchanged tree fails the check:\n{out}")
-
-        across = os.path.join(tmp, "across")
-        shutil.copytree(SRC, across)
-        plant(across, "telemetry/context.rs", "#[allow(unused_imports)]\nuse crate::state::AppState;")
-        code, out = run(across)
-        print(f"planted telemetry/context.rs -> state.rs: exit {code}")
-        print("  " + "\n  ".join(out.strip().splitlines()))
-        if code != 1 or "state.rs" not in out or "telemetry/context.rs" not in out:
-            failures.append("a cycle between folders was not reported")
-
-        upward = os.path.join(tmp, "upward")
-        shutil.copytree(SRC, upward)
-        plant(upward, "tasks/service.rs", "#[allow(unused_imports)]\nuse crate::state::AppState;")
-        code, out = run(upward)
-        print(f"planted tasks/service.rs -> state.rs (a service reaching up): exit {code}")
-        print("  " + "\n  ".join(out.strip().splitlines()))
-        if code != 1 or "higher layer: tasks/service.rs (services) imports state.rs (state)" not in out:
-            failures.append("an import of a higher layer was not reported")
-
-        within = os.path.join(tmp, "within")
-        shutil.copytree(SRC, within)
-        plant(within, "db/traced.rs", "#[allow(unused_imports)]\nuse crate::db::connect;")
-        plant(within, "db/connect.rs", "#[allow(unused_imports)]\nuse crate::db::traced::Traced;")
-        code, out = run(within)
-        print(f"planted db/traced.rs <-> db/connect.rs (one folder): exit {code}")
-        if code != 0:
-            failures.append(f"a cycle inside one folder was reported:\n{out}")
+        for number, (what, plants, expected_code, expected_text) in enumerate(CASES):
+            src = os.path.join(tmp, str(number))
+            shutil.copytree(SRC, src)
+            for rel, line in plants:
+                plant(src, rel, f"#[allow(unused_imports)]\n{line}")
+            code, out = run(src)
+            print(f"planted {what}: exit {code}")
+            print("  " + "\n  ".join(out.strip().splitlines()))
+            if code != expected_code or expected_text not in out:
+                failures.append(f"{what}: expected exit {expected_code} and `{expected_text}`")
 
     for failure in failures:
         print(f"layers self-test: {failure}", file=sys.stderr)

@@ -308,6 +308,19 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
         (self.0)(name).filter(|value| !value.trim().is_empty())
     }
 
+    /// The non-blank items of a comma-separated list, trimmed; empty when unset.
+    fn list(&self, name: &str) -> Vec<String> {
+        self.get(name)
+            .map(|list| {
+                list.split(',')
+                    .map(str::trim)
+                    .filter(|item| !item.is_empty())
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     /// A whole number in `range`, `default` when unset.
     fn bounded<T>(
         &self,
@@ -407,12 +420,9 @@ impl Telemetry {
 fn trusted_proxies<F: Fn(&str) -> Option<String>>(
     env: &Env<F>,
 ) -> Result<Vec<IpBlock>, ConfigError> {
-    let Some(list) = env.get("TASKLIGHT_TRUSTED_PROXIES") else {
-        return Ok(Vec::new());
-    };
-    list.split(',')
-        .filter(|item| !item.trim().is_empty())
-        .map(str::parse)
+    env.list("TASKLIGHT_TRUSTED_PROXIES")
+        .iter()
+        .map(|item| item.parse())
         .collect::<Result<Vec<IpBlock>, String>>()
         .map_err(|problem| ConfigError {
             variable: "TASKLIGHT_TRUSTED_PROXIES",
@@ -424,12 +434,8 @@ fn trusted_proxies<F: Fn(&str) -> Option<String>>(
 fn cors_allowed_origins<F: Fn(&str) -> Option<String>>(
     env: &Env<F>,
 ) -> Result<Vec<String>, ConfigError> {
-    let Some(list) = env.get("TASKLIGHT_CORS_ALLOWED_ORIGINS") else {
-        return Ok(Vec::new());
-    };
-    list.split(',')
-        .map(str::trim)
-        .filter(|origin| !origin.is_empty())
+    env.list("TASKLIGHT_CORS_ALLOWED_ORIGINS")
+        .into_iter()
         .map(|origin| {
             let valid = (origin.starts_with("https://") || origin.starts_with("http://"))
                 && !origin.trim_end_matches('/').contains(['*', ' '])
@@ -438,7 +444,7 @@ fn cors_allowed_origins<F: Fn(&str) -> Option<String>>(
                     .nth(1)
                     .is_some_and(|host| !host.is_empty() && !host.contains('/'));
             if valid {
-                Ok(origin.to_owned())
+                Ok(origin)
             } else {
                 Err(ConfigError {
                     variable: "TASKLIGHT_CORS_ALLOWED_ORIGINS",
