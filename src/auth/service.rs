@@ -18,7 +18,7 @@ use crate::error::{AppError, AppResult};
 use crate::ratelimit::RateLimiter;
 use crate::store::Store;
 use crate::users::model::{Role, User};
-use crate::users::service::email_taken;
+use crate::users::service::{cached_user, email_taken};
 use crate::users::store::UserRecord;
 
 /// What the authentication rules work with.
@@ -197,28 +197,6 @@ pub async fn logout(auth: &AuthContext, principal: &Principal) -> AppResult<()> 
     Ok(())
 }
 
-/// A user's role and disabled status, as the bearer check needs it (cached as `user:<id>`).
-#[derive(Clone, serde::Serialize, serde::Deserialize)]
-pub struct UserStatus {
-    /// `user` or `admin`.
-    pub role: String,
-    /// Disabled users are refused.
-    pub disabled: bool,
-}
-
-async fn user_status(domain: &DomainContext, id: Uuid) -> AppResult<Option<UserStatus>> {
-    domain
-        .cache
-        .get_or_load("user", keys::user(id), || async {
-            let user = domain.read().await?.user_by_id(id).await?;
-            Ok(user.map(|u| UserStatus {
-                role: u.role,
-                disabled: u.disabled,
-            }))
-        })
-        .await
-}
-
 async fn session_state(domain: &DomainContext, id: Uuid) -> AppResult<Option<SessionState>> {
     domain
         .cache
@@ -246,7 +224,7 @@ pub async fn authenticate_claims(
         .await?
         .filter(|s| s.user_id == claims.sub)
         .ok_or(AppError::Unauthorized(INVALID))?;
-    let user = user_status(&auth.domain, claims.sub)
+    let user = cached_user(&auth.domain, claims.sub)
         .await?
         .ok_or(AppError::Unauthorized(INVALID))?;
     if user.disabled {
@@ -260,6 +238,6 @@ pub async fn authenticate_claims(
     Ok(Principal {
         user_id: claims.sub,
         session_id: claims.sid,
-        role: Role::from_stored(&user.role),
+        role: user.role,
     })
 }

@@ -156,7 +156,7 @@ impl Cache {
 pub mod keys {
     use uuid::Uuid;
 
-    /// A user's role and disabled status.
+    /// A user's public profile, with their role and disabled status.
     pub fn user(id: Uuid) -> String {
         format!("user:{id}")
     }

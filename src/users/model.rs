@@ -43,7 +43,7 @@ impl Role {
 }
 
 /// A user as the API shows it (never with a password hash).
-#[derive(Debug, Clone, Object)]
+#[derive(Debug, Clone, Object, Serialize, Deserialize)]
 pub struct User {
     /// The user's id.
     pub id: Uuid,

@@ -37,10 +37,22 @@ pub fn email_taken(err: StoreError) -> AppError {
     }
 }
 
-/// The caller's profile.
+/// A user from the cache (`user:<id>`), loaded from the database on a miss. Every change to a
+/// user's profile, role or status invalidates it on every instance.
+pub async fn cached_user(ctx: &DomainContext, id: Uuid) -> AppResult<Option<User>> {
+    ctx.cache
+        .get_or_load("user", keys::user(id), || async {
+            Ok(ctx.read().await?.user_by_id(id).await?.map(User::from))
+        })
+        .await
+}
+
+/// The caller's profile, from the cache entry the bearer check has just read: no database read
+/// while it is valid.
 pub async fn me(ctx: &DomainContext, principal: &Principal) -> AppResult<User> {
-    let user = ctx.read().await?.user_by_id(principal.user_id).await?;
-    Ok(user.ok_or(AppError::NotFound("user"))?.into())
+    cached_user(ctx, principal.user_id)
+        .await?
+        .ok_or(AppError::NotFound("user"))
 }
 
 /// Updates the caller's profile. Email and password changes need the current password; a
@@ -87,6 +99,7 @@ pub async fn update_me(
     user.updated_at = crate::db::now();
     let mut work = ctx.begin(Some(principal.user_id)).await?;
     work.update_profile(&user).await.map_err(email_taken)?;
+    work.invalidate([keys::user(user.id)]);
     if password_changed {
         let revoked = work
             .revoke_user_sessions(user.id, "password change", user.updated_at)

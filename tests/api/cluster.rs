@@ -320,6 +320,66 @@ async fn disabling_a_user_on_a_is_refused_on_b_and_c_within_a_second() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_profile_change_on_a_is_what_b_and_c_answer_for_users_me_within_a_second() {
+    let Some(redis) = redis_url() else { return };
+    let cluster = Cluster::start(&redis).await;
+    let user = cluster.a.user().await;
+    let name_on = |i: usize| {
+        let cluster = &cluster;
+        let token = &user.access;
+        async move {
+            let body: Value = cluster
+                .client
+                .get(format!("http://{}/api/v1/users/me", cluster.addr(i)))
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            body["display_name"].as_str().unwrap().to_owned()
+        }
+    };
+    // B and C keep the profile in process (it is the entry the bearer check reads).
+    for i in [1, 2, 1, 2] {
+        assert_ne!(name_on(i).await, "Renamed on A");
+    }
+    let renamed = cluster
+        .a
+        .patch(
+            "/users/me",
+            Some(&user.access),
+            &json!({"display_name": "Renamed on A"}),
+        )
+        .await;
+    assert_eq!(renamed.status(), 200);
+    let started = Instant::now();
+    let mut seen = [None, None];
+    while started.elapsed() < Duration::from_secs(3) && seen.iter().any(Option::is_none) {
+        for i in [1, 2] {
+            if seen[i - 1].is_none() && name_on(i).await == "Renamed on A" {
+                seen[i - 1] = Some(started.elapsed());
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    eprintln!(
+        "[measured] profile change: B after {:?}, C after {:?}",
+        seen[0], seen[1]
+    );
+    for (i, took) in seen.iter().enumerate() {
+        let took = took.unwrap_or_else(|| panic!("{} never served the change", NAMES[i + 1]));
+        assert!(
+            took < Duration::from_secs(1),
+            "{} took {took:?}",
+            NAMES[i + 1]
+        );
+    }
+    cluster.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn when_the_invalidation_subscription_drops_b_flushes_its_in_process_cache() {
     let Some(redis_url) = redis_url() else { return };
     let cluster = Cluster::start(&redis_url).await;

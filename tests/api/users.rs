@@ -158,3 +158,42 @@ async fn no_user_facing_response_contains_a_password_hash() {
     }
     app.stop().await;
 }
+
+/// Every SQL statement the instance has run, from its query-duration histograms.
+fn statements_run(metrics: &str) -> f64 {
+    metrics
+        .lines()
+        .filter(|line| line.starts_with("db_client_operation_duration_seconds_count{"))
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+#[tokio::test]
+async fn get_me_is_answered_from_the_cache_without_a_database_read_and_sees_changes_at_once() {
+    let app = spawn_app().await;
+    let user = app.user().await;
+    body(app.get("/users/me", Some(&user.access)).await, 200).await;
+    let before = statements_run(&app.metrics().await);
+    assert!(before > 0.0, "the histograms count statements");
+    for _ in 0..20 {
+        let me = body(app.get("/users/me", Some(&user.access)).await, 200).await;
+        assert_eq!(me["email"], user.email.as_str());
+    }
+    assert_eq!(
+        statements_run(&app.metrics().await),
+        before,
+        "GET /users/me ran SQL while its cache entry was valid"
+    );
+
+    let renamed = app
+        .patch(
+            "/users/me",
+            Some(&user.access),
+            &json!({"display_name": "Renamed at once"}),
+        )
+        .await;
+    assert_eq!(renamed.status(), 200);
+    let me = body(app.get("/users/me", Some(&user.access)).await, 200).await;
+    assert_eq!(me["display_name"], "Renamed at once");
+    app.stop().await;
+}
