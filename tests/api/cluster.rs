@@ -104,6 +104,55 @@ impl Cluster {
             .status()
     }
 
+    /// The string `field` of the JSON that instance `i` answers for `path`.
+    async fn field_on(&self, i: usize, path: &str, token: &str, field: &str) -> String {
+        let body: Value = self
+            .client
+            .get(format!("http://{}/api/v1{path}", self.addr(i)))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        body[field].as_str().unwrap().to_owned()
+    }
+
+    /// Polls B and C (at most 3 s) until `field` of their answer for `path` is `expected`, and
+    /// asserts that both got there within a second of the call; `what` names the change.
+    async fn assert_others_show_within_a_second(
+        &self,
+        path: &str,
+        token: &str,
+        field: &str,
+        expected: &str,
+        what: &str,
+    ) {
+        let started = Instant::now();
+        let mut seen = [None, None];
+        while started.elapsed() < Duration::from_secs(3) && seen.iter().any(Option::is_none) {
+            for i in [1, 2] {
+                if seen[i - 1].is_none() && self.field_on(i, path, token, field).await == expected {
+                    seen[i - 1] = Some(started.elapsed());
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        eprintln!(
+            "[measured] {what}: B after {:?}, C after {:?}",
+            seen[0], seen[1]
+        );
+        for (i, took) in seen.iter().enumerate() {
+            let took = took.unwrap_or_else(|| panic!("{} never served the {what}", NAMES[i + 1]));
+            assert!(
+                took < Duration::from_secs(1),
+                "{} took {took:?}",
+                NAMES[i + 1]
+            );
+        }
+    }
+
     async fn get_on_b(&self, path: &str, token: &str) -> reqwest::StatusCode {
         self.get_on(1, path, token).await
     }
@@ -324,26 +373,12 @@ async fn a_profile_change_on_a_is_what_b_and_c_answer_for_users_me_within_a_seco
     let Some(redis) = redis_url() else { return };
     let cluster = Cluster::start(&redis).await;
     let user = cluster.a.user().await;
-    let name_on = |i: usize| {
-        let cluster = &cluster;
-        let token = &user.access;
-        async move {
-            let body: Value = cluster
-                .client
-                .get(format!("http://{}/api/v1/users/me", cluster.addr(i)))
-                .bearer_auth(token)
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
-            body["display_name"].as_str().unwrap().to_owned()
-        }
-    };
     // B and C keep the profile in process (it is the entry the bearer check reads).
     for i in [1, 2, 1, 2] {
-        assert_ne!(name_on(i).await, "Renamed on A");
+        let name = cluster
+            .field_on(i, "/users/me", &user.access, "display_name")
+            .await;
+        assert_ne!(name, "Renamed on A");
     }
     let renamed = cluster
         .a
@@ -354,28 +389,15 @@ async fn a_profile_change_on_a_is_what_b_and_c_answer_for_users_me_within_a_seco
         )
         .await;
     assert_eq!(renamed.status(), 200);
-    let started = Instant::now();
-    let mut seen = [None, None];
-    while started.elapsed() < Duration::from_secs(3) && seen.iter().any(Option::is_none) {
-        for i in [1, 2] {
-            if seen[i - 1].is_none() && name_on(i).await == "Renamed on A" {
-                seen[i - 1] = Some(started.elapsed());
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    eprintln!(
-        "[measured] profile change: B after {:?}, C after {:?}",
-        seen[0], seen[1]
-    );
-    for (i, took) in seen.iter().enumerate() {
-        let took = took.unwrap_or_else(|| panic!("{} never served the change", NAMES[i + 1]));
-        assert!(
-            took < Duration::from_secs(1),
-            "{} took {took:?}",
-            NAMES[i + 1]
-        );
-    }
+    cluster
+        .assert_others_show_within_a_second(
+            "/users/me",
+            &user.access,
+            "display_name",
+            "Renamed on A",
+            "profile change",
+        )
+        .await;
     cluster.stop().await;
 }
 
@@ -435,27 +457,13 @@ async fn b_and_c_serve_a_task_updated_through_a_within_a_second() {
     let cluster = Cluster::start(&redis).await;
     let team = cluster.a.team().await;
     let task = format!("/tasks/{}", team.task_id);
-    let title_on = |i: usize| {
-        let cluster = &cluster;
-        let task = &task;
-        let token = &team.member.access;
-        async move {
-            let body: Value = cluster
-                .client
-                .get(format!("http://{}/api/v1{task}", cluster.addr(i)))
-                .bearer_auth(token)
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
-            body["title"].as_str().unwrap().to_owned()
-        }
-    };
+    let token = &team.member.access;
     // B and C cache the task (and the member's role) in process.
     for i in [1, 2, 1, 2] {
-        assert_ne!(title_on(i).await, "Renamed on A");
+        assert_ne!(
+            cluster.field_on(i, &task, token, "title").await,
+            "Renamed on A"
+        );
     }
     for i in [1, 2] {
         let metrics = cluster.metrics(i).await;
@@ -477,28 +485,9 @@ async fn b_and_c_serve_a_task_updated_through_a_within_a_second() {
         )
         .await;
     assert_eq!(updated.status(), 200);
-    let started = Instant::now();
-    let mut seen = [None, None];
-    while started.elapsed() < Duration::from_secs(3) && seen.iter().any(Option::is_none) {
-        for i in [1, 2] {
-            if seen[i - 1].is_none() && title_on(i).await == "Renamed on A" {
-                seen[i - 1] = Some(started.elapsed());
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    eprintln!(
-        "[measured] task update: B after {:?}, C after {:?}",
-        seen[0], seen[1]
-    );
-    for (i, took) in seen.iter().enumerate() {
-        let took = took.unwrap_or_else(|| panic!("{} never served the update", NAMES[i + 1]));
-        assert!(
-            took < Duration::from_secs(1),
-            "{} took {took:?}",
-            NAMES[i + 1]
-        );
-    }
+    cluster
+        .assert_others_show_within_a_second(&task, token, "title", "Renamed on A", "task update")
+        .await;
     cluster.stop().await;
 }
 
