@@ -92,8 +92,9 @@ impl<E: Endpoint> Endpoint for ObserveEndpoint<E> {
     async fn call(&self, req: Request) -> poem::Result<Response> {
         let started = Instant::now();
         let arrival = self.arrival(&req);
-        let span = server_span(&arrival);
-        let (context, flags) = request_context(&req, &arrival, &span);
+        let exporting = crate::telemetry::tracing_enabled();
+        let span = server_span(&arrival, exporting);
+        let (context, flags) = request_context(&req, &arrival, &span, exporting);
         let sentry_hub = sentry_hub(&arrival, &context, &self.shared.instance_id);
         let mut response = self.serve(req, &context, sentry_hub.clone()).await;
         self.record(&arrival, &context, &span, &mut response, started.elapsed());
@@ -250,8 +251,8 @@ impl<E: Endpoint> ObserveEndpoint<E> {
 
 /// The server span, when traces are exported; without export no layer reads it, so it is not
 /// built in the registry at all.
-fn server_span(arrival: &Arrival) -> tracing::Span {
-    if !crate::telemetry::tracing_enabled() {
+fn server_span(arrival: &Arrival, exporting: bool) -> tracing::Span {
+    if !exporting {
         return tracing::Span::none();
     }
     let method = known_method(&arrival.method);
@@ -280,11 +281,12 @@ fn request_context(
     req: &Request,
     arrival: &Arrival,
     span: &tracing::Span,
+    exporting: bool,
 ) -> (Arc<RequestContext>, TraceFlags) {
     let parent = traces::extract_parent(req.headers());
     let remote = traces::remote_span_context(&parent);
     let mut otel = None;
-    let (trace_id, span_id, flags) = if crate::telemetry::tracing_enabled() {
+    let (trace_id, span_id, flags) = if exporting {
         let _ = span.set_parent(parent);
         let cx = span.context();
         let sc = cx.span().span_context().clone();
