@@ -55,19 +55,53 @@ impl Cache {
 
     /// The value under `key` from L1, else L2, else `load` (the database), filling the layers
     /// above on the way back. Concurrent misses for one key share one load.
+    ///
+    /// An L1 hit takes the short path and never builds the miss path's future: that future holds
+    /// the Redis and database futures (several KiB), and every layer above that awaited it used
+    /// to copy it on each request (profiled: about 15 KB of `memcpy` per cached lookup).
     pub async fn get_or_load<T, Fut>(
         &self,
         cache: &'static str,
         key: String,
-        load: impl FnOnce() -> Fut,
+        load: impl FnOnce() -> Fut + Send,
     ) -> AppResult<T>
     where
         T: Clone + Serialize + DeserializeOwned + Send + Sync + 'static,
+        Fut: Future<Output = AppResult<T>> + Send,
+    {
+        let (value, hit) = match self.l1.get(&key).await {
+            Some(value) => (value, true),
+            None => Box::pin(self.load_through(cache, &key, load)).await?,
+        };
+        self.metrics
+            .cache_request(cache, "l1", if hit { "hit" } else { "miss" });
+        if hit {
+            crate::telemetry::context::with(|c| {
+                c.cache_l1_hits
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            });
+        }
+        value.downcast_ref::<T>().cloned().ok_or_else(|| {
+            AppError::Internal(anyhow::anyhow!("cache entry {key} has another type"))
+        })
+    }
+
+    /// The miss path of [`Cache::get_or_load`]: L2, else the database, through moka's entry API
+    /// so that concurrent misses share one load. Returns the value and whether another caller
+    /// filled L1 meanwhile (a hit).
+    async fn load_through<T, Fut>(
+        &self,
+        cache: &'static str,
+        key: &str,
+        load: impl FnOnce() -> Fut,
+    ) -> AppResult<(Value, bool)>
+    where
+        T: Serialize + DeserializeOwned + Send + Sync + 'static,
         Fut: Future<Output = AppResult<T>>,
     {
         let entry = self
             .l1
-            .entry_by_ref(&key)
+            .entry_by_ref(key)
             .or_try_insert_with(async {
                 // Only lookups that leave the process get a span; L1 hits are counted on the
                 // server span (`cache.l1_hits`) and in the metrics.
@@ -87,7 +121,7 @@ impl Cache {
                     }
                 };
                 if let Some(l2) = &self.l2 {
-                    match l2.get(&key).await {
+                    match l2.get(key).await {
                         Ok(Some(bytes)) => {
                             if let Ok(value) = serde_json::from_slice::<T>(&bytes) {
                                 self.metrics.cache_request(cache, "l2", "hit");
@@ -103,28 +137,14 @@ impl Cache {
                 found("db");
                 let value = load().await?;
                 if let (Some(l2), Ok(bytes)) = (&self.l2, serde_json::to_vec(&value)) {
-                    let _ = l2.set(&key, &bytes).await;
+                    let _ = l2.set(key, &bytes).await;
                 }
                 Ok(Arc::new(value))
             })
             .await
             .map_err(|shared| Arc::try_unwrap(shared).unwrap_or_else(|e| e.duplicate()))?;
         let hit = !entry.is_fresh();
-        self.metrics
-            .cache_request(cache, "l1", if hit { "hit" } else { "miss" });
-        if hit {
-            crate::telemetry::context::with(|c| {
-                c.cache_l1_hits
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-            });
-        }
-        entry
-            .into_value()
-            .downcast_ref::<T>()
-            .cloned()
-            .ok_or_else(|| {
-                AppError::Internal(anyhow::anyhow!("cache entry {key} has another type"))
-            })
+        Ok((entry.into_value(), hit))
     }
 
     /// Evicts `keys` here, deletes them from Redis and tells every other instance to evict them.

@@ -7,12 +7,11 @@
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use opentelemetry::trace::{SpanId, TraceContextExt, TraceFlags};
-use poem::http::HeaderValue;
+use opentelemetry::trace::{SpanId, SpanKind, Status, TraceContextExt, TraceFlags, Tracer as _};
+use opentelemetry::{Context, KeyValue};
+use poem::http::{HeaderValue, Method, Uri};
 use poem::{Body, Endpoint, IntoResponse, Middleware, Request, Response};
 use sentry::SentryFutureExt;
-use tracing::field::Empty;
-use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use crate::config::IpBlock;
 use crate::http::drain::Drain;
@@ -78,12 +77,22 @@ pub struct ObserveEndpoint<E> {
 /// What the access log, the span and the metrics say about a request, read from it on arrival.
 struct Arrival {
     request_id: Arc<str>,
-    method: String,
-    path: String,
+    method: Method,
+    uri: Uri,
     route: &'static str,
     client_ip: Option<std::net::IpAddr>,
-    client: String,
-    user_agent: String,
+}
+
+/// The client address as the access log writes it (empty when unknown).
+struct ClientAddress(Option<std::net::IpAddr>);
+
+impl std::fmt::Display for ClientAddress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Some(ip) => ip.fmt(f),
+            None => Ok(()),
+        }
+    }
 }
 
 impl<E: Endpoint> Endpoint for ObserveEndpoint<E> {
@@ -92,12 +101,10 @@ impl<E: Endpoint> Endpoint for ObserveEndpoint<E> {
     async fn call(&self, req: Request) -> poem::Result<Response> {
         let started = Instant::now();
         let arrival = self.arrival(&req);
-        let exporting = crate::telemetry::tracing_enabled();
-        let span = server_span(&arrival, exporting);
-        let (context, flags) = request_context(&req, &arrival, &span, exporting);
+        let (context, flags) = request_context(&req, &arrival);
         let sentry_hub = sentry_hub(&arrival, &context, &self.shared.instance_id);
         let mut response = self.serve(req, &context, sentry_hub.clone()).await;
-        self.record(&arrival, &context, &span, &mut response, started.elapsed());
+        self.record(&arrival, &context, &mut response, started.elapsed());
         if let Some(hub) = sentry_hub {
             report_server_error(&hub, &arrival, &response);
         }
@@ -107,8 +114,8 @@ impl<E: Endpoint> Endpoint for ObserveEndpoint<E> {
 }
 
 impl<E: Endpoint> ObserveEndpoint<E> {
-    /// Reads the request id (a safe incoming one, else a new UUIDv7), the route template, the
-    /// client address and the user agent.
+    /// Reads the request id (a safe incoming one, else a new UUIDv7), the route template and
+    /// the client address.
     fn arrival(&self, req: &Request) -> Arrival {
         let request_id: Arc<str> = match req
             .headers()
@@ -118,8 +125,7 @@ impl<E: Endpoint> ObserveEndpoint<E> {
             Some(incoming) if request_id::is_safe(incoming) => incoming.into(),
             _ => uuid::Uuid::now_v7().to_string().into(),
         };
-        let path = req.uri().path().to_owned();
-        let route = self.shared.routes.resolve(&path);
+        let route = self.shared.routes.resolve(req.uri().path());
         let client_ip = req.remote_addr().as_socket_addr().map(|peer| {
             crate::http::client_ip::client_ip(
                 peer.ip(),
@@ -130,22 +136,12 @@ impl<E: Endpoint> ObserveEndpoint<E> {
                 &self.shared.trusted_proxies,
             )
         });
-        let user_agent = req
-            .headers()
-            .get(poem::http::header::USER_AGENT)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .chars()
-            .take(256)
-            .collect();
         Arrival {
             request_id,
-            method: req.method().as_str().to_owned(),
-            path,
+            method: req.method().clone(),
+            uri: req.uri().clone(),
             route,
-            client: client_ip.map(|ip| ip.to_string()).unwrap_or_default(),
             client_ip,
-            user_agent,
         }
     }
 
@@ -164,10 +160,13 @@ impl<E: Endpoint> ObserveEndpoint<E> {
         // through the request context, which spares a trip through every `tracing` layer on
         // each poll.
         let inner = context::scope(context.clone(), self.ep.call(req));
+        // One future whichever way: awaiting either of two wrappers of `inner` would give this
+        // future room for both.
         let result = match sentry_hub {
-            Some(hub) => inner.bind_hub(hub).await,
-            None => inner.await,
-        };
+            Some(hub) => futures_util::future::Either::Left(inner.bind_hub(hub)),
+            None => futures_util::future::Either::Right(inner),
+        }
+        .await;
         shared.metrics.active_requests.decrement(1.0);
         shared.drain.leave();
         match result {
@@ -181,41 +180,32 @@ impl<E: Endpoint> ObserveEndpoint<E> {
         &self,
         arrival: &Arrival,
         context: &Arc<RequestContext>,
-        span: &tracing::Span,
         response: &mut Response,
         elapsed: Duration,
     ) {
         let status = response.status().as_u16();
-        span.record("http.response.status_code", status);
-        let l1_hits = context
-            .cache_l1_hits
-            .load(std::sync::atomic::Ordering::Relaxed);
-        if l1_hits > 0 {
-            span.record("cache.l1_hits", l1_hits);
-        }
-        if status >= 500 {
-            span.record("error.type", status.to_string());
-            span.record("otel.status_code", "ERROR");
+        if let Some(cx) = &context.otel {
+            end_server_span(&cx.span(), context, status);
         }
         self.shared.metrics.record_request(
-            &arrival.method,
+            arrival.method.as_str(),
             arrival.route,
             status,
             elapsed.as_secs_f64(),
         );
         let bytes = body_length(response);
-        let user_id = context.user_id.get().map(ToString::to_string);
+        let user_id = context.user_id.get().map(tracing::field::display);
         context::sync_scope(context.clone(), || {
             tracing::info!(
                 target: "tasklight::access",
                 method = %arrival.method,
                 route = arrival.route,
-                path = %arrival.path,
+                path = arrival.uri.path(),
                 status,
                 duration_ms = (elapsed.as_secs_f64() * 1_000_000.0).round() / 1000.0,
                 bytes,
                 user_id,
-                client_address = %arrival.client,
+                client_address = %ClientAddress(arrival.client_ip),
                 "request completed"
             );
         });
@@ -249,63 +239,95 @@ impl<E: Endpoint> ObserveEndpoint<E> {
     }
 }
 
-/// The server span, when traces are exported; without export no layer reads it, so it is not
-/// built in the registry at all.
-fn server_span(arrival: &Arrival, exporting: bool) -> tracing::Span {
-    if !exporting {
-        return tracing::Span::none();
-    }
-    let method = known_method(&arrival.method);
+/// Opens the server span (`{METHOD} {route template}`, with the HTTP semantic-convention
+/// attributes) under the caller's trace. It is made with the OpenTelemetry SDK directly, as
+/// child spans are: through `tracing` and its bridge it cost several µs a request more (a
+/// registry entry, a field visitor per attribute and a second copy of every value).
+fn server_span(
+    tracer: &opentelemetry_sdk::trace::Tracer,
+    req: &Request,
+    arrival: &Arrival,
+    parent: &Context,
+) -> Context {
+    let method = known_method(arrival.method.as_str());
     let route = arrival.route;
-    tracing::info_span!(
-        target: "tasklight::http",
-        "HTTP request",
-        otel.name = format!("{method} {route}"),
-        otel.kind = "server",
-        otel.status_code = Empty,
-        http.request.method = method,
-        http.route = route,
-        http.response.status_code = Empty,
-        url.scheme = "http",
-        client.address = %arrival.client,
-        user_agent.original = %arrival.user_agent,
-        request.id = %arrival.request_id,
-        error.type = Empty,
-        cache.l1_hits = Empty,
-    )
+    let user_agent: String = req
+        .headers()
+        .get(poem::http::header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .chars()
+        .take(256)
+        .collect();
+    let span = tracer
+        .span_builder(format!("{method} {route}"))
+        .with_kind(SpanKind::Server)
+        .with_attributes([
+            KeyValue::new("http.request.method", method),
+            KeyValue::new("http.route", route),
+            KeyValue::new("url.scheme", "http"),
+            KeyValue::new(
+                "client.address",
+                ClientAddress(arrival.client_ip).to_string(),
+            ),
+            KeyValue::new("user_agent.original", user_agent),
+            KeyValue::new("request.id", arrival.request_id.clone()),
+        ])
+        .start_with_context(tracer, parent);
+    parent.with_span(span)
+}
+
+/// Records the answer on the server span and ends it.
+fn end_server_span(
+    span: &opentelemetry::trace::SpanRef<'_>,
+    context: &RequestContext,
+    status: u16,
+) {
+    span.set_attribute(KeyValue::new(
+        "http.response.status_code",
+        i64::from(status),
+    ));
+    let l1_hits = context
+        .cache_l1_hits
+        .load(std::sync::atomic::Ordering::Relaxed);
+    if l1_hits > 0 {
+        span.set_attribute(KeyValue::new("cache.l1_hits", i64::from(l1_hits)));
+    }
+    if status >= 500 {
+        span.set_attribute(KeyValue::new("error.type", status.to_string()));
+        span.set_status(Status::error(""));
+    }
+    span.end();
 }
 
 /// The request's context (ids, route, client) under the caller's trace: the server span's
 /// ids when traces are exported, else the caller's trace id (or a new one) and a new span id.
-fn request_context(
-    req: &Request,
-    arrival: &Arrival,
-    span: &tracing::Span,
-    exporting: bool,
-) -> (Arc<RequestContext>, TraceFlags) {
+fn request_context(req: &Request, arrival: &Arrival) -> (Arc<RequestContext>, TraceFlags) {
     let parent = traces::extract_parent(req.headers());
-    let remote = traces::remote_span_context(&parent);
     let mut otel = None;
-    let (trace_id, span_id, flags) = if exporting {
-        let _ = span.set_parent(parent);
-        let cx = span.context();
-        let sc = cx.span().span_context().clone();
-        otel = Some(cx);
-        (sc.trace_id(), sc.span_id(), sc.trace_flags())
-    } else {
-        let trace_id = remote
-            .as_ref()
-            .map_or_else(traces::random_trace_id, |r| r.trace_id());
-        let flags = remote
-            .as_ref()
-            .map_or(TraceFlags::SAMPLED, |r| r.trace_flags());
-        let span_id = SpanId::from_bytes(rand::random::<u64>().to_be_bytes());
-        (trace_id, span_id, flags)
+    let (trace_id, span_id, flags) = match traces::tracer() {
+        Some(tracer) => {
+            let cx = server_span(tracer, req, arrival, &parent);
+            let sc = cx.span().span_context().clone();
+            otel = Some(cx);
+            (sc.trace_id(), sc.span_id(), sc.trace_flags())
+        }
+        None => {
+            let remote = traces::remote_span_context(&parent);
+            let trace_id = remote
+                .as_ref()
+                .map_or_else(traces::random_trace_id, |r| r.trace_id());
+            let flags = remote
+                .as_ref()
+                .map_or(TraceFlags::SAMPLED, |r| r.trace_flags());
+            let span_id = SpanId::from_bytes(rand::random::<u64>().to_be_bytes());
+            (trace_id, span_id, flags)
+        }
     };
     let context = Arc::new(RequestContext {
         request_id: arrival.request_id.clone(),
-        trace_id: trace_id.to_string(),
-        span_id: span_id.to_string(),
+        trace_id: trace_id.into(),
+        span_id: span_id.into(),
         otel,
         route: arrival.route,
         user_id: OnceLock::new(),
@@ -336,7 +358,7 @@ fn sentry_hub(
 fn report_server_error(hub: &sentry::Hub, arrival: &Arrival, response: &Response) {
     let status = response.status().as_u16();
     if status >= 500 && response.data::<Panicked>().is_none() {
-        let method = known_method(&arrival.method);
+        let method = known_method(arrival.method.as_str());
         sentry_glue::capture_server_error(hub, method, arrival.route, status);
     }
 }

@@ -4,8 +4,9 @@
 //!
 //! Requests are limited per user when they carry a valid access token and per client address
 //! otherwise; login, register and refresh have stricter policies per address and per account.
-//! Every decision is a span (`rate_limit.check`) and a count in
-//! `rate_limit_decisions_total{policy, result}`.
+//! Every decision is a count in `rate_limit_decisions_total{policy, result}`, and either a span
+//! (`rate_limit.check`, when it goes to Redis, and for the per-account decision) or attributes of
+//! the server span (an in-process decision, which costs less than a span would).
 
 pub mod middleware;
 
@@ -187,12 +188,23 @@ impl RateLimiter {
     }
 
     /// Counts one request against `policy` for `key` (a user id, an address, an account hash).
+    ///
+    /// A decision made in Redis gets a `rate_limit.check` span (it leaves the process); one made
+    /// in process (no Redis configured) is recorded on the server span instead, as
+    /// `rate_limit.policy`, `rate_limit.result` and `rate_limit.backend`, like the cache's L1
+    /// hits: a span of its own would cost more than the decision. A login, registration or
+    /// refresh makes a second, per-account decision, which always has its span.
     pub async fn check(&self, policy: Policy, key: &str) -> Decision {
-        let mut span = span::child(
-            "rate_limit.check",
-            SpanKind::Internal,
-            vec![KeyValue::new("rate_limit.policy", policy.name())],
-        );
+        let own_span = self.redis.is_some() || policy == Policy::AuthAccount;
+        let mut span = if own_span {
+            span::child(
+                "rate_limit.check",
+                SpanKind::Internal,
+                vec![KeyValue::new("rate_limit.policy", policy.name())],
+            )
+        } else {
+            None
+        };
         let (decision, fallback) = match &self.redis {
             Some(redis) => match self.check_redis(redis, policy, key).await {
                 Ok(decision) => {
@@ -206,23 +218,27 @@ impl RateLimiter {
             },
             None => (self.check_local(policy, key), false),
         };
-        if let Some(span) = span.as_mut() {
-            span.set_attribute(KeyValue::new(
-                "rate_limit.result",
-                if decision.allowed {
-                    "allowed"
-                } else {
-                    "limited"
-                },
-            ));
-            span.set_attribute(KeyValue::new(
-                "rate_limit.backend",
-                if self.redis.is_some() && !fallback {
-                    "redis"
-                } else {
-                    "local"
-                },
-            ));
+        let result = if decision.allowed {
+            "allowed"
+        } else {
+            "limited"
+        };
+        let backend = if self.redis.is_some() && !fallback {
+            "redis"
+        } else {
+            "local"
+        };
+        match span.as_mut() {
+            Some(span) => {
+                span.set_attribute(KeyValue::new("rate_limit.result", result));
+                span.set_attribute(KeyValue::new("rate_limit.backend", backend));
+            }
+            None if !own_span => {
+                context::set_span_attribute(KeyValue::new("rate_limit.policy", policy.name()));
+                context::set_span_attribute(KeyValue::new("rate_limit.result", result));
+                context::set_span_attribute(KeyValue::new("rate_limit.backend", backend));
+            }
+            None => {}
         }
         self.metrics
             .rate_limits

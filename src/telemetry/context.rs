@@ -11,9 +11,9 @@ pub struct RequestContext {
     /// The request id (`X-Request-Id`).
     pub request_id: Arc<str>,
     /// The W3C trace id, 32 lower-case hex digits.
-    pub trace_id: String,
+    pub trace_id: TraceHex,
     /// The server span id, 16 lower-case hex digits.
-    pub span_id: String,
+    pub span_id: SpanHex,
     /// The server span's OpenTelemetry context, parent of child spans (when export is on).
     pub otel: Option<opentelemetry::Context>,
     /// The route template (`/api/v1/tasks/{task_id}`), or `unmatched`.
@@ -28,6 +28,52 @@ pub struct RequestContext {
     /// Lookups answered by the in-process cache (recorded on the server span).
     pub cache_l1_hits: std::sync::atomic::AtomicU32,
 }
+
+/// Lower-case hex digits of an id, kept inline: every request has two, and every log line and
+/// answer reads them, so they are formatted once and never allocated.
+macro_rules! hex_id {
+    ($name:ident, $digits:literal, $id:ty) => {
+        #[doc = concat!("An id as ", stringify!($digits), " lower-case hex digits.")]
+        #[derive(Clone, Copy, PartialEq, Eq)]
+        pub struct $name([u8; $digits]);
+
+        impl From<$id> for $name {
+            fn from(id: $id) -> Self {
+                const DIGITS: &[u8; 16] = b"0123456789abcdef";
+                let mut out = [0u8; $digits];
+                for (i, byte) in id.to_bytes().iter().enumerate() {
+                    out[2 * i] = DIGITS[usize::from(byte >> 4)];
+                    out[2 * i + 1] = DIGITS[usize::from(byte & 0x0f)];
+                }
+                Self(out)
+            }
+        }
+
+        impl std::ops::Deref for $name {
+            type Target = str;
+
+            fn deref(&self) -> &str {
+                // Only ASCII hex digits are ever stored.
+                std::str::from_utf8(&self.0).unwrap_or_default()
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self)
+            }
+        }
+
+        impl std::fmt::Debug for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self)
+            }
+        }
+    };
+}
+
+hex_id!(TraceHex, 32, opentelemetry::trace::TraceId);
+hex_id!(SpanHex, 16, opentelemetry::trace::SpanId);
 
 /// One rate-limit decision as header items (draft-ietf-httpapi-ratelimit-headers-11).
 #[derive(Debug, Clone)]
@@ -74,8 +120,35 @@ pub fn path_parameter(index: usize) -> Option<&'static str> {
     .flatten()
 }
 
+/// Sets an attribute on the current request's server span (when traces are exported): what
+/// the request learnt in passing, such as an in-process rate-limit decision, that is not worth a
+/// span of its own.
+pub fn set_span_attribute(attribute: opentelemetry::KeyValue) {
+    use opentelemetry::trace::TraceContextExt;
+    with(|c| {
+        if let Some(cx) = &c.otel {
+            cx.span().set_attribute(attribute);
+        }
+    });
+}
+
 /// Records the authenticated user of the current request (for the access log and Sentry).
 pub fn set_user(user_id: Uuid) {
     with(|c| c.user_id.set(user_id).ok());
     crate::telemetry::sentry_glue::set_user(user_id);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use opentelemetry::trace::{SpanId, TraceId};
+
+    #[test]
+    fn ids_are_lower_case_hex_as_w3c_writes_them() {
+        let trace = TraceId::from_hex("0af7651916cd43dd8448eb211c80319c").unwrap();
+        let span = SpanId::from_hex("00f067aa0ba902b7").unwrap();
+        assert_eq!(&*TraceHex::from(trace), trace.to_string());
+        assert_eq!(&*SpanHex::from(span), "00f067aa0ba902b7");
+        assert_eq!(TraceHex::from(TraceId::INVALID).to_string(), "0".repeat(32));
+    }
 }

@@ -85,23 +85,20 @@ impl<S: Subscriber> Layer<S> for JsonLayer {
 fn format_line(line: &mut String, event: &Event<'_>, static_fields: &str) {
     let meta = event.metadata();
     line.push_str("{\"timestamp\":\"");
-    let _ = write!(
-        line,
-        "{}",
-        chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.3fZ")
-    );
+    push_timestamp(line, std::time::SystemTime::now());
     line.push_str("\",\"level\":\"");
     line.push_str(meta.level().as_str());
     line.push_str("\",\"target\":");
     push_json_str(line, meta.target());
     let mut visitor = FieldWriter {
         line,
-        message: None,
+        has_message: false,
     };
     event.record(&mut visitor);
-    let FieldWriter { line, message } = visitor;
-    line.push_str(",\"message\":");
-    push_json_str(line, message.as_deref().unwrap_or(""));
+    let FieldWriter { line, has_message } = visitor;
+    if !has_message {
+        line.push_str(",\"message\":\"\"");
+    }
     context::with(|c| {
         line.push_str(",\"request_id\":");
         push_json_str(line, &c.request_id);
@@ -115,22 +112,109 @@ fn format_line(line: &mut String, event: &Event<'_>, static_fields: &str) {
     line.push_str("}\n");
 }
 
-/// Appends each field as `,"name":value`, and keeps the message aside.
+thread_local! {
+    /// The second last formatted, and its `YYYY-MM-DDTHH:MM:SS`.
+    static SECOND: RefCell<(u64, String)> = const { RefCell::new((u64::MAX, String::new())) };
+}
+
+/// Appends `time` as RFC 3339 UTC with milliseconds (`2026-11-29T06:07:08.123Z`). The date and
+/// time of day are formatted once a second per thread; each line adds only the milliseconds.
+fn push_timestamp(line: &mut String, time: std::time::SystemTime) {
+    let since_epoch = time
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let second = since_epoch.as_secs();
+    SECOND.with(|cached| {
+        let mut cached = cached.borrow_mut();
+        if cached.0 != second {
+            let formatted = chrono::DateTime::from_timestamp(second as i64, 0)
+                .unwrap_or_default()
+                .format("%Y-%m-%dT%H:%M:%S")
+                .to_string();
+            *cached = (second, formatted);
+        }
+        line.push_str(&cached.1);
+    });
+    let millis = since_epoch.subsec_millis();
+    line.push('.');
+    line.push(char::from(b'0' + (millis / 100) as u8));
+    line.push(char::from(b'0' + (millis / 10 % 10) as u8));
+    line.push(char::from(b'0' + (millis % 10) as u8));
+    line.push('Z');
+}
+
+/// Appends each field as `,"name":value`, the message included.
 struct FieldWriter<'a> {
     line: &'a mut String,
-    message: Option<String>,
+    has_message: bool,
+}
+
+/// What the log does with a field, by its name.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum FieldKind {
+    /// Written as it is.
+    Plain,
+    /// One of the keys every line has: left out.
+    Reserved,
+    /// Its name says secret: written as `[redacted]`.
+    Secret,
+}
+
+fn classify(name: &str) -> FieldKind {
+    if RESERVED_FIELDS.contains(&name) {
+        FieldKind::Reserved
+    } else if is_secret(name) {
+        FieldKind::Secret
+    } else {
+        FieldKind::Plain
+    }
+}
+
+thread_local! {
+    /// Field names seen lately and their kind, by the address of the name (field names are
+    /// `&'static str` from the call site): the checks above cost more than the rest of a field.
+    static KINDS: RefCell<Vec<(usize, FieldKind)>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Kinds remembered per thread at most (the service has a few dozen field names).
+const KINDS_MAX: usize = 256;
+
+fn kind_of(name: &'static str) -> FieldKind {
+    let address = name.as_ptr() as usize ^ (name.len() << 48);
+    KINDS.with(|kinds| {
+        let Ok(mut kinds) = kinds.try_borrow_mut() else {
+            return classify(name);
+        };
+        if let Some((_, kind)) = kinds.iter().find(|(a, _)| *a == address) {
+            return *kind;
+        }
+        let kind = classify(name);
+        if kinds.len() < KINDS_MAX {
+            kinds.push((address, kind));
+        }
+        kind
+    })
 }
 
 impl FieldWriter<'_> {
     fn key(&mut self, field: &Field) -> bool {
         let name = field.name();
-        if RESERVED_FIELDS.contains(&name) {
+        let kind = if name == "message" {
+            if self.has_message {
+                return false;
+            }
+            self.has_message = true;
+            FieldKind::Plain
+        } else {
+            kind_of(name)
+        };
+        if kind == FieldKind::Reserved {
             return false;
         }
         self.line.push_str(",\"");
         self.line.push_str(name);
         self.line.push_str("\":");
-        if is_secret(name) {
+        if kind == FieldKind::Secret {
             self.line.push_str("\"[redacted]\"");
             return false;
         }
@@ -145,18 +229,17 @@ fn is_secret(name: &str) -> bool {
 
 impl Visit for FieldWriter<'_> {
     fn record_str(&mut self, field: &Field, value: &str) {
-        if field.name() == "message" {
-            self.message = Some(value.to_owned());
-        } else if self.key(field) {
+        if self.key(field) {
             push_json_str(self.line, value);
         }
     }
 
+    /// Formats straight into the line, escaping on the way: no string per field.
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        if field.name() == "message" {
-            self.message = Some(format!("{value:?}"));
-        } else if self.key(field) {
-            push_json_str(self.line, &format!("{value:?}"));
+        if self.key(field) {
+            self.line.push('"');
+            let _ = write!(JsonEscaped(self.line), "{value:?}");
+            self.line.push('"');
         }
     }
 
@@ -206,20 +289,65 @@ impl Visit for FieldWriter<'_> {
 /// Appends `value` as a JSON string literal.
 pub fn push_json_str(out: &mut String, value: &str) {
     out.push('"');
-    for c in value.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
+    push_escaped(out, value);
     out.push('"');
+}
+
+/// Appends `value` escaped for the inside of a JSON string literal.
+fn push_escaped(out: &mut String, value: &str) {
+    let mut rest = value;
+    while let Some(at) = first_to_escape(rest.as_bytes()) {
+        out.push_str(&rest[..at]);
+        match rest.as_bytes()[at] {
+            b'"' => out.push_str("\\\""),
+            b'\\' => out.push_str("\\\\"),
+            b'\n' => out.push_str("\\n"),
+            b'\r' => out.push_str("\\r"),
+            b'\t' => out.push_str("\\t"),
+            other => {
+                let _ = write!(out, "\\u{other:04x}");
+            }
+        }
+        rest = &rest[at + 1..];
+    }
+    out.push_str(rest);
+}
+
+/// The index of the first byte that JSON needs escaped (`"`, `\\` or a control character).
+/// Eight bytes are checked at a time; most log text has nothing to escape.
+fn first_to_escape(bytes: &[u8]) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    // Whether any byte of `word` is below 0x20, or equals `"` or `\\` (exact as a test of
+    // "any"; which byte is found afterwards, one at a time).
+    let special = |word: u64| {
+        let below = word.wrapping_sub(ONES * 0x20) & !word;
+        let quote = word ^ (ONES * u64::from(b'"'));
+        let backslash = word ^ (ONES * u64::from(b'\\'));
+        let quote = quote.wrapping_sub(ONES) & !quote;
+        let backslash = backslash.wrapping_sub(ONES) & !backslash;
+        (below | quote | backslash) & HIGH != 0
+    };
+    let needs = |b: &u8| *b == b'"' || *b == b'\\' || *b < 0x20;
+    let mut start = 0;
+    for chunk in bytes.chunks_exact(8) {
+        let word = u64::from_le_bytes(chunk.try_into().unwrap_or_default());
+        if special(word) {
+            return chunk.iter().position(needs).map(|i| start + i);
+        }
+        start += 8;
+    }
+    bytes[start..].iter().position(needs).map(|i| start + i)
+}
+
+/// A `fmt::Write` that escapes what is written into it for a JSON string literal.
+struct JsonEscaped<'a>(&'a mut String);
+
+impl fmt::Write for JsonEscaped<'_> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        push_escaped(self.0, s);
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -232,6 +360,43 @@ mod tests {
         push_json_str(&mut out, "a\"b\\c\nd\u{1}é");
         let parsed: String = serde_json::from_str(&out).unwrap();
         assert_eq!(parsed, "a\"b\\c\nd\u{1}é");
+    }
+
+    #[test]
+    fn the_first_byte_to_escape_is_found_in_any_position() {
+        for len in 0..40 {
+            let plain = "a".repeat(len);
+            assert_eq!(first_to_escape(plain.as_bytes()), None, "{len}");
+            for at in 0..len {
+                for special in [b'"', b'\\', b'\n', 0x01, 0x1f] {
+                    let mut bytes = plain.clone().into_bytes();
+                    bytes[at] = special;
+                    assert_eq!(first_to_escape(&bytes), Some(at), "{len} {at} {special}");
+                }
+            }
+        }
+        // Bytes that only look special once 0x20 or 0x80 is taken from them.
+        assert_eq!(first_to_escape("é ~\u{7f}ÿ€ !#[]".as_bytes()), None);
+    }
+
+    #[test]
+    fn formatted_values_are_escaped_as_json() {
+        let mut out = String::from("\"");
+        let _ = write!(JsonEscaped(&mut out), "{:?}", "quote\" and\ttab");
+        out.push('"');
+        let parsed: String = serde_json::from_str(&out).unwrap();
+        assert_eq!(parsed, "\"quote\\\" and\\ttab\"");
+    }
+
+    #[test]
+    fn timestamps_are_rfc3339_with_milliseconds() {
+        let time = std::time::UNIX_EPOCH + std::time::Duration::from_millis(1_795_932_447_007);
+        let mut out = String::new();
+        push_timestamp(&mut out, time);
+        assert_eq!(out, "2026-11-29T06:07:27.007Z");
+        out.clear();
+        push_timestamp(&mut out, time + std::time::Duration::from_millis(993));
+        assert_eq!(out, "2026-11-29T06:07:28.000Z");
     }
 
     #[test]

@@ -7,6 +7,7 @@
 pub mod context;
 pub mod logs;
 pub mod metrics;
+pub mod otlp;
 pub mod process;
 pub mod routes;
 pub mod sentry_glue;
@@ -27,14 +28,6 @@ use crate::config::{Config, LogFormat};
 pub static DROPPED_SPANS: AtomicU64 = AtomicU64::new(0);
 /// Log lines dropped by the non-blocking writer, for the metrics.
 pub static DROPPED_LOG_LINES: AtomicU64 = AtomicU64::new(0);
-
-/// Whether spans are exported (an OpenTelemetry layer is installed).
-static TRACING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-
-/// Whether spans are exported; without it, the middleware makes trace ids itself.
-pub fn tracing_enabled() -> bool {
-    TRACING.load(std::sync::atomic::Ordering::Relaxed)
-}
 
 /// Targets that would trace the exporter itself, kept at `warn`.
 const QUIET_TARGETS: &str = "h2=warn,hyper=warn,hyper_util=warn,tonic=warn,tower=warn,opentelemetry=warn,\
@@ -94,10 +87,6 @@ pub fn init(config: &Config) -> Telemetry {
         .with(sentry_layer)
         .try_init()
         .is_ok();
-    TRACING.store(
-        installed && trace_pipeline.is_some(),
-        std::sync::atomic::Ordering::Relaxed,
-    );
     Telemetry {
         log_guard: installed.then_some(guard),
         traces: trace_pipeline,

@@ -14,7 +14,6 @@ use opentelemetry::trace::{
     SpanContext, TraceContextExt, TraceFlags, TraceId, TracerProvider as _,
 };
 use opentelemetry::{Context, KeyValue};
-use opentelemetry_otlp::WithExportConfig;
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
@@ -62,13 +61,8 @@ impl TracePipeline {
                 KeyValue::new("deployment.environment.name", config.environment.clone()),
             ])
             .build();
-        let mut exporter = opentelemetry_otlp::SpanExporter::builder()
-            .with_tonic()
-            .with_endpoint(config.endpoint.clone())
-            .with_timeout(EXPORT_TIMEOUT)
-            .build()?;
-        // The batch processor of the SDK would pass the resource on; ours does it here.
-        exporter.set_resource(&resource);
+        let exporter =
+            super::otlp::GrpcExporter::new(&config.endpoint, resource.clone(), EXPORT_TIMEOUT)?;
         let (spans_tx, spans_rx) = mpsc::channel(QUEUE_CAPACITY);
         let (flush_tx, flush_rx) = mpsc::channel(4);
         tokio::spawn(export_loop(exporter, spans_rx, flush_rx));
