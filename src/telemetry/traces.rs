@@ -28,7 +28,7 @@ use crate::telemetry::DROPPED_SPANS;
 /// Spans waiting for export at most; more are dropped and counted.
 const QUEUE_CAPACITY: usize = 16_384;
 /// Spans per export call (larger batches cost less per span to encode and send).
-const BATCH_SIZE: usize = 2048;
+const BATCH_SIZE: usize = 512;
 /// Longest wait before a partial batch is exported.
 const BATCH_DELAY: Duration = Duration::from_secs(1);
 /// Exports running at once (encoding the next batch while the last is on the wire).
