@@ -20,6 +20,7 @@ mod platform;
 mod projects;
 mod ratelimit;
 mod restart;
+mod task_list_cost;
 mod tasks;
 mod telemetry;
 mod users;
