@@ -17,6 +17,7 @@ mod openapi_snapshot;
 mod owasp;
 mod pagination;
 mod platform;
+mod pool;
 mod projects;
 mod ratelimit;
 mod restart;
