@@ -166,9 +166,15 @@ pub fn describe(sql: &str) -> (&'static str, Option<String>) {
     let table = if operation == "UPDATE" {
         words.nth(1)
     } else {
+        // The keyword at the top level: a subquery in the select list has a FROM of its own.
+        let mut depth = 0i32;
         words
             .by_ref()
-            .position(|w| w.eq_ignore_ascii_case(table_after))
+            .position(|w| {
+                let top = depth == 0;
+                depth += parens(w);
+                top && w.eq_ignore_ascii_case(table_after)
+            })
             .and_then(|_| words.next())
     };
     let table = table.map(|t| {
@@ -176,6 +182,17 @@ pub fn describe(sql: &str) -> (&'static str, Option<String>) {
             .to_owned()
     });
     (operation, table.filter(|t| !t.is_empty()))
+}
+
+/// Parentheses a word opens, less those it closes.
+fn parens(word: &str) -> i32 {
+    word.bytes()
+        .map(|b| match b {
+            b'(' => 1,
+            b')' => -1,
+            _ => 0,
+        })
+        .sum()
 }
 
 /// When the query is done (or dropped): records its duration and ends its span.
@@ -309,6 +326,18 @@ mod tests {
         assert_eq!(
             describe("DELETE FROM tasks"),
             ("DELETE", Some("tasks".into()))
+        );
+        assert_eq!(
+            describe(
+                "SELECT id, (SELECT json_group_array(g.tag) FROM task_tags g WHERE g.task_id = tasks.id) AS tags FROM tasks WHERE project_id = $1"
+            ),
+            ("SELECT", Some("tasks".into()))
+        );
+        assert_eq!(
+            describe(
+                "SELECT id, COALESCE((SELECT array_agg(tag) FROM task_tags), '{}') FROM tasks"
+            ),
+            ("SELECT", Some("tasks".into()))
         );
         assert_eq!(describe("SELECT 1"), ("SELECT", None));
         assert_eq!(describe("VACUUM"), ("OTHER", None));

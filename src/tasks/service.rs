@@ -1,8 +1,6 @@
 //! Task rules: members and owners write, viewers read, outsiders see nothing (404); assignees
 //! must be members; `If-Match` guards writes against lost updates.
 
-use std::collections::HashMap;
-
 use poem_openapi::types::MaybeUndefined;
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
@@ -376,18 +374,12 @@ pub async fn list(
         limit: paging.fetch(),
     };
     let mut rows = store.list_tasks(&query).await?;
-    let next = paging.finish(&mut rows, |t| request.sort.key_of(t, request.descending));
-    let ids: Vec<Uuid> = rows.iter().map(|t| t.id).collect();
-    let mut tags: HashMap<Uuid, Vec<String>> = HashMap::new();
-    for (task_id, tag) in store.tags_of(&ids).await? {
-        tags.entry(task_id).or_default().push(tag);
-    }
+    let next = paging.finish(&mut rows, |row| {
+        request.sort.key_of(&row.task, request.descending)
+    });
     let items = rows
         .into_iter()
-        .map(|t| {
-            let task_tags = tags.remove(&t.id).unwrap_or_default();
-            Task::new(t, task_tags)
-        })
+        .map(|row| Task::new(row.task, row.tags.0))
         .collect();
     Ok((items, next))
 }

@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::db::{Connection, StoreResult};
+use crate::db::{Connection, StoreResult, TextList};
 use crate::tasks::model::{Priority, TaskStatus, to_micros};
 
 /// A stored task (tags live in `task_tags`).
@@ -35,6 +35,16 @@ pub struct TaskRecord {
     pub updated_at: DateTime<Utc>,
     /// 1 on creation, one more on every change (the ETag is `"v<version>"`).
     pub version: i32,
+}
+
+/// A task in a list, with its tags, read in the same statement.
+#[derive(sqlx::FromRow)]
+pub struct ListedTask {
+    /// The task.
+    #[sqlx(flatten)]
+    pub task: TaskRecord,
+    /// Its tags, sorted.
+    pub tags: TextList,
 }
 
 /// Filters of the task list (all optional, combined with AND; `None` does not filter).
@@ -144,8 +154,9 @@ pub trait TaskStore: Send {
     async fn replace_tags(&mut self, task_id: Uuid, tags: &[String]) -> StoreResult<()>;
     /// The tags of several tasks, as (task id, tag) sorted by tag.
     async fn tags_of(&mut self, task_ids: &[Uuid]) -> StoreResult<Vec<(Uuid, String)>>;
-    /// One page of a project's tasks.
-    async fn list_tasks(&mut self, query: &TaskQuery<'_>) -> StoreResult<Vec<TaskRecord>>;
+    /// One page of a project's tasks, each with its tags (sorted as [`TaskStore::tags_of`]
+    /// sorts them), in one statement.
+    async fn list_tasks(&mut self, query: &TaskQuery<'_>) -> StoreResult<Vec<ListedTask>>;
     /// How many tasks a project has.
     async fn count_tasks(&mut self, project_id: Uuid) -> StoreResult<i64>;
     /// Unassigns a user's tasks in a project (when they leave it), bumping their versions;
@@ -256,8 +267,14 @@ crate::for_each_backend! {
             Ok(query.build_query_as().fetch_all(self.db()).await?)
         }
 
-        async fn list_tasks(&mut self, q: &TaskQuery<'_>) -> StoreResult<Vec<TaskRecord>> {
-            let mut query = sqlx::QueryBuilder::<DB>::new(concat!("SELECT ", task_columns!(), " FROM tasks WHERE project_id = "));
+        async fn list_tasks(&mut self, q: &TaskQuery<'_>) -> StoreResult<Vec<ListedTask>> {
+            // The tags come in the same statement, as a correlated subquery (task_tags' primary
+            // key starts with task_id): a second statement would cost a round trip a page.
+            let tags = <DB as Dialect>::sorted_text_list("g.tag", "task_tags g WHERE g.task_id = tasks.id");
+            let mut query = sqlx::QueryBuilder::<DB>::new(format!(
+                concat!("SELECT ", task_columns!(), ", {} AS tags FROM tasks WHERE project_id = "),
+                tags
+            ));
             query.push_bind(q.project_id);
             let f = q.filter;
             if let Some(status) = f.status {

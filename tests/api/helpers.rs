@@ -9,7 +9,9 @@ use std::net::SocketAddr;
 mod checks;
 mod db;
 
-pub use checks::{body, fields, header, ids, invalid, names, problem, read, str_of};
+pub use checks::{
+    body, fields, header, ids, invalid, names, problem, read, statements_run, str_of,
+};
 pub use db::TestDb;
 
 use reqwest::{Method, RequestBuilder, Response};

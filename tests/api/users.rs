@@ -2,7 +2,9 @@
 
 use serde_json::json;
 
-use crate::helpers::{PASSWORD, body, invalid, problem, read, spawn_app, str_of, unique_email};
+use crate::helpers::{
+    PASSWORD, body, invalid, problem, read, spawn_app, statements_run, str_of, unique_email,
+};
 
 #[tokio::test]
 async fn get_me_returns_the_callers_account() {
@@ -157,15 +159,6 @@ async fn no_user_facing_response_contains_a_password_hash() {
         );
     }
     app.stop().await;
-}
-
-/// Every SQL statement the instance has run, from its query-duration histograms.
-fn statements_run(metrics: &str) -> f64 {
-    metrics
-        .lines()
-        .filter(|line| line.starts_with("db_client_operation_duration_seconds_count{"))
-        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
 }
 
 #[tokio::test]

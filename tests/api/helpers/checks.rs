@@ -125,3 +125,13 @@ pub fn ids(page: &Value) -> Vec<String> {
         .map(|item| str_of(item, "id"))
         .collect()
 }
+
+/// Every SQL statement an instance has run, from the `/metrics` text: its query-duration
+/// histograms' counts, summed over operations.
+pub fn statements_run(metrics: &str) -> f64 {
+    metrics
+        .lines()
+        .filter(|line| line.starts_with("db_client_operation_duration_seconds_count{"))
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}

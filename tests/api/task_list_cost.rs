@@ -1,0 +1,101 @@
+//! What one task-list request costs the database once the caller's session and role are cached:
+//! one SQL statement a page, with every task's tags in it, on the first page and on the next.
+
+use serde_json::{Value, json};
+
+use crate::helpers::{TestApp, body, ids, spawn_app_with, statements_run, str_of};
+
+/// Statements a list request runs once the session and the caller's project role come from the
+/// cache: the page's SELECT, whose correlated subquery brings each task's tags. (The pool's
+/// check of an idle connection is a ping, not a statement, and is not counted.)
+const STATEMENTS_PER_LIST: f64 = 1.0;
+
+/// Runs `GET path` and returns its body and the statements the instance ran meanwhile.
+async fn counted(app: &TestApp, path: &str, token: &str) -> (Value, f64) {
+    let before = statements_run(&app.metrics().await);
+    let page = body(app.get(path, Some(token)).await, 200).await;
+    let after = statements_run(&app.metrics().await);
+    (page, after - before)
+}
+
+#[tokio::test]
+async fn a_task_list_page_is_one_statement_with_the_tags_once_the_role_is_cached() {
+    // A minute of in-process cache, so that a slow run cannot see the session or the role expire
+    // between two requests (which would add their reads to the count).
+    let app = spawn_app_with(&[("TASKLIGHT_CACHE_L1_TTL_MS", "60000")]).await;
+    let team = app.team().await;
+    let token = team.viewer.access.as_str();
+    for (title, tags) in [
+        (
+            "Several tags",
+            json!(["zeta", "alpha", "mid", "m:1", "v1.2", "a_b-c"]),
+        ),
+        ("One tag", json!(["solo"])),
+        ("No tags", json!([])),
+    ] {
+        let fields = json!({"title": title, "tags": tags});
+        app.create_task(&team.owner.access, &team.project_id, fields)
+            .await;
+    }
+    let path = format!("/projects/{}/tasks?limit=20", team.project_id);
+    // The first request loads the viewer's role into the cache.
+    let first = body(app.get(&path, Some(token)).await, 200).await;
+
+    let (page, statements) = counted(&app, &path, token).await;
+    assert_eq!(
+        statements, STATEMENTS_PER_LIST,
+        "a cached-role list ran {statements} statements (a separate tags query would make 2)"
+    );
+    assert_eq!(page, first);
+    let items = page["items"].as_array().expect("items");
+    assert_eq!(items.len(), 4);
+    // Each task is listed exactly as it reads on its own (tags sorted by the database, as the
+    // single read sorts them), and the tags are complete.
+    for item in items {
+        let one = format!("/tasks/{}", str_of(item, "id"));
+        assert_eq!(item, &body(app.get(&one, Some(token)).await, 200).await);
+    }
+    let tags_of = |title: &str| -> Vec<String> {
+        let item = items.iter().find(|i| i["title"] == title).expect(title);
+        serde_json::from_value(item["tags"].clone()).expect("a list of strings")
+    };
+    let listed = tags_of("Several tags");
+    let mut sorted = listed.clone();
+    sorted.sort();
+    assert_eq!(sorted, ["a_b-c", "alpha", "m:1", "mid", "v1.2", "zeta"]);
+    // Punctuation may sort differently under a PostgreSQL collation; letters may not.
+    let letters: Vec<&String> = listed
+        .iter()
+        .filter(|t| t.chars().all(|c| c.is_ascii_lowercase()))
+        .collect();
+    assert_eq!(letters, ["alpha", "mid", "zeta"]);
+    assert_eq!(tags_of("One tag"), ["solo"]);
+    assert!(tags_of("No tags").is_empty());
+    assert!(tags_of("First task").is_empty());
+
+    // Filters, another sort and the cursor's next page cost one statement too.
+    let (tagged, statements) = counted(&app, &format!("{path}&tag=solo"), token).await;
+    assert_eq!(statements, STATEMENTS_PER_LIST);
+    assert_eq!(tagged["items"].as_array().map(Vec::len), Some(1));
+    let by_priority = format!(
+        "/projects/{}/tasks?limit=2&sort=priority&order=desc&q=tag",
+        team.project_id
+    );
+    let (page_one, statements) = counted(&app, &by_priority, token).await;
+    assert_eq!(statements, STATEMENTS_PER_LIST);
+    let cursor = str_of(&page_one, "next_cursor");
+    let (page_two, statements) =
+        counted(&app, &format!("{by_priority}&cursor={cursor}"), token).await;
+    assert_eq!(statements, STATEMENTS_PER_LIST);
+    assert_eq!(page_two["next_cursor"], Value::Null);
+    let mut walked = [ids(&page_one), ids(&page_two)].concat();
+    walked.sort();
+    let mut matching: Vec<String> = items
+        .iter()
+        .filter(|i| i["title"].as_str().is_some_and(|t| t.contains("tag")))
+        .map(|i| str_of(i, "id"))
+        .collect();
+    matching.sort();
+    assert_eq!(walked, matching);
+    app.stop().await;
+}
