@@ -66,7 +66,7 @@ pub struct TokenKeys {
     /// the ~25 µs of a cached read); its expiry is still checked on every use, and a different
     /// text, however similar, is verified in full. Revocation is not decided here: the session
     /// check after this one runs on every request.
-    verified: moka::sync::Cache<Box<str>, Arc<Claims>>,
+    verified: moka::sync::Cache<Box<str>, Arc<Claims>, foldhash::fast::RandomState>,
 }
 
 impl TokenKeys {
@@ -85,7 +85,7 @@ impl TokenKeys {
             verified: moka::sync::Cache::builder()
                 .max_capacity(VERIFIED_CAPACITY)
                 .time_to_live(VERIFIED_TTL)
-                .build(),
+                .build_with_hasher(foldhash::fast::RandomState::default()),
         }
     }
 

@@ -27,7 +27,7 @@ type Value = Arc<dyn Any + Send + Sync>;
 
 /// The cache of one instance.
 pub struct Cache {
-    l1: moka::future::Cache<String, Value>,
+    l1: moka::future::Cache<String, Value, foldhash::fast::RandomState>,
     l2: Option<RedisLayer>,
     metrics: Arc<Metrics>,
 }
@@ -39,7 +39,7 @@ impl Cache {
         let l1 = moka::future::Cache::builder()
             .max_capacity(config.cache_l1_capacity)
             .time_to_live(config.cache_l1_ttl)
-            .build();
+            .build_with_hasher(foldhash::fast::RandomState::default());
         let l2 = redis.map(|redis| RedisLayer::new(redis, config.cache_l2_ttl));
         let cache = Arc::new(Self { l1, l2, metrics });
         if let Some(l2) = &cache.l2 {

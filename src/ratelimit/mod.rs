@@ -234,9 +234,11 @@ impl RateLimiter {
                 span.set_attribute(KeyValue::new("rate_limit.backend", backend));
             }
             None if !own_span => {
-                context::set_span_attribute(KeyValue::new("rate_limit.policy", policy.name()));
-                context::set_span_attribute(KeyValue::new("rate_limit.result", result));
-                context::set_span_attribute(KeyValue::new("rate_limit.backend", backend));
+                context::note_rate_limit(context::RateLimitNote {
+                    policy: policy.name(),
+                    result,
+                    backend,
+                });
             }
             None => {}
         }

@@ -27,6 +27,19 @@ pub struct RequestContext {
     pub account_rate_limit: OnceLock<RateLimitItems>,
     /// Lookups answered by the in-process cache (recorded on the server span).
     pub cache_l1_hits: std::sync::atomic::AtomicU32,
+    /// The request's own rate-limit decision, when made in process (recorded on the server span).
+    pub rate_limit: OnceLock<RateLimitNote>,
+}
+
+/// A rate-limit decision as the server span records it.
+#[derive(Debug, Clone, Copy)]
+pub struct RateLimitNote {
+    /// `rate_limit.policy`.
+    pub policy: &'static str,
+    /// `rate_limit.result`: `allowed` or `limited`.
+    pub result: &'static str,
+    /// `rate_limit.backend`: `local` or `redis`.
+    pub backend: &'static str,
 }
 
 /// Lower-case hex digits of an id, kept inline: every request has two, and every log line and
@@ -120,16 +133,11 @@ pub fn path_parameter(index: usize) -> Option<&'static str> {
     .flatten()
 }
 
-/// Sets an attribute on the current request's server span (when traces are exported): what
-/// the request learnt in passing, such as an in-process rate-limit decision, that is not worth a
-/// span of its own.
-pub fn set_span_attribute(attribute: opentelemetry::KeyValue) {
-    use opentelemetry::trace::TraceContextExt;
-    with(|c| {
-        if let Some(cx) = &c.otel {
-            cx.span().set_attribute(attribute);
-        }
-    });
+/// Notes the request's own rate-limit decision when it was made in process: the observing
+/// middleware puts it on the server span as it ends it, with the other attributes it adds then
+/// (one lock of the span instead of one per attribute).
+pub fn note_rate_limit(decision: RateLimitNote) {
+    with(|c| c.rate_limit.set(decision).ok());
 }
 
 /// Records the authenticated user of the current request (for the access log and Sentry).

@@ -137,12 +137,29 @@ fn array_values(out: &mut Vec<u8>, array: &Array) {
     }
 }
 
-/// A `KeyValue` as field `field` of its parent.
+fn varint_len(value: u64) -> usize {
+    (64 - (value | 1).leading_zeros() as usize).div_ceil(7)
+}
+
+/// A `KeyValue` as field `field` of its parent. String values (most attributes) are sized
+/// before they are written, so they need no move of their bytes afterwards.
 fn attribute(out: &mut Vec<u8>, field: u64, key_: &Key, value: &Value) {
-    message(out, field, |out| {
-        bytes(out, 1, key_.as_str().as_bytes());
-        message(out, 2, |out| any_value(out, value));
-    });
+    let Value::String(text) = value else {
+        return message(out, field, |out| {
+            bytes(out, 1, key_.as_str().as_bytes());
+            message(out, 2, |out| any_value(out, value));
+        });
+    };
+    let (k, v) = (key_.as_str().as_bytes(), text.as_str().as_bytes());
+    let any_len = 1 + varint_len(v.len() as u64) + v.len();
+    let kv_len =
+        1 + varint_len(k.len() as u64) + k.len() + 1 + varint_len(any_len as u64) + any_len;
+    key(out, field, LEN);
+    varint(out, kv_len as u64);
+    bytes(out, 1, k);
+    key(out, 2, LEN);
+    varint(out, any_len as u64);
+    bytes(out, 1, v);
 }
 
 fn attributes(out: &mut Vec<u8>, field: u64, list: &[KeyValue]) {
@@ -389,6 +406,7 @@ mod tests {
                 KeyValue::new("cache.hit", true),
                 KeyValue::new("ratio", 0.5),
                 KeyValue::new("empty", ""),
+                KeyValue::new("long", "x".repeat(300)),
                 KeyValue::new(
                     "tags",
                     Value::Array(Array::String(vec!["a".into(), "b".into()])),
@@ -401,6 +419,24 @@ mod tests {
             instrumentation_scope: opentelemetry::InstrumentationScope::builder("tasklight")
                 .with_version("1.2.3")
                 .build(),
+        }
+    }
+
+    #[test]
+    fn varint_lengths_match_the_encoding() {
+        for value in [
+            0,
+            1,
+            127,
+            128,
+            16_383,
+            16_384,
+            u64::from(u32::MAX),
+            u64::MAX,
+        ] {
+            let mut out = Vec::new();
+            varint(&mut out, value);
+            assert_eq!(varint_len(value), out.len(), "{value}");
         }
     }
 
@@ -468,6 +504,7 @@ mod tests {
         assert_eq!(value("cache.hit"), Some(V::BoolValue(true)));
         assert_eq!(value("ratio"), Some(V::DoubleValue(0.5)));
         assert_eq!(value("empty"), Some(V::StringValue(String::new())));
+        assert_eq!(value("long"), Some(V::StringValue("x".repeat(300))));
         match value("tags") {
             Some(V::ArrayValue(array)) => assert_eq!(array.values.len(), 2),
             other => panic!("tags: {other:?}"),

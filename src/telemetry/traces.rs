@@ -27,7 +27,8 @@ use crate::telemetry::DROPPED_SPANS;
 
 /// Spans waiting for export at most; more are dropped and counted.
 const QUEUE_CAPACITY: usize = 16_384;
-/// Spans per export call (larger batches cost less per span to encode and send).
+/// Spans per export call: enough to spread a call's cost thin, few enough that the batch's spans
+/// are still in cache when they are encoded (2,048 measured about 10% slower on the cached read).
 const BATCH_SIZE: usize = 512;
 /// Longest wait before a partial batch is exported.
 const BATCH_DELAY: Duration = Duration::from_secs(1);
@@ -63,11 +64,11 @@ impl TracePipeline {
             .build();
         let exporter =
             super::otlp::GrpcExporter::new(&config.endpoint, resource.clone(), EXPORT_TIMEOUT)?;
-        let (spans_tx, spans_rx) = mpsc::channel(QUEUE_CAPACITY);
+        let queue = std::sync::Arc::new(SpanQueue::default());
         let (flush_tx, flush_rx) = mpsc::channel(4);
-        tokio::spawn(export_loop(exporter, spans_rx, flush_rx));
+        tokio::spawn(export_loop(exporter, queue.clone(), flush_rx));
         let provider = SdkTracerProvider::builder()
-            .with_span_processor(QueueingProcessor { spans: spans_tx })
+            .with_span_processor(QueueingProcessor { queue })
             .with_sampler(sampler(config.sampling))
             .with_resource(resource)
             .build();
@@ -105,18 +106,57 @@ fn sampler(sampling: Sampling) -> Sampler {
     }
 }
 
+/// Finished spans waiting for export. Requests append under a short lock and wake the export
+/// task only when a batch is full; a channel woke it (and ran its loop) once per span, which
+/// was a fifth of what tracing cost a request.
+#[derive(Debug, Default)]
+struct SpanQueue {
+    spans: std::sync::Mutex<Vec<SpanData>>,
+    batch_ready: tokio::sync::Notify,
+}
+
+impl SpanQueue {
+    /// Up to [`BATCH_SIZE`] queued spans: a full batch, or (when `partial`) whatever is queued.
+    fn take(&self, partial: bool) -> Option<Vec<SpanData>> {
+        let mut spans = self.spans.lock().ok()?;
+        if spans.is_empty() || (spans.len() < BATCH_SIZE && !partial) {
+            return None;
+        }
+        if spans.len() <= BATCH_SIZE {
+            // The next batch gets its room at once rather than growing into it by copies.
+            return Some(std::mem::replace(
+                &mut *spans,
+                Vec::with_capacity(BATCH_SIZE),
+            ));
+        }
+        let rest = spans.split_off(BATCH_SIZE);
+        Some(std::mem::replace(&mut *spans, rest))
+    }
+}
+
 /// Hands finished spans to the export task without ever waiting.
 #[derive(Debug)]
 struct QueueingProcessor {
-    spans: mpsc::Sender<SpanData>,
+    queue: std::sync::Arc<SpanQueue>,
 }
 
 impl SpanProcessor for QueueingProcessor {
     fn on_start(&self, _span: &mut Span, _cx: &Context) {}
 
     fn on_end(&self, span: SpanData) {
-        if self.spans.try_send(span).is_err() {
+        let Ok(mut spans) = self.queue.spans.lock() else {
             DROPPED_SPANS.fetch_add(1, Ordering::Relaxed);
+            return;
+        };
+        if spans.len() >= QUEUE_CAPACITY {
+            drop(spans);
+            DROPPED_SPANS.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        spans.push(span);
+        if spans.len() % BATCH_SIZE == 0 {
+            drop(spans);
+            self.queue.batch_ready.notify_one();
         }
     }
 
@@ -129,14 +169,16 @@ impl SpanProcessor for QueueingProcessor {
     }
 }
 
+/// Exports full batches as they fill and whatever is queued every [`BATCH_DELAY`], with at most
+/// [`MAX_EXPORTS_IN_FLIGHT`] calls at once. While every call is busy, spans stay queued; once
+/// the queue is full, the processor drops and counts them.
 async fn export_loop<E: SpanExporter + 'static>(
     exporter: E,
-    mut spans: mpsc::Receiver<SpanData>,
+    queue: std::sync::Arc<SpanQueue>,
     mut flushes: mpsc::Receiver<oneshot::Sender<()>>,
 ) {
     let exporter = std::sync::Arc::new(exporter);
     let mut in_flight: tokio::task::JoinSet<(u64, Option<String>)> = tokio::task::JoinSet::new();
-    let mut batch = Vec::with_capacity(BATCH_SIZE);
     let mut failing = false;
     let mut tick = tokio::time::interval(BATCH_DELAY);
     let start_export = |in_flight: &mut tokio::task::JoinSet<_>, chunk: Vec<SpanData>| {
@@ -152,38 +194,33 @@ async fn export_loop<E: SpanExporter + 'static>(
         });
     };
     loop {
-        let can_send = in_flight.len() < MAX_EXPORTS_IN_FLIGHT;
+        let mut partial = false;
+        let mut flush = None;
         tokio::select! {
-            // Stop taking spans while a full batch waits for a free export: the queue then
-            // fills, and the processor drops and counts.
-            received = spans.recv(), if batch.len() < BATCH_SIZE => match received {
-                Some(span) => batch.push(span),
+            _ = queue.batch_ready.notified() => {}
+            _ = tick.tick() => partial = true,
+            request = flushes.recv() => match request {
+                Some(done) => {
+                    partial = true;
+                    flush = Some(done);
+                }
                 None => return,
             },
-            _ = tick.tick() => {
-                if can_send && !batch.is_empty() {
-                    start_export(&mut in_flight, std::mem::take(&mut batch));
-                }
-            }
-            Some(done) = flushes.recv() => {
-                while let Ok(span) = spans.try_recv() {
-                    batch.push(span);
-                }
-                while !batch.is_empty() {
-                    let take = batch.len().min(BATCH_SIZE);
-                    start_export(&mut in_flight, batch.drain(..take).collect());
-                }
-                while let Some(result) = in_flight.join_next().await {
-                    failing = record(result, failing);
-                }
-                let _ = done.send(());
-            }
             Some(result) = in_flight.join_next(), if !in_flight.is_empty() => {
                 failing = record(result, failing);
             }
         }
-        if batch.len() >= BATCH_SIZE && in_flight.len() < MAX_EXPORTS_IN_FLIGHT {
-            start_export(&mut in_flight, std::mem::take(&mut batch));
+        while in_flight.len() < MAX_EXPORTS_IN_FLIGHT || flush.is_some() {
+            match queue.take(partial) {
+                Some(batch) => start_export(&mut in_flight, batch),
+                None => break,
+            }
+        }
+        if let Some(done) = flush {
+            while let Some(result) = in_flight.join_next().await {
+                failing = record(result, failing);
+            }
+            let _ = done.send(());
         }
     }
 }
