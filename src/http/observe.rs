@@ -19,7 +19,7 @@ use crate::http::request_id;
 use crate::telemetry::context::{self, RequestContext};
 use crate::telemetry::metrics::{Metrics, known_method};
 use crate::telemetry::routes::RouteTable;
-use crate::telemetry::{sentry_glue, traces};
+use crate::telemetry::{logs, sentry_glue, traces};
 
 /// Marks a response produced by the panic handler (Sentry's panic hook already reported it).
 #[derive(Clone, Copy)]
@@ -232,26 +232,42 @@ impl<E: Endpoint> ObserveEndpoint<E> {
             status,
             elapsed.as_secs_f64(),
         );
-        let bytes = body_length(response);
+        if !tracing::enabled!(target: "tasklight::access", tracing::Level::INFO) {
+            return;
+        }
         let mut user_buffer = uuid::Uuid::encode_buffer();
         let user_id = context
             .user_id
             .get()
             .map(|id| &*id.hyphenated().encode_lower(&mut user_buffer));
-        context::sync_scope(context.clone(), || {
-            tracing::info!(
-                target: "tasklight::access",
-                method = arrival.method.as_str(),
-                route = arrival.route,
-                path = arrival.uri.path(),
-                status,
-                duration_ms = (elapsed.as_secs_f64() * 1_000_000.0).round() / 1000.0,
-                bytes,
-                user_id,
-                client_address = arrival.client.as_str(),
-                "request completed"
-            );
-        });
+        let line = logs::AccessLine {
+            method: arrival.method.as_str(),
+            route: arrival.route,
+            path: arrival.uri.path(),
+            status,
+            duration_ms: (elapsed.as_secs_f64() * 1_000_000.0).round() / 1000.0,
+            bytes: body_length(response),
+            user_id,
+            client_address: arrival.client.as_str(),
+        };
+        // Straight to the JSON log when it is installed; through `tracing` otherwise (the pretty
+        // format), and while Sentry is on, whose layer keeps events as breadcrumbs.
+        if sentry_glue::enabled() || !logs::write_access(&line, context) {
+            context::sync_scope(context.clone(), || {
+                tracing::info!(
+                    target: "tasklight::access",
+                    method = line.method,
+                    route = line.route,
+                    path = line.path,
+                    status,
+                    duration_ms = line.duration_ms,
+                    bytes = line.bytes,
+                    user_id = line.user_id,
+                    client_address = line.client_address,
+                    "request completed"
+                );
+            });
+        }
     }
 
     /// `X-Request-Id`, `traceparent`, and `Connection: close` while draining.

@@ -47,9 +47,12 @@ pub fn init(config: &Config) -> Telemetry {
         EnvFilter::try_new(format!("{},{QUIET_TARGETS}", config.log_filter))
             .unwrap_or_else(|_| EnvFilter::new(format!("info,{QUIET_TARGETS}")))
     };
+    let mut access_writer = None;
     let log_layer = match config.log_format {
         LogFormat::Json => {
-            logs::JsonLayer::new(writer, &config.instance_id, &config.service_name).boxed()
+            let layer = logs::JsonLayer::new(writer, &config.instance_id, &config.service_name);
+            access_writer = Some(layer.access_writer());
+            layer.boxed()
         }
         LogFormat::Pretty => tracing_subscriber::fmt::layer()
             .pretty()
@@ -87,6 +90,9 @@ pub fn init(config: &Config) -> Telemetry {
         .with(sentry_layer)
         .try_init()
         .is_ok();
+    if let (true, Some(access_writer)) = (installed, access_writer) {
+        logs::install_access_writer(access_writer);
+    }
     Telemetry {
         log_guard: installed.then_some(guard),
         traces: trace_pipeline,
