@@ -7,8 +7,8 @@
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use opentelemetry::trace::{SpanId, SpanKind, Status, TraceContextExt, TraceFlags, Tracer as _};
-use opentelemetry::{Context, KeyValue};
+use opentelemetry::Context;
+use opentelemetry::trace::{SpanContext, SpanId, TraceContextExt, TraceFlags};
 use poem::http::{HeaderValue, Method, Uri};
 use poem::{Body, Endpoint, IntoResponse, Middleware, Request, Response};
 use sentry::SentryFutureExt;
@@ -18,6 +18,7 @@ use crate::http::drain::Drain;
 use crate::http::request_id;
 use crate::telemetry::context::{self, RequestContext};
 use crate::telemetry::metrics::{Metrics, known_method};
+use crate::telemetry::otlp::ServerSpan;
 use crate::telemetry::routes::RouteTable;
 use crate::telemetry::{logs, sentry_glue, traces};
 
@@ -138,10 +139,15 @@ impl<E: Endpoint> Endpoint for ObserveEndpoint<E> {
 
     async fn call(&self, req: Request) -> poem::Result<Response> {
         let started = Instant::now();
+        let started_at = std::time::SystemTime::now();
         let arrival = self.arrival(&req);
-        let (context, flags) = request_context(&req, &arrival);
+        let (context, flags, server_span) = request_context(&req, &arrival);
         let sentry_hub = sentry_hub(&arrival, &context, &self.shared.instance_id);
         let mut response = self.serve(req, &context, sentry_hub.clone()).await;
+        let status = response.status().as_u16();
+        if let Some(span) = server_span {
+            span.finish(&arrival, &context, started_at, status);
+        }
         self.record(&arrival, &context, &mut response, started.elapsed());
         if let Some(hub) = sentry_hub {
             report_server_error(&hub, &arrival, &response);
@@ -223,16 +229,13 @@ impl<E: Endpoint> ObserveEndpoint<E> {
         elapsed: Duration,
     ) {
         let status = response.status().as_u16();
-        if let Some(cx) = &context.otel {
-            end_server_span(&cx.span(), context, status);
-        }
         self.shared.metrics.record_request(
             arrival.method.as_str(),
             arrival.route,
             status,
             elapsed.as_secs_f64(),
         );
-        if !tracing::enabled!(target: "tasklight::access", tracing::Level::INFO) {
+        if !access_log_enabled() {
             return;
         }
         let mut user_buffer = uuid::Uuid::encode_buffer();
@@ -298,94 +301,94 @@ impl<E: Endpoint> ObserveEndpoint<E> {
     }
 }
 
-/// Opens the server span (`{METHOD} {route template}`, with the HTTP semantic-convention
-/// attributes) under the caller's trace. It is made with the OpenTelemetry SDK directly, as
-/// child spans are: through `tracing` and its bridge it cost several µs a request more (a
-/// registry entry, a field visitor per attribute and a second copy of every value).
-fn server_span(
-    tracer: &opentelemetry_sdk::trace::Tracer,
+/// Whether the log filter lets access lines through. The filter is fixed at start-up, so it is
+/// asked once: asking on each request walked every layer's filter (about 1,000 instructions).
+fn access_log_enabled() -> bool {
+    static ENABLED: OnceLock<bool> = OnceLock::new();
+    *ENABLED.get_or_init(|| tracing::enabled!(target: "tasklight::access", tracing::Level::INFO))
+}
+
+/// A sampled server span, from the request's arrival to its end: `{METHOD} {route template}`,
+/// with the HTTP semantic-convention attributes. It is not an SDK span: its ids come from here,
+/// the configured sampler decides on it, child spans see it as their parent through the request
+/// context, and at the end it goes to the exporter's queue as a [`ServerSpan`], which the
+/// exporter encodes straight into OTLP. (Through `tracing` and its bridge it cost several µs a
+/// request; as an SDK span, still about 5,000 instructions more.)
+struct PendingServerSpan {
+    context: SpanContext,
+    parent: Option<SpanId>,
+    user_agent: String,
+}
+
+impl PendingServerSpan {
+    fn finish(
+        self,
+        arrival: &Arrival,
+        context: &RequestContext,
+        started_at: std::time::SystemTime,
+        status: u16,
+    ) {
+        let method = known_method(arrival.method.as_str());
+        traces::export_server_span(ServerSpan {
+            context: self.context,
+            parent: self.parent,
+            name: format!("{method} {}", arrival.route),
+            start: started_at,
+            end: std::time::SystemTime::now(),
+            method,
+            route: arrival.route,
+            client_address: arrival.client.as_str().to_owned(),
+            user_agent: self.user_agent,
+            request_id: arrival.request_id.clone(),
+            status,
+            l1_hits: context
+                .cache_l1_hits
+                .load(std::sync::atomic::Ordering::Relaxed),
+            rate_limit: context
+                .rate_limit
+                .get()
+                .map(|d| [d.policy, d.result, d.backend]),
+        });
+    }
+}
+
+/// The request's context (ids, route, client) under the caller's trace (or a new one), and the
+/// server span to finish when trace export is on and the sampler keeps it.
+fn request_context(
     req: &Request,
     arrival: &Arrival,
-    parent: &Context,
-) -> Context {
-    let method = known_method(arrival.method.as_str());
-    let route = arrival.route;
-    let user_agent: String = req
-        .headers()
-        .get(poem::http::header::USER_AGENT)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .chars()
-        .take(256)
-        .collect();
-    let span = tracer
-        .span_builder(format!("{method} {route}"))
-        .with_kind(SpanKind::Server)
-        .with_attributes([
-            KeyValue::new("http.request.method", method),
-            KeyValue::new("http.route", route),
-            KeyValue::new("url.scheme", "http"),
-            KeyValue::new("client.address", arrival.client.as_str().to_owned()),
-            KeyValue::new("user_agent.original", user_agent),
-            KeyValue::new("request.id", arrival.request_id.clone()),
-        ])
-        .start_with_context(tracer, parent);
-    parent.with_span(span)
-}
-
-/// Records the answer on the server span and ends it.
-fn end_server_span(
-    span: &opentelemetry::trace::SpanRef<'_>,
-    context: &RequestContext,
-    status: u16,
-) {
-    let mut attributes = Vec::with_capacity(6);
-    attributes.push(KeyValue::new(
-        "http.response.status_code",
-        i64::from(status),
-    ));
-    let l1_hits = context
-        .cache_l1_hits
-        .load(std::sync::atomic::Ordering::Relaxed);
-    if l1_hits > 0 {
-        attributes.push(KeyValue::new("cache.l1_hits", i64::from(l1_hits)));
-    }
-    if let Some(decision) = context.rate_limit.get() {
-        attributes.push(KeyValue::new("rate_limit.policy", decision.policy));
-        attributes.push(KeyValue::new("rate_limit.result", decision.result));
-        attributes.push(KeyValue::new("rate_limit.backend", decision.backend));
-    }
-    if status >= 500 {
-        attributes.push(KeyValue::new("error.type", status.to_string()));
-        span.set_status(Status::error(""));
-    }
-    span.set_attributes(attributes);
-    span.end();
-}
-
-/// The request's context (ids, route, client) under the caller's trace: the server span's
-/// ids when traces are exported, else the caller's trace id (or a new one) and a new span id.
-fn request_context(req: &Request, arrival: &Arrival) -> (Arc<RequestContext>, TraceFlags) {
+) -> (Arc<RequestContext>, TraceFlags, Option<PendingServerSpan>) {
     let parent = traces::extract_parent(req.headers());
+    let remote = traces::remote_span_context(&parent);
+    let trace_id = remote
+        .as_ref()
+        .map_or_else(traces::random_trace_id, |r| r.trace_id());
+    let span_id = SpanId::from_bytes(rand::random::<u64>().max(1).to_be_bytes());
     let mut otel = None;
-    let (trace_id, span_id, flags) = match traces::tracer() {
-        Some(tracer) => {
-            let cx = server_span(tracer, req, arrival, &parent);
-            let sc = cx.span().span_context().clone();
-            otel = Some(cx);
-            (sc.trace_id(), sc.span_id(), sc.trace_flags())
+    let mut server_span = None;
+    let flags = match traces::sample_server_span(&parent, trace_id, arrival.route) {
+        Some((flags, trace_state)) => {
+            let span_context = SpanContext::new(trace_id, span_id, flags, false, trace_state);
+            otel = Some(Context::new().with_remote_span_context(span_context.clone()));
+            if span_context.is_sampled() {
+                server_span = Some(PendingServerSpan {
+                    context: span_context,
+                    parent: remote.as_ref().map(|r| r.span_id()),
+                    user_agent: req
+                        .headers()
+                        .get(poem::http::header::USER_AGENT)
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or_default()
+                        .chars()
+                        .take(256)
+                        .collect(),
+                });
+            }
+            flags
         }
-        None => {
-            let remote = traces::remote_span_context(&parent);
-            let trace_id = remote
-                .as_ref()
-                .map_or_else(traces::random_trace_id, |r| r.trace_id());
-            let flags = remote
-                .as_ref()
-                .map_or(TraceFlags::SAMPLED, |r| r.trace_flags());
-            let span_id = SpanId::from_bytes(rand::random::<u64>().to_be_bytes());
-            (trace_id, span_id, flags)
-        }
+        None => remote
+            .as_ref()
+            .map_or(TraceFlags::SAMPLED, |r| r.trace_flags()),
     };
     let context = Arc::new(RequestContext {
         request_id: arrival.request_id.clone(),
@@ -399,7 +402,7 @@ fn request_context(req: &Request, arrival: &Arrival) -> (Arc<RequestContext>, Tr
         cache_l1_hits: Default::default(),
         rate_limit: OnceLock::new(),
     });
-    (context, flags)
+    (context, flags, server_span)
 }
 
 /// Sentry's hub for this request, tagged with its ids, when error reporting is on.

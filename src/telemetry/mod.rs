@@ -31,7 +31,7 @@ pub static DROPPED_LOG_LINES: AtomicU64 = AtomicU64::new(0);
 
 /// Targets that would trace the exporter itself, kept at `warn`.
 const QUIET_TARGETS: &str = "h2=warn,hyper=warn,hyper_util=warn,tonic=warn,tower=warn,opentelemetry=warn,\
-     opentelemetry_sdk=warn,opentelemetry_otlp=warn,sqlx=warn,poem::server=warn";
+     opentelemetry_sdk=warn,sqlx=warn,poem::server=warn";
 
 /// Keeps the process-wide telemetry alive; flush it with [`Telemetry::shutdown`].
 pub struct Telemetry {

@@ -17,9 +17,7 @@ use opentelemetry::{Context, KeyValue};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
-use opentelemetry_sdk::trace::{
-    Sampler, SdkTracerProvider, Span, SpanData, SpanExporter, SpanProcessor, Tracer,
-};
+use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider, Span, SpanData, SpanProcessor, Tracer};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::config::{Sampling, TraceConfig};
@@ -37,8 +35,14 @@ const MAX_EXPORTS_IN_FLIGHT: usize = 2;
 /// Longest an export may take before its spans count as dropped.
 const EXPORT_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// The instrumentation scope of every span the service makes.
+const SCOPE: &str = "tasklight";
+
 /// The tracer, once trace export is on: database spans are made with it directly.
 static TRACER: std::sync::OnceLock<Tracer> = std::sync::OnceLock::new();
+/// The sampler and the queue, for the server spans, which are not made through the SDK.
+static SERVER_SPANS: std::sync::OnceLock<(Sampler, std::sync::Arc<SpanQueue>)> =
+    std::sync::OnceLock::new();
 
 /// The tracer, if trace export is on.
 pub fn tracer() -> Option<&'static Tracer> {
@@ -62,17 +66,22 @@ impl TracePipeline {
                 KeyValue::new("deployment.environment.name", config.environment.clone()),
             ])
             .build();
-        let exporter =
-            super::otlp::GrpcExporter::new(&config.endpoint, resource.clone(), EXPORT_TIMEOUT)?;
+        let exporter = super::otlp::GrpcExporter::new(
+            &config.endpoint,
+            resource.clone(),
+            opentelemetry::InstrumentationScope::builder(SCOPE).build(),
+            EXPORT_TIMEOUT,
+        )?;
         let queue = std::sync::Arc::new(SpanQueue::default());
         let (flush_tx, flush_rx) = mpsc::channel(4);
         tokio::spawn(export_loop(exporter, queue.clone(), flush_rx));
+        let _ = SERVER_SPANS.set((sampler(config.sampling), queue.clone()));
         let provider = SdkTracerProvider::builder()
             .with_span_processor(QueueingProcessor { queue })
             .with_sampler(sampler(config.sampling))
             .with_resource(resource)
             .build();
-        let tracer = provider.tracer("tasklight");
+        let tracer = provider.tracer(SCOPE);
         let _ = TRACER.set(tracer.clone());
         Ok((
             Self {
@@ -111,13 +120,13 @@ fn sampler(sampling: Sampling) -> Sampler {
 /// was a fifth of what tracing cost a request.
 #[derive(Debug, Default)]
 struct SpanQueue {
-    spans: std::sync::Mutex<Vec<SpanData>>,
+    spans: std::sync::Mutex<Vec<Queued>>,
     batch_ready: tokio::sync::Notify,
 }
 
 impl SpanQueue {
     /// Up to [`BATCH_SIZE`] queued spans: a full batch, or (when `partial`) whatever is queued.
-    fn take(&self, partial: bool) -> Option<Vec<SpanData>> {
+    fn take(&self, partial: bool) -> Option<Vec<Queued>> {
         let mut spans = self.spans.lock().ok()?;
         if spans.is_empty() || (spans.len() < BATCH_SIZE && !partial) {
             return None;
@@ -134,17 +143,10 @@ impl SpanQueue {
     }
 }
 
-/// Hands finished spans to the export task without ever waiting.
-#[derive(Debug)]
-struct QueueingProcessor {
-    queue: std::sync::Arc<SpanQueue>,
-}
-
-impl SpanProcessor for QueueingProcessor {
-    fn on_start(&self, _span: &mut Span, _cx: &Context) {}
-
-    fn on_end(&self, span: SpanData) {
-        let Ok(mut spans) = self.queue.spans.lock() else {
+impl SpanQueue {
+    /// Appends a finished span (never waits); drops and counts it when the queue is full.
+    fn push(&self, span: Queued) {
+        let Ok(mut spans) = self.spans.lock() else {
             DROPPED_SPANS.fetch_add(1, Ordering::Relaxed);
             return;
         };
@@ -156,8 +158,56 @@ impl SpanProcessor for QueueingProcessor {
         spans.push(span);
         if spans.len() % BATCH_SIZE == 0 {
             drop(spans);
-            self.queue.batch_ready.notify_one();
+            self.batch_ready.notify_one();
         }
+    }
+}
+
+/// Whether a server span is recorded, by the configured sampler, and the trace state it
+/// carries; `None` when trace export is off.
+pub fn sample_server_span(
+    parent: &Context,
+    trace_id: TraceId,
+    name: &str,
+) -> Option<(TraceFlags, opentelemetry::trace::TraceState)> {
+    use opentelemetry_sdk::trace::SamplingDecision;
+    use opentelemetry_sdk::trace::ShouldSample;
+    let (sampler, _) = SERVER_SPANS.get()?;
+    let result = sampler.should_sample(
+        Some(parent),
+        trace_id,
+        name,
+        &opentelemetry::trace::SpanKind::Server,
+        &[],
+        &[],
+    );
+    let flags = match result.decision {
+        SamplingDecision::RecordAndSample => TraceFlags::SAMPLED,
+        _ => TraceFlags::default(),
+    };
+    Some((flags, result.trace_state))
+}
+
+/// Queues a finished server span for export.
+pub fn export_server_span(span: super::otlp::ServerSpan) {
+    if let Some((_, queue)) = SERVER_SPANS.get() {
+        queue.push(Queued::Server(span));
+    }
+}
+
+pub use super::otlp::Queued;
+
+/// Hands finished spans to the export task without ever waiting.
+#[derive(Debug)]
+struct QueueingProcessor {
+    queue: std::sync::Arc<SpanQueue>,
+}
+
+impl SpanProcessor for QueueingProcessor {
+    fn on_start(&self, _span: &mut Span, _cx: &Context) {}
+
+    fn on_end(&self, span: SpanData) {
+        self.queue.push(Queued::Sdk(span));
     }
 
     fn force_flush(&self) -> OTelSdkResult {
@@ -172,8 +222,8 @@ impl SpanProcessor for QueueingProcessor {
 /// Exports full batches as they fill and whatever is queued every [`BATCH_DELAY`], with at most
 /// [`MAX_EXPORTS_IN_FLIGHT`] calls at once. While every call is busy, spans stay queued; once
 /// the queue is full, the processor drops and counts them.
-async fn export_loop<E: SpanExporter + 'static>(
-    exporter: E,
+async fn export_loop(
+    exporter: super::otlp::GrpcExporter,
     queue: std::sync::Arc<SpanQueue>,
     mut flushes: mpsc::Receiver<oneshot::Sender<()>>,
 ) {
@@ -181,7 +231,7 @@ async fn export_loop<E: SpanExporter + 'static>(
     let mut in_flight: tokio::task::JoinSet<(u64, Option<String>)> = tokio::task::JoinSet::new();
     let mut failing = false;
     let mut tick = tokio::time::interval(BATCH_DELAY);
-    let start_export = |in_flight: &mut tokio::task::JoinSet<_>, chunk: Vec<SpanData>| {
+    let start_export = |in_flight: &mut tokio::task::JoinSet<_>, chunk: Vec<Queued>| {
         let exporter = exporter.clone();
         in_flight.spawn(async move {
             let count = chunk.len() as u64;
