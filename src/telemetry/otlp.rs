@@ -5,7 +5,8 @@
 //! retries), then prost walks the nested messages, sizing each one again at every level. Profiled
 //! on the cached read, that was about 12,000 instructions a span, as much as the rest of the
 //! span's life. Here the `ExportTraceServiceRequest` is written in one pass straight from the
-//! SDK's `SpanData` into one reused buffer, and sent with tonic's gRPC client as raw bytes.
+//! SDK's `SpanData` (child spans) and from the [`ServerSpan`]s the observing middleware records,
+//! and sent with tonic's gRPC client as raw bytes.
 //!
 //! The message layout follows `opentelemetry/proto/collector/trace/v1/trace_service.proto` and
 //! `opentelemetry/proto/trace/v1/trace.proto` (OTLP 1.x); the tests decode what is written here
