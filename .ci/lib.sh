@@ -213,6 +213,22 @@ forget_pid() {
     list_remove HELPER_PIDS "$1"
 }
 
+# release_tools ROOT TARGET: sets BIN (the service) and SINK (loadtests/otlp-sink), building each
+# in release unless the caller's environment already names it.
+release_tools() {
+    local root=$1 target=$2
+    if [[ -z ${BIN:-} ]]; then
+        echo "== building the service (release)"
+        (cd "$root" && CARGO_TARGET_DIR=$target cargo build --release --quiet)
+    fi
+    if [[ -z ${SINK:-} ]]; then
+        echo "== building the OTLP sink (release)"
+        (cd "$root/loadtests/otlp-sink" && CARGO_TARGET_DIR=$target/otlp-sink cargo build --release --quiet)
+    fi
+    BIN=${BIN:-$target/release/tasklight}
+    SINK=${SINK:-$target/otlp-sink/release/otlp-sink}
+}
+
 # spawn_server [--stderr FILE] DIR LOG [ENV_ARG...]: starts "$BIN" serve in DIR (relative paths,
 # such as its ./data, land there) under `env ENV_ARG...` (-i first for an empty environment),
 # output appended to LOG (stderr to FILE with --stderr). Sets SERVER_PID; no wait.

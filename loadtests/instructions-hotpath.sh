@@ -30,16 +30,7 @@ require callgrind_control "apt-get install valgrind"
 require curl "apt-get install curl"
 require taskset util-linux
 
-if [[ -z ${BIN:-} ]]; then
-    echo "== building the service (release)"
-    (cd "$ROOT" && CARGO_TARGET_DIR=$TARGET cargo build --release --quiet)
-fi
-if [[ -z ${SINK:-} ]]; then
-    echo "== building the OTLP sink (release)"
-    (cd "$ROOT/loadtests/otlp-sink" && CARGO_TARGET_DIR=$TARGET/otlp-sink cargo build --release --quiet)
-fi
-BIN=${BIN:-$TARGET/release/tasklight}
-SINK=${SINK:-$TARGET/otlp-sink/release/otlp-sink}
+release_tools "$ROOT" "$TARGET"
 
 read -r PORT ADMIN_PORT SINK_PORT < <(free_ports 3)
 BASE="http://127.0.0.1:$PORT/api/v1"

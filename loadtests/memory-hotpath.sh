@@ -23,14 +23,7 @@ TARGET=${CARGO_TARGET_DIR:-/var/tmp/tasklight-target}
 
 require wrk "apt-get install wrk"
 require taskset util-linux
-if [[ -z ${BIN:-} ]]; then
-    (cd "$ROOT" && CARGO_TARGET_DIR=$TARGET cargo build --release --quiet)
-fi
-if [[ -z ${SINK:-} ]]; then
-    (cd "$ROOT/loadtests/otlp-sink" && CARGO_TARGET_DIR=$TARGET/otlp-sink cargo build --release --quiet)
-fi
-BIN=${BIN:-$TARGET/release/tasklight}
-SINK=${SINK:-$TARGET/otlp-sink/release/otlp-sink}
+release_tools "$ROOT" "$TARGET"
 # wrk and the server each need a descriptor per connection.
 ulimit -n "$((CONNECTIONS + 1024))" 2>/dev/null || die "cannot raise the open-file limit to $((CONNECTIONS + 1024))"
 

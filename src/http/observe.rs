@@ -256,20 +256,7 @@ impl<E: Endpoint> ObserveEndpoint<E> {
         // Straight to the JSON log when it is installed; through `tracing` otherwise (the pretty
         // format), and while Sentry is on, whose layer keeps events as breadcrumbs.
         if sentry_glue::enabled() || !logs::write_access(&line, context) {
-            context::sync_scope(context.clone(), || {
-                tracing::info!(
-                    target: "tasklight::access",
-                    method = line.method,
-                    route = line.route,
-                    path = line.path,
-                    status,
-                    duration_ms = line.duration_ms,
-                    bytes = line.bytes,
-                    user_id = line.user_id,
-                    client_address = line.client_address,
-                    "request completed"
-                );
-            });
+            context::sync_scope(context.clone(), || logs::access_event(&line));
         }
     }
 

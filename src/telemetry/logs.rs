@@ -162,6 +162,13 @@ fn format_access(
     }
     line.push_str(",\"client_address\":");
     push_json_str(line, access.client_address);
+    push_request_ids(line, request);
+    line.push_str(static_fields);
+    line.push_str("}\n");
+}
+
+/// `,"request_id":...,"trace_id":...,"span_id":...`.
+fn push_request_ids(line: &mut String, request: &context::RequestContext) {
     line.push_str(",\"request_id\":");
     push_json_str(line, &request.request_id);
     line.push_str(",\"trace_id\":\"");
@@ -169,8 +176,23 @@ fn format_access(
     line.push_str("\",\"span_id\":\"");
     line.push_str(&request.span_id);
     line.push('"');
-    line.push_str(static_fields);
-    line.push_str("}\n");
+}
+
+/// The access line as a `tracing` event (for the pretty format, and while Sentry is on); call it
+/// inside the request's context.
+pub fn access_event(access: &AccessLine<'_>) {
+    tracing::info!(
+        target: "tasklight::access",
+        method = access.method,
+        route = access.route,
+        path = access.path,
+        status = access.status,
+        duration_ms = access.duration_ms,
+        bytes = access.bytes,
+        user_id = access.user_id,
+        client_address = access.client_address,
+        "request completed"
+    );
 }
 
 thread_local! {
@@ -207,15 +229,7 @@ fn format_line(line: &mut String, event: &Event<'_>, static_fields: &str) {
     if !has_message {
         line.push_str(",\"message\":\"\"");
     }
-    context::with(|c| {
-        line.push_str(",\"request_id\":");
-        push_json_str(line, &c.request_id);
-        line.push_str(",\"trace_id\":\"");
-        line.push_str(&c.trace_id);
-        line.push_str("\",\"span_id\":\"");
-        line.push_str(&c.span_id);
-        line.push('"');
-    });
+    context::with(|c| push_request_ids(line, c));
     line.push_str(static_fields);
     line.push_str("}\n");
 }
@@ -508,20 +522,7 @@ mod tests {
         };
         let subscriber = tracing_subscriber::registry().with(layer);
         tracing::subscriber::with_default(subscriber, || {
-            context::sync_scope(request.clone(), || {
-                tracing::info!(
-                    target: "tasklight::access",
-                    method = line.method,
-                    route = line.route,
-                    path = line.path,
-                    status = line.status,
-                    duration_ms = line.duration_ms,
-                    bytes = line.bytes,
-                    user_id = line.user_id,
-                    client_address = line.client_address,
-                    "request completed"
-                );
-            });
+            context::sync_scope(request.clone(), || access_event(&line));
         });
         let mut direct = String::new();
         format_access(&mut direct, &line, &request, &access_writer.static_fields);
