@@ -46,6 +46,7 @@ pub fn api_service(state: AppState) -> OpenApiService<Apis, ()> {
         },
         TasksApi {
             state: state.clone(),
+            rendered: Default::default(),
         },
         AuditApi { state },
     );

@@ -11,7 +11,7 @@ use crate::etag;
 use crate::http::body::JsonBody;
 use crate::http::pagination;
 use crate::http::problem::ApiError;
-use crate::http::responses::NoContent;
+use crate::http::responses::{NoContent, RenderedByVersion, RenderedJson};
 use crate::http::tags::Tag;
 use crate::idempotency::IdempotencyKey;
 use crate::state::AppState;
@@ -79,7 +79,7 @@ pub enum TaskCreated {
 pub enum TaskRead {
     /// The task; `ETag` identifies this version (send it as `If-Match` when changing it).
     #[oai(status = 200)]
-    Ok(Json<Task>, #[oai(header = "ETag")] String),
+    Ok(RenderedJson<Task>, #[oai(header = "ETag")] String),
     /// The task has not changed since the version in `If-None-Match`.
     #[oai(status = 304)]
     NotModified(#[oai(header = "ETag")] String),
@@ -97,6 +97,8 @@ pub enum TaskUpdated {
 pub struct TasksApi {
     /// Shared state.
     pub state: AppState,
+    /// Task documents rendered once per version, for reads.
+    pub rendered: RenderedByVersion<Task>,
 }
 
 #[OpenApi(prefix_path = "/api/v1", tag = "Tag::Tasks")]
@@ -231,7 +233,10 @@ impl TasksApi {
         let tag = etag::for_version(task.version);
         match if_none_match.0 {
             Some(header) if etag::if_none_match(&header, &tag) => Ok(TaskRead::NotModified(tag)),
-            _ => Ok(TaskRead::Ok(Json(task), tag)),
+            _ => {
+                let body = self.rendered.get(task.id, i64::from(task.version), &task);
+                Ok(TaskRead::Ok(body, tag))
+            }
         }
     }
 
