@@ -213,6 +213,57 @@ forget_pid() {
     list_remove HELPER_PIDS "$1"
 }
 
+# bench_env INSTANCE_ID: sets BENCH_ENV, the environment (after `env`) of a benchmarked server:
+# quotas so high that the limiter allows everything (it still decides on every request), long
+# tokens, no drain delay. Add DATABASE_URL and the telemetry (telemetry_env).
+bench_env() {
+    local quota=10000000/1s,burst=10000000
+    BENCH_ENV=(
+        -i "PATH=$PATH"
+        "JWT_SECRET=benchmark-secret-benchmark-secret-0123456789"
+        "TASKLIGHT_ACCESS_TOKEN_TTL_SECS=7200"
+        "INSTANCE_ID=$1"
+        "TASKLIGHT_RATE_LIMIT_USER=$quota" "TASKLIGHT_RATE_LIMIT_IP=$quota"
+        "TASKLIGHT_RATE_LIMIT_AUTH_IP=$quota" "TASKLIGHT_RATE_LIMIT_AUTH_ACCOUNT=$quota"
+        "TASKLIGHT_DRAIN_DELAY_MS=0"
+    )
+}
+
+# telemetry_env off|logs|all SINK_PORT: sets TELEMETRY_ENV. off: no log line, no span exported;
+# logs: JSON logs only; all: JSON logs, every request traced (always_on) to the OTLP sink on
+# SINK_PORT.
+telemetry_env() {
+    case "$1" in
+    off) TELEMETRY_ENV=("RUST_LOG=off") ;;
+    logs) TELEMETRY_ENV=("RUST_LOG=info" "LOG_FORMAT=json") ;;
+    all) TELEMETRY_ENV=("RUST_LOG=info" "LOG_FORMAT=json" "OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:$2"
+        "OTEL_TRACES_SAMPLER=always_on") ;;
+    *) die "telemetry_env: off, logs or all, not $1" ;;
+    esac
+}
+
+# json_field NAME: the first string value of NAME in the JSON on stdin.
+json_field() { sed -E "s/.*\"$1\":\"([^\"]+)\".*/\\1/"; }
+
+# bench_data BASE N: a user, a project and N tasks through the API at BASE (.../api/v1); sets
+# TOKEN, PROJECT and TASKS (the ids).
+bench_data() {
+    local base=$1 n=$2 email="bench-$RANDOM@example.com" i
+    curl -fsS "$base/auth/register" -H 'Content-Type: application/json' \
+        -d '{"email":"'"$email"'","password":"benchmark password","display_name":"Bench"}' >/dev/null
+    TOKEN=$(curl -fsS "$base/auth/login" -H 'Content-Type: application/json' \
+        -d '{"email":"'"$email"'","password":"benchmark password"}' | json_field access_token)
+    PROJECT=$(curl -fsS "$base/projects" -H "Authorization: Bearer $TOKEN" \
+        -H 'Content-Type: application/json' -d '{"name":"Bench"}' | json_field id)
+    TASKS=()
+    for ((i = 0; i < n; i++)); do
+        TASKS+=("$(curl -fsS "$base/projects/$PROJECT/tasks" -H "Authorization: Bearer $TOKEN" \
+            -H 'Content-Type: application/json' \
+            -d '{"title":"Task '"$i"'","description":"A task of the benchmark","tags":["bench","t'"$i"'"]}' |
+            json_field id)")
+    done
+}
+
 # release_tools ROOT TARGET: sets BIN (the service) and SINK (loadtests/otlp-sink), building each
 # in release unless the caller's environment already names it.
 release_tools() {

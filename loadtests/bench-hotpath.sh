@@ -51,52 +51,14 @@ WORK=""
 scratch_dir WORK bench
 on_exit "" ""
 
-QUOTA=10000000/1s,burst=10000000
-common_env=(
-    -i
-    "PATH=$PATH"
-    "JWT_SECRET=benchmark-secret-benchmark-secret-0123456789"
-    "TASKLIGHT_ACCESS_TOKEN_TTL_SECS=7200"
-    "INSTANCE_ID=bench"
-    "TASKLIGHT_RATE_LIMIT_USER=$QUOTA"
-    "TASKLIGHT_RATE_LIMIT_IP=$QUOTA"
-    "TASKLIGHT_RATE_LIMIT_AUTH_IP=$QUOTA"
-    "TASKLIGHT_RATE_LIMIT_AUTH_ACCOUNT=$QUOTA"
-    "TASKLIGHT_DRAIN_DELAY_MS=0"
-)
+bench_env bench
 SERVER_WRAPPER=(taskset -c 0)
 
 # bench_server DATABASE_URL off|all: the service on CPU 0 with that telemetry.
 bench_server() {
-    local telemetry=()
-    case "$2" in
-    off) telemetry=("RUST_LOG=off") ;;
-    all) telemetry=("RUST_LOG=info" "LOG_FORMAT=json" "OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:$SINK_PORT"
-        "OTEL_TRACES_SAMPLER=always_on") ;;
-    esac
+    telemetry_env "$2" "$SINK_PORT"
     LIVE_TIMEOUT_S=20 start_server "server ($2)" "$WORK" "$WORK/server-$2.log" "$PORT" "$ADMIN_PORT" \
-        "${common_env[@]}" "DATABASE_URL=$1" "${telemetry[@]}"
-}
-
-# json_field NAME: the first string value of NAME in the JSON on stdin.
-json_field() { sed -E "s/.*\"$1\":\"([^\"]+)\".*/\\1/"; }
-
-# prepare: a user, a project and N tasks on the running server; sets TOKEN, PROJECT, TASKS (ids).
-prepare() {
-    local n=$1 email="bench-$RANDOM@example.com" i
-    curl -fsS "$BASE/auth/register" -H 'Content-Type: application/json' \
-        -d '{"email":"'"$email"'","password":"benchmark password","display_name":"Bench"}' >/dev/null
-    TOKEN=$(curl -fsS "$BASE/auth/login" -H 'Content-Type: application/json' \
-        -d '{"email":"'"$email"'","password":"benchmark password"}' | json_field access_token)
-    PROJECT=$(curl -fsS "$BASE/projects" -H "Authorization: Bearer $TOKEN" \
-        -H 'Content-Type: application/json' -d '{"name":"Bench"}' | json_field id)
-    TASKS=()
-    for ((i = 0; i < n; i++)); do
-        TASKS+=("$(curl -fsS "$BASE/projects/$PROJECT/tasks" -H "Authorization: Bearer $TOKEN" \
-            -H 'Content-Type: application/json' \
-            -d '{"title":"Task '"$i"'","description":"A task of the benchmark","tags":["bench","t'"$i"'"]}' |
-            json_field id)")
-    done
+        "${BENCH_ENV[@]}" "DATABASE_URL=$1" "${TELEMETRY_ENV[@]}"
 }
 
 declare -A results
@@ -139,7 +101,7 @@ track_helper "$SINK_PID"
 echo "== preparing: SQLite, PostgreSQL (the service's database and pgbench's, scale 10)"
 SQLITE_URL=sqlite://$WORK/bench.db
 bench_server "$SQLITE_URL" off
-prepare 1
+bench_data "$BASE" 1
 SQLITE_TOKEN=$TOKEN SQLITE_TASK=${TASKS[0]}
 stop_server "$SERVER_PID"
 
@@ -150,7 +112,7 @@ pgbench -h "$PG_HOST" -p "$PG_PORT" -U "$PG_USER" -i -q -s 10 "$PGBENCH_DB" >"$W
     die "pgbench -i failed: $(tail -n 5 "$WORK/pgbench-init.log")"
 PG_URL=$PG_SERVER/$PG_DB
 bench_server "$PG_URL" off
-prepare "$CONNECTIONS"
+bench_data "$BASE" "$CONNECTIONS"
 PG_TOKEN=$TOKEN PG_PROJECT=$PROJECT
 stop_server "$SERVER_PID"
 # PATCH: each request takes the next of CONNECTIONS tasks and flips its priority, so every request

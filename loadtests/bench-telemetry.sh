@@ -39,33 +39,17 @@ WORK=""
 scratch_dir WORK bench
 on_exit "" ""
 
-common_env=(
-  -i
-  "PATH=$PATH"
-  "DATABASE_URL=sqlite://$WORK/bench.db"
-  "JWT_SECRET=benchmark-secret-benchmark-secret-0123456789"
-  "TASKLIGHT_ACCESS_TOKEN_TTL_SECS=7200"
-  "INSTANCE_ID=bench"
-  # The benchmark measures telemetry, not the limiter's refusals: one user sends ~30,000
-  # requests a second. The limiter still decides (in-process) on every request.
-  "TASKLIGHT_RATE_LIMIT_USER=10000000/1s,burst=10000000"
-  "TASKLIGHT_RATE_LIMIT_IP=10000000/1s,burst=10000000"
-  "TASKLIGHT_RATE_LIMIT_AUTH_IP=10000000/1s,burst=10000000"
-  "TASKLIGHT_RATE_LIMIT_AUTH_ACCOUNT=10000000/1s,burst=10000000"
-  "TASKLIGHT_DRAIN_DELAY_MS=0"
-)
+# The benchmark measures telemetry, not the limiter's refusals: one user sends ~30,000 requests a
+# second. The limiter still decides (in-process) on every request.
+bench_env bench
+BENCH_ENV+=("DATABASE_URL=sqlite://$WORK/bench.db")
 # The server on CPU 0, wrk and the sink on CPU 1.
 SERVER_WRAPPER=(taskset -c 0)
 
 bench_server() { # $1 = configuration
-  local extra=()
-  case "$1" in
-    off) extra=("RUST_LOG=off") ;;
-    logs) extra=("RUST_LOG=info" "LOG_FORMAT=json") ;;
-    all) extra=("RUST_LOG=info" "LOG_FORMAT=json" "OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:$SINK_PORT" "OTEL_TRACES_SAMPLER=always_on") ;;
-  esac
+  telemetry_env "$1" "$SINK_PORT"
   LIVE_TIMEOUT_S=10 start_server "server ($1)" "$WORK" "$WORK/server-$1.log" "$PORT" "$ADMIN_PORT" \
-    "${common_env[@]}" "${extra[@]}"
+    "${BENCH_ENV[@]}" "${TELEMETRY_ENV[@]}"
 }
 
 taskset -c 1 "$SINK" "127.0.0.1:$SINK_PORT" >"$WORK/sink.log" 2>&1 &

@@ -41,30 +41,14 @@ on_exit "" ""
 taskset -c 1 "$SINK" "127.0.0.1:$SINK_PORT" >"$WORK/sink.log" 2>&1 &
 track_helper "$!"
 
-QUOTA=10000000/1s,burst=10000000
-common_env=(
-    -i "PATH=$PATH"
-    "JWT_SECRET=benchmark-secret-benchmark-secret-0123456789"
-    "INSTANCE_ID=instructions"
-    "TASKLIGHT_RATE_LIMIT_USER=$QUOTA" "TASKLIGHT_RATE_LIMIT_IP=$QUOTA"
-    "TASKLIGHT_RATE_LIMIT_AUTH_IP=$QUOTA" "TASKLIGHT_RATE_LIMIT_AUTH_ACCOUNT=$QUOTA"
-    "TASKLIGHT_DRAIN_DELAY_MS=0" "DATABASE_URL=sqlite://$WORK/bench.db"
-)
-
-json_field() { sed -E "s/.*\"$1\":\"([^\"]+)\".*/\\1/"; }
+bench_env instructions
+BENCH_ENV+=("DATABASE_URL=sqlite://$WORK/bench.db")
 
 # The data: a user, a project and one task (made by a server outside valgrind).
 SERVER_WRAPPER=()
-start_server "server (setup)" "$WORK" "$WORK/setup.log" "$PORT" "$ADMIN_PORT" "${common_env[@]}" "RUST_LOG=off"
-curl -fsS "$BASE/auth/register" -H 'Content-Type: application/json' \
-    -d '{"email":"instructions@example.com","password":"benchmark password","display_name":"I"}' >/dev/null
-TOKEN=$(curl -fsS "$BASE/auth/login" -H 'Content-Type: application/json' \
-    -d '{"email":"instructions@example.com","password":"benchmark password"}' | json_field access_token)
-PROJECT=$(curl -fsS "$BASE/projects" -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' \
-    -d '{"name":"Instructions"}' | json_field id)
-TASK=$(curl -fsS "$BASE/projects/$PROJECT/tasks" -H "Authorization: Bearer $TOKEN" \
-    -H 'Content-Type: application/json' \
-    -d '{"title":"Task","description":"A task of the benchmark","tags":["bench","t0"]}' | json_field id)
+start_server "server (setup)" "$WORK" "$WORK/setup.log" "$PORT" "$ADMIN_PORT" "${BENCH_ENV[@]}" "RUST_LOG=off"
+bench_data "$BASE" 1
+TASK=${TASKS[0]}
 stop_server "$SERVER_PID"
 
 # curl configurations: the same URL many times, each answer thrown away.
@@ -75,15 +59,11 @@ urls "$COUNT" >"$WORK/measure.cfg"
 declare -A per_request
 # measure off|all: instructions per cached read under callgrind.
 measure() {
-    local telemetry=() out="$WORK/callgrind-$1" pid sent dump total
-    case "$1" in
-    off) telemetry=("RUST_LOG=off") ;;
-    all) telemetry=("RUST_LOG=info" "LOG_FORMAT=json" "OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:$SINK_PORT"
-        "OTEL_TRACES_SAMPLER=always_on") ;;
-    esac
+    local out="$WORK/callgrind-$1" pid sent dump total
+    telemetry_env "$1" "$SINK_PORT"
     SERVER_WRAPPER=(taskset -c 0 valgrind --tool=callgrind "--callgrind-out-file=$out.%p")
     LIVE_TIMEOUT_S=120 start_server "server under callgrind ($1)" "$WORK" "$WORK/server-$1.log" \
-        "$PORT" "$ADMIN_PORT" "${common_env[@]}" "${telemetry[@]}"
+        "$PORT" "$ADMIN_PORT" "${BENCH_ENV[@]}" "${TELEMETRY_ENV[@]}"
     # spawn_server execs through env and taskset, so the server's pid is valgrind's.
     pid=$SERVER_PID
     # Warm-up: the cache entries, the prepared statements, the first span batch.

@@ -35,25 +35,13 @@ on_exit "" ""
 taskset -c 1 "$SINK" "127.0.0.1:$SINK_PORT" >"$WORK/sink.log" 2>&1 &
 track_helper "$!"
 
-QUOTA=10000000/1s,burst=10000000
+bench_env memory
+telemetry_env all "$SINK_PORT"
 SERVER_WRAPPER=(taskset -c 0)
-start_server "server" "$WORK" "$WORK/server.log" "$PORT" "$ADMIN_PORT" -i "PATH=$PATH" \
-    "JWT_SECRET=benchmark-secret-benchmark-secret-0123456789" "TASKLIGHT_ACCESS_TOKEN_TTL_SECS=7200" \
-    "INSTANCE_ID=memory" "TASKLIGHT_RATE_LIMIT_USER=$QUOTA" "TASKLIGHT_RATE_LIMIT_IP=$QUOTA" \
-    "TASKLIGHT_RATE_LIMIT_AUTH_IP=$QUOTA" "TASKLIGHT_RATE_LIMIT_AUTH_ACCOUNT=$QUOTA" \
-    "TASKLIGHT_DRAIN_DELAY_MS=0" "DATABASE_URL=sqlite://$WORK/memory.db" \
-    "RUST_LOG=info" "LOG_FORMAT=json" "OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:$SINK_PORT" \
-    "OTEL_TRACES_SAMPLER=always_on"
-
-json_field() { sed -E "s/.*\"$1\":\"([^\"]+)\".*/\\1/"; }
-curl -fsS "$BASE/auth/register" -H 'Content-Type: application/json' \
-    -d '{"email":"memory@example.com","password":"benchmark password","display_name":"M"}' >/dev/null
-TOKEN=$(curl -fsS "$BASE/auth/login" -H 'Content-Type: application/json' \
-    -d '{"email":"memory@example.com","password":"benchmark password"}' | json_field access_token)
-PROJECT=$(curl -fsS "$BASE/projects" -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' \
-    -d '{"name":"Memory"}' | json_field id)
-TASK=$(curl -fsS "$BASE/projects/$PROJECT/tasks" -H "Authorization: Bearer $TOKEN" \
-    -H 'Content-Type: application/json' -d '{"title":"Task","tags":["memory"]}' | json_field id)
+start_server "server" "$WORK" "$WORK/server.log" "$PORT" "$ADMIN_PORT" "${BENCH_ENV[@]}" \
+    "DATABASE_URL=sqlite://$WORK/memory.db" "${TELEMETRY_ENV[@]}"
+bench_data "$BASE" 1
+TASK=${TASKS[0]}
 
 rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$SERVER_PID/status"; }
 served() {

@@ -476,25 +476,10 @@ impl fmt::Write for JsonEscaped<'_> {
 mod tests {
     use super::*;
 
-    /// A writer whose bytes the test reads back.
-    #[derive(Clone, Default)]
-    struct Shared(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
-
-    impl std::io::Write for Shared {
-        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(bytes);
-            Ok(bytes.len())
-        }
-
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-
     #[test]
     fn the_direct_access_line_is_the_line_the_layer_writes_for_the_event() {
         use tracing_subscriber::layer::SubscriberExt;
-        let out = Shared::default();
+        let out = crate::telemetry::sink::tests::Collect::default();
         let (sink, guard) = LogSink::new(out.clone());
         let layer = JsonLayer::new(sink, "instance-1", "tasklight");
         let access_writer = layer.access_writer();

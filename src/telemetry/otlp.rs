@@ -184,20 +184,54 @@ fn span_kind(kind: &SpanKind) -> u64 {
     }
 }
 
-/// `Span`.
-fn span(out: &mut Vec<u8>, span: &SpanData) {
-    let context = &span.span_context;
+/// The fields every `Span` starts with: ids, trace state, parent, name, kind and times.
+fn span_head(
+    out: &mut Vec<u8>,
+    context: &opentelemetry::trace::SpanContext,
+    parent: Option<opentelemetry::trace::SpanId>,
+    name: &str,
+    kind: &SpanKind,
+    (start, end): (SystemTime, SystemTime),
+) {
     bytes(out, 1, &context.trace_id().to_bytes());
     bytes(out, 2, &context.span_id().to_bytes());
     bytes_if_any(out, 3, context.trace_state().header().as_bytes());
-    if span.parent_span_id != opentelemetry::trace::SpanId::INVALID {
-        bytes(out, 4, &span.parent_span_id.to_bytes());
+    if let Some(parent) = parent {
+        bytes(out, 4, &parent.to_bytes());
     }
-    bytes_if_any(out, 5, span.name.as_bytes());
+    bytes_if_any(out, 5, name.as_bytes());
     key(out, 6, VARINT);
-    varint(out, span_kind(&span.span_kind));
-    fixed64(out, 7, nanos(span.start_time));
-    fixed64(out, 8, nanos(span.end_time));
+    varint(out, span_kind(kind));
+    fixed64(out, 7, nanos(start));
+    fixed64(out, 8, nanos(end));
+}
+
+/// A `flags` field (fixed32): the W3C trace flags, and whether the parent (or the linked span) is
+/// remote.
+fn span_flags(
+    out: &mut Vec<u8>,
+    field: u64,
+    trace_flags: opentelemetry::trace::TraceFlags,
+    remote: bool,
+) {
+    let flags = u32::from(trace_flags.to_u8()) | HAS_IS_REMOTE | if remote { IS_REMOTE } else { 0 };
+    key(out, field, FIXED32);
+    out.extend_from_slice(&flags.to_le_bytes());
+}
+
+/// `Span`.
+fn span(out: &mut Vec<u8>, span: &SpanData) {
+    let context = &span.span_context;
+    let parent = (span.parent_span_id != opentelemetry::trace::SpanId::INVALID)
+        .then_some(span.parent_span_id);
+    span_head(
+        out,
+        context,
+        parent,
+        &span.name,
+        &span.span_kind,
+        (span.start_time, span.end_time),
+    );
     attributes(out, 9, &span.attributes);
     uint_if_any(out, 10, u64::from(span.dropped_attributes_count));
     for event in span.events.iter() {
@@ -216,15 +250,8 @@ fn span(out: &mut Vec<u8>, span: &SpanData) {
             bytes_if_any(out, 3, link.span_context.trace_state().header().as_bytes());
             attributes(out, 4, &link.attributes);
             uint_if_any(out, 5, u64::from(link.dropped_attributes_count));
-            key(out, 6, FIXED32);
-            let flags = u32::from(link.span_context.trace_flags().to_u8())
-                | HAS_IS_REMOTE
-                | if link.span_context.is_remote() {
-                    IS_REMOTE
-                } else {
-                    0
-                };
-            out.extend_from_slice(&flags.to_le_bytes());
+            let linked = &link.span_context;
+            span_flags(out, 6, linked.trace_flags(), linked.is_remote());
         });
     }
     uint_if_any(out, 14, u64::from(span.links.dropped_count));
@@ -236,15 +263,7 @@ fn span(out: &mut Vec<u8>, span: &SpanData) {
             uint_if_any(out, 3, 2);
         }),
     }
-    let flags = u32::from(context.trace_flags().to_u8())
-        | HAS_IS_REMOTE
-        | if span.parent_span_is_remote {
-            IS_REMOTE
-        } else {
-            0
-        };
-    key(out, 16, FIXED32);
-    out.extend_from_slice(&flags.to_le_bytes());
+    span_flags(out, 16, context.trace_flags(), span.parent_span_is_remote);
 }
 
 /// A finished server span, recorded by the observing middleware without the SDK's `Span` and
@@ -312,18 +331,14 @@ fn int_attribute(out: &mut Vec<u8>, name: &'static str, value: i64) {
 
 /// `Span`, for a server span.
 fn server_span(out: &mut Vec<u8>, span: &ServerSpan) {
-    let context = &span.context;
-    bytes(out, 1, &context.trace_id().to_bytes());
-    bytes(out, 2, &context.span_id().to_bytes());
-    bytes_if_any(out, 3, context.trace_state().header().as_bytes());
-    if let Some(parent) = span.parent {
-        bytes(out, 4, &parent.to_bytes());
-    }
-    bytes_if_any(out, 5, span.name.as_bytes());
-    key(out, 6, VARINT);
-    varint(out, span_kind(&SpanKind::Server));
-    fixed64(out, 7, nanos(span.start));
-    fixed64(out, 8, nanos(span.end));
+    span_head(
+        out,
+        &span.context,
+        span.parent,
+        &span.name,
+        &SpanKind::Server,
+        (span.start, span.end),
+    );
     string_attribute(out, "http.request.method", span.method);
     string_attribute(out, "http.route", span.route);
     string_attribute(out, "url.scheme", "http");
@@ -345,11 +360,7 @@ fn server_span(out: &mut Vec<u8>, span: &ServerSpan) {
         string_attribute(out, "error.type", &span.status.to_string());
         message(out, 15, |out| uint_if_any(out, 3, 2));
     }
-    let flags = u32::from(context.trace_flags().to_u8())
-        | HAS_IS_REMOTE
-        | if span.parent.is_some() { IS_REMOTE } else { 0 };
-    key(out, 16, FIXED32);
-    out.extend_from_slice(&flags.to_le_bytes());
+    span_flags(out, 16, span.context.trace_flags(), span.parent.is_some());
 }
 
 /// Writes the `ExportTraceServiceRequest` for `spans` of one resource into `out`: one

@@ -142,11 +142,12 @@ impl std::io::Write for LogSink {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
+    /// A writer whose bytes a test reads back.
     #[derive(Clone, Default)]
-    struct Collect(Arc<Mutex<Vec<u8>>>);
+    pub(crate) struct Collect(pub(crate) Arc<Mutex<Vec<u8>>>);
 
     impl Write for Collect {
         fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
