@@ -61,6 +61,9 @@ bench_server() {
         "${BENCH_ENV[@]}" "DATABASE_URL=$1" "${TELEMETRY_ENV[@]}"
 }
 
+# psql_vacuum DB: VACUUM ANALYZE of every table of DB.
+psql_vacuum() { psql -q -h "$PG_HOST" -p "$PG_PORT" -U "$PG_USER" -d "$1" -c 'VACUUM ANALYZE' >/dev/null; }
+
 declare -A results
 # record KEY VALUE: one round's figure.
 record() { results[$1]="${results[$1]:-} $2"; }
@@ -152,6 +155,11 @@ for ROUND in $(seq 1 "$ROUNDS"); do
         stop_server "$SERVER_PID"
     done
 
+    # Each round's PostgreSQL figures start from vacuumed tables, as under autovacuum: the
+    # previous round's PATCHes and pgbench -N leave tens of thousands of dead row versions (every
+    # PATCH changes an indexed column), which a list or pgbench -S would otherwise wade through.
+    psql_vacuum "$PG_DB"
+    psql_vacuum "$PGBENCH_DB"
     run_pgbench pgbench-S "$PGBENCH_DB" -S
     bench_server "$PG_URL" all
     run_wrk list-all "$BASE/projects/$PG_PROJECT/tasks?limit=20" "${AUTH_PG[@]}"

@@ -86,11 +86,6 @@ pub trait Dialect {
     const ILIKE: &'static str;
     /// Row lock for read-modify-write in a transaction (SQLite locks the whole database instead).
     const FOR_UPDATE: &'static str;
-
-    /// A scalar subquery: the values of `column` in `rows` (`table alias WHERE ...`, usually
-    /// correlated with the outer row), sorted, as one value that decodes into [`TextList`];
-    /// an empty list when there are no rows.
-    fn sorted_text_list(column: &str, rows: &str) -> String;
 }
 
 impl Dialect for Postgres {
@@ -98,11 +93,6 @@ impl Dialect for Postgres {
     const SYSTEM: &'static str = "postgresql";
     const ILIKE: &'static str = "ILIKE";
     const FOR_UPDATE: &'static str = " FOR UPDATE";
-
-    fn sorted_text_list(column: &str, rows: &str) -> String {
-        // `array_agg` of no rows is NULL, not an empty array.
-        format!("COALESCE((SELECT array_agg({column} ORDER BY {column}) FROM {rows}), '{{}}')")
-    }
 }
 
 impl Dialect for Sqlite {
@@ -110,12 +100,6 @@ impl Dialect for Sqlite {
     const SYSTEM: &'static str = "sqlite";
     const ILIKE: &'static str = "LIKE";
     const FOR_UPDATE: &'static str = "";
-
-    fn sorted_text_list(column: &str, rows: &str) -> String {
-        // An ORDER BY inside the aggregate (SQLite 3.44 and later; the bundled one is newer) is
-        // what fixes the order; one in a subquery would not be guaranteed to. No rows give `[]`.
-        format!("(SELECT json_group_array({column} ORDER BY {column}) FROM {rows})")
-    }
 }
 
 /// Compiles the storage implementation in its body twice, once with `DB` = PostgreSQL and once

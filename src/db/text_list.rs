@@ -1,12 +1,12 @@
-//! A list of strings aggregated in SQL ([`super::Dialect::sorted_text_list`]) and read back as
-//! one column: a `text[]` on PostgreSQL, a JSON array of strings on SQLite.
+//! A list of strings stored in one column: a `text[]` on PostgreSQL, a JSON array of strings
+//! on SQLite (such as `tasks.tags`).
 
 use sqlx::error::BoxDynError;
 use sqlx::postgres::{PgTypeInfo, PgValueRef};
 use sqlx::sqlite::{SqliteTypeInfo, SqliteValueRef};
 use sqlx::{Decode, Postgres, Sqlite, Type};
 
-/// The strings of one aggregated column, in the order the SQL put them.
+/// The strings of one such column, in their stored order.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TextList(pub Vec<String>);
 

@@ -6,7 +6,7 @@ use bytes::Bytes;
 use poem::{IntoResponse, Response};
 use poem_openapi::ApiResponse;
 use poem_openapi::payload::{Json, Payload};
-use poem_openapi::registry::{MetaSchemaRef, Registry};
+use poem_openapi::registry::{MetaResponses, MetaSchemaRef, Registry};
 use poem_openapi::types::{ToJSON, Type};
 use uuid::Uuid;
 
@@ -63,12 +63,31 @@ impl<T: Type> Payload for RenderedJson<T> {
     }
 }
 
+/// As an answer on its own: `200` with the same description in the OpenAPI document as `Json<T>`.
+impl<T: ToJSON> ApiResponse for RenderedJson<T> {
+    fn meta() -> MetaResponses {
+        <Json<T> as ApiResponse>::meta()
+    }
+
+    fn register(registry: &mut Registry) {
+        <Json<T> as ApiResponse>::register(registry);
+    }
+}
+
 impl<T> IntoResponse for RenderedJson<T> {
     fn into_response(self) -> Response {
         Response::builder()
             .content_type(<Json<poem_openapi::types::Any<()>> as Payload>::CONTENT_TYPE)
             .body(self.body)
     }
+}
+
+/// An item of a page that [`RenderedByVersion::page`] renders.
+pub enum PageEntry<'a, T> {
+    /// A document [`RenderedByVersion::rendered`] gave.
+    Rendered(Bytes),
+    /// Version `.1` of resource `.0`.
+    Value(Uuid, i64, &'a T),
 }
 
 /// Bodies kept at most by a [`RenderedByVersion`] (about 0.5 KiB each).
@@ -104,6 +123,47 @@ impl<T: ToJSON> RenderedByVersion<T> {
             .get_with((id, version), || RenderedJson::render(value).body);
         RenderedJson::from_bytes(body)
     }
+
+    /// The document of version `version` of resource `id`, if it was rendered.
+    pub fn rendered(&self, id: Uuid, version: i64) -> Option<Bytes> {
+        self.bodies.get(&(id, version))
+    }
+
+    /// A page `{"items": [...], "next_cursor": ...}` of `P` (a [`crate::page_type`] of `T`).
+    /// Each item's document comes from the memo, so a page costs one copy of each body rather
+    /// than rendering every item anew.
+    pub fn page<'a, P>(
+        &self,
+        items: impl ExactSizeIterator<Item = PageEntry<'a, T>>,
+        next_cursor: Option<&str>,
+    ) -> RenderedJson<P>
+    where
+        T: 'a,
+    {
+        let bodies: Vec<Bytes> = items
+            .map(|item| match item {
+                PageEntry::Rendered(body) => body,
+                PageEntry::Value(id, version, value) => self.get(id, version, value).body,
+            })
+            .collect();
+        let size = bodies.iter().map(|body| body.len() + 1).sum::<usize>();
+        let mut page = Vec::with_capacity(size + 64 + next_cursor.map_or(0, str::len));
+        page.extend_from_slice(b"{\"items\":[");
+        for (i, body) in bodies.iter().enumerate() {
+            if i > 0 {
+                page.push(b',');
+            }
+            page.extend_from_slice(body);
+        }
+        page.extend_from_slice(b"],\"next_cursor\":");
+        match next_cursor {
+            // serde_json escapes the cursor as `Json<P>` would.
+            Some(cursor) => serde_json::to_writer(&mut page, cursor).unwrap_or_default(),
+            None => page.extend_from_slice(b"null"),
+        }
+        page.push(b'}');
+        RenderedJson::from_bytes(Bytes::from(page))
+    }
 }
 
 #[cfg(test)]
@@ -111,8 +171,8 @@ mod tests {
     use super::*;
     use poem_openapi::Object;
 
-    #[derive(Object)]
-    struct Doc {
+    #[derive(Debug, Object)]
+    pub struct Doc {
         name: String,
         count: i32,
     }
@@ -144,5 +204,52 @@ mod tests {
         let next: serde_json::Value =
             serde_json::from_slice(&next.into_body().into_bytes().await.unwrap()).unwrap();
         assert_eq!(next["name"], "changed");
+    }
+
+    crate::page_type!(DocPage, Doc);
+
+    #[tokio::test]
+    async fn a_rendered_page_is_the_json_payloads_body() {
+        let docs = [("one \"1\"", 1), ("two\n", 2), ("three", 3)].map(|(name, count)| Doc {
+            name: name.into(),
+            count,
+        });
+        let memo = RenderedByVersion::<Doc>::default();
+        let ids: Vec<Uuid> = docs.iter().map(|_| Uuid::now_v7()).collect();
+        for (take, cursor) in [
+            (0, None),
+            (1, Some("a \"cursor\"")),
+            (3, None),
+            (3, Some("c")),
+        ] {
+            let plain = Json(DocPage {
+                items: docs[..take]
+                    .iter()
+                    .map(|d| Doc {
+                        name: d.name.clone(),
+                        count: d.count,
+                    })
+                    .collect(),
+                next_cursor: cursor.map(str::to_owned),
+            })
+            .into_response();
+            // The first item as a document the caller already had, the rest as values.
+            let items = ids
+                .iter()
+                .zip(&docs)
+                .take(take)
+                .enumerate()
+                .map(|(i, (id, d))| match memo.rendered(*id, 1) {
+                    Some(body) if i == 0 => PageEntry::Rendered(body),
+                    _ => PageEntry::Value(*id, 1, d),
+                });
+            let rendered = memo.page::<DocPage>(items, cursor).into_response();
+            assert_eq!(rendered.content_type(), plain.content_type());
+            assert_eq!(
+                plain.into_body().into_bytes().await.unwrap(),
+                rendered.into_body().into_bytes().await.unwrap(),
+                "{take} items, cursor {cursor:?}"
+            );
+        }
     }
 }

@@ -11,13 +11,13 @@ use crate::etag;
 use crate::http::body::JsonBody;
 use crate::http::pagination;
 use crate::http::problem::ApiError;
-use crate::http::responses::{NoContent, RenderedByVersion, RenderedJson};
+use crate::http::responses::{NoContent, PageEntry, RenderedByVersion, RenderedJson};
 use crate::http::tags::Tag;
 use crate::idempotency::IdempotencyKey;
 use crate::state::AppState;
 use crate::tasks::model::{Priority, Task, TaskStatus, to_micros};
 use crate::tasks::requests::{CreateTaskRequest, UpdateTaskRequest};
-use crate::tasks::service::{self, ListRequest, NewTask, TaskChanges};
+use crate::tasks::service::{self, ListRequest, ListedItem, NewTask, TaskChanges};
 use crate::tasks::store::{SortColumn, TaskFilter};
 use crate::validate::Text;
 
@@ -187,7 +187,7 @@ impl TasksApi {
         /// `next_cursor` from the previous page (with the same filters and sort).
         #[oai(validator(max_length = 1024))]
         cursor: Query<Option<String>>,
-    ) -> Result<Json<TaskPage>, ApiError<ListTasksErrors>> {
+    ) -> Result<RenderedJson<TaskPage>, ApiError<ListTasksErrors>> {
         let filter = TaskFilter {
             status: status.0,
             priority: priority.0,
@@ -203,16 +203,28 @@ impl TasksApi {
             TaskSort::DueAt => SortColumn::DueAt,
             TaskSort::Priority => SortColumn::Priority,
         };
+        let known = |id, version| self.rendered.rendered(id, i64::from(version));
         let request = ListRequest {
+            known: &known,
             filter,
             sort,
             descending: order.0 == Some(SortOrder::Desc),
             cursor: cursor.0.as_deref(),
             limit: pagination::limit(limit.0),
         };
-        let (items, next_cursor) =
-            service::list(&self.state.domain, &auth.0, project_id.0, request).await?;
-        Ok(Json(TaskPage { items, next_cursor }))
+        // Boxed: the service's future is large, and poem's layers would move it several times.
+        let (items, next_cursor) = Box::pin(service::list(
+            &self.state.domain,
+            &auth.0,
+            project_id.0,
+            request,
+        ))
+        .await?;
+        let items = items.iter().map(|item| match item {
+            ListedItem::Rendered(body) => PageEntry::Rendered(body.clone()),
+            ListedItem::Task(task) => PageEntry::Value(task.id, i64::from(task.version), task),
+        });
+        Ok(self.rendered.page(items, next_cursor.as_deref()))
     }
 
     /// Get a task

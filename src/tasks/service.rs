@@ -17,7 +17,8 @@ use crate::projects::model::ProjectRole;
 use crate::projects::service::cached_role;
 use crate::projects::store::ProjectStore;
 use crate::tasks::model::{Priority, Task, TaskStatus};
-use crate::tasks::store::{SortColumn, SortKey, TaskFilter, TaskQuery, TaskRecord, TaskStore};
+use crate::tasks::store::{ListedRow, SortColumn, SortKey, TaskFilter, TaskQuery, TaskRecord};
+use bytes::Bytes;
 
 /// A new task (already validated).
 pub struct NewTask {
@@ -153,15 +154,6 @@ async fn visible_for_write(
     Ok((task, role))
 }
 
-async fn tags(store: &mut dyn TaskStore, id: Uuid) -> AppResult<Vec<String>> {
-    Ok(store
-        .tags_of(&[id])
-        .await?
-        .into_iter()
-        .map(|(_, tag)| tag)
-        .collect())
-}
-
 /// A task the caller may see.
 /// From the cache (`task:<id>`, with its tags, and the caller's role): a read the cache answers
 /// does not touch the database. Every change to the task invalidates it on every instance.
@@ -170,13 +162,8 @@ pub async fn get(ctx: &DomainContext, principal: &Principal, id: Uuid) -> AppRes
         .cache
         .get_or_load("task", keys::task(id), || async {
             let mut store = ctx.read().await?;
-            match store.task_by_id(id, false).await? {
-                Some(task) => {
-                    let tags = tags(&mut *store, id).await?;
-                    Ok(Some((task, tags)))
-                }
-                None => Ok(None),
-            }
+            let found = store.task_with_tags(id).await?;
+            Ok(found.map(|row| (row.task, row.tags.0)))
         })
         .await?;
     let (task, tags) = cached.ok_or(AppError::NotFound("task"))?;
@@ -213,7 +200,7 @@ pub async fn update(
     if let Some(assignee) = changes.assignee_id.value() {
         check_assignee(&mut *work, task.project_id, *assignee).await?;
     }
-    let current_tags = tags(&mut *work, id).await?;
+    let current_tags = work.tags_of(id).await?;
     let applied = apply_changes(&mut task, current_tags, changes);
     if applied.summary.is_empty() {
         return Ok(Task::new(task, applied.tags));
@@ -332,6 +319,9 @@ pub async fn delete(
 
 /// A list request: filters, sort and page.
 pub struct ListRequest<'a> {
+    /// The document of a task version the caller already has, if it has it (see
+    /// [`TaskQuery::known`]); such tasks come back as [`ListedItem::Rendered`].
+    pub known: &'a (dyn Fn(Uuid, i32) -> Option<Bytes> + Send + Sync),
     /// Which tasks.
     pub filter: TaskFilter,
     /// The column the list is sorted by.
@@ -344,6 +334,14 @@ pub struct ListRequest<'a> {
     pub limit: u32,
 }
 
+/// An item of a task list page.
+pub enum ListedItem {
+    /// The document the caller already had for the task's current version.
+    Rendered(Bytes),
+    /// The task.
+    Task(Task),
+}
+
 /// One page of a project's tasks (any member). The cursor is the last row's sort key, so rows
 /// inserted between pages cause neither duplicates nor gaps.
 pub async fn list(
@@ -351,7 +349,7 @@ pub async fn list(
     principal: &Principal,
     project_id: Uuid,
     request: ListRequest<'_>,
-) -> AppResult<(Vec<Task>, Option<String>)> {
+) -> AppResult<(Vec<ListedItem>, Option<String>)> {
     let mut store = ctx.read().await?;
     cached_role(ctx, project_id, principal.user_id, Some(&mut *store)).await?;
     let filter_json = serde_json::to_string(&request.filter).unwrap_or_default();
@@ -366,6 +364,7 @@ pub async fn list(
         request.limit,
     )?;
     let query = TaskQuery {
+        known: request.known,
         project_id,
         filter: &request.filter,
         sort: request.sort,
@@ -374,12 +373,16 @@ pub async fn list(
         limit: paging.fetch(),
     };
     let mut rows = store.list_tasks(&query).await?;
-    let next = paging.finish(&mut rows, |row| {
-        request.sort.key_of(&row.task, request.descending)
+    let next = paging.finish(&mut rows, |row| match row {
+        ListedRow::Known { key, .. } => key.clone(),
+        ListedRow::Full(row) => request.sort.key_of(&row.task, request.descending),
     });
     let items = rows
         .into_iter()
-        .map(|row| Task::new(row.task, row.tags.0))
+        .map(|row| match row {
+            ListedRow::Known { document, .. } => ListedItem::Rendered(document),
+            ListedRow::Full(row) => ListedItem::Task(Task::new(row.task, row.tags.0)),
+        })
         .collect();
     Ok((items, next))
 }
