@@ -3,8 +3,9 @@
 #   bare poem   the poem version the service uses answering GET / with "hello" (loadtests/bare-poem)
 #   task        GET /api/v1/tasks/{id}, served from the cache         (SQLite; telemetry off and all)
 #   me          GET /api/v1/users/me                                   (SQLite; telemetry off and all)
-#   list        GET /api/v1/projects/{id}/tasks?limit=20, uncached     (PostgreSQL; all)
-#   patch       PATCH /api/v1/tasks/{id} with If-Match, a real change  (PostgreSQL; all)
+#   list        GET /api/v1/projects/{id}/tasks?limit=20, uncached     (PostgreSQL; all), with the
+#               default pool of 10 connections and with as many as pgbench's clients
+#   patch       PATCH /api/v1/tasks/{id} with If-Match, a real change  (PostgreSQL; all; that pool)
 #   pgbench -S  / pgbench -N, prepared, the same number of clients     (the same PostgreSQL)
 # "all" is JSON logs to a file and every request traced (OTEL_TRACES_SAMPLER=always_on) to the OTLP
 # sink in loadtests/otlp-sink. The servers run on CPU 0; wrk, pgbench and the sink on CPU 1
@@ -54,11 +55,13 @@ on_exit "" ""
 bench_env bench
 SERVER_WRAPPER=(taskset -c 0)
 
-# bench_server DATABASE_URL off|all: the service on CPU 0 with that telemetry.
+# bench_server DATABASE_URL off|all [ENV_ARG...]: the service on CPU 0 with that telemetry.
 bench_server() {
-    telemetry_env "$2" "$SINK_PORT"
-    LIVE_TIMEOUT_S=20 start_server "server ($2)" "$WORK" "$WORK/server-$2.log" "$PORT" "$ADMIN_PORT" \
-        "${BENCH_ENV[@]}" "DATABASE_URL=$1" "${TELEMETRY_ENV[@]}"
+    local url=$1 telemetry=$2
+    shift 2
+    telemetry_env "$telemetry" "$SINK_PORT"
+    LIVE_TIMEOUT_S=20 start_server "server ($telemetry)" "$WORK" "$WORK/server-$telemetry.log" "$PORT" \
+        "$ADMIN_PORT" "${BENCH_ENV[@]}" "DATABASE_URL=$url" "${TELEMETRY_ENV[@]}" "$@"
 }
 
 # psql_vacuum DB: VACUUM ANALYZE of every table of DB.
@@ -161,7 +164,12 @@ for ROUND in $(seq 1 "$ROUNDS"); do
     psql_vacuum "$PG_DB"
     psql_vacuum "$PGBENCH_DB"
     run_pgbench pgbench-S "$PGBENCH_DB" -S
+    # The list with the default pool of 10 connections, then (with the PATCHes) with as many
+    # connections as pgbench has clients: the like-for-like figure of target 4.
     bench_server "$PG_URL" all
+    run_wrk list-pool10 "$BASE/projects/$PG_PROJECT/tasks?limit=20" "${AUTH_PG[@]}"
+    stop_server "$SERVER_PID"
+    bench_server "$PG_URL" all "TASKLIGHT_DB_MAX_CONNECTIONS=$CONNECTIONS"
     run_wrk list-all "$BASE/projects/$PG_PROJECT/tasks?limit=20" "${AUTH_PG[@]}"
     run_wrk patch-all "http://127.0.0.1:$PORT" "${AUTH_PG[@]}" -H 'Content-Type: application/json' \
         -H 'If-Match: *' -s "$WORK/patch.lua"
@@ -173,13 +181,13 @@ stop_pid "$SINK_PID" 10
 median() { tr ' ' '\n' | grep -v '^$' | sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 m() { echo "${results[$1]}" | median; }
 # row WHAT VALUE UNIT RATIO_TEXT
-row() { printf '%-46s %10.0f %-6s %s\n' "$1" "$2" "$3" "$4"; }
+row() { printf '%-58s %10.0f %-6s %s\n' "$1" "$2" "$3" "$4"; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.3f", a / b}'; }
 target() { awk -v v="$1" -v t="$2" 'BEGIN {print (v >= t ? "met" : "NOT met")}'; }
 
 bare=$(m bare)
 task_off=$(m task-off) task_all=$(m task-all) me_off=$(m me-off) me_all=$(m me-all)
-list=$(m list-all) patch=$(m patch-all) pg_s=$(m pgbench-S) pg_n=$(m pgbench-N)
+list=$(m list-all) list10=$(m list-pool10) patch=$(m patch-all) pg_s=$(m pgbench-S) pg_n=$(m pgbench-N)
 echo
 echo "== medians of $ROUNDS round(s), $DURATION each, $CONNECTIONS connections; servers on CPU 0, load on CPU 1"
 row "bare poem GET /" "$bare" req/s "1"
@@ -188,7 +196,8 @@ row "GET /tasks/{id} (cached), telemetry all" "$task_all" req/s "$(ratio "$task_
 row "GET /users/me, telemetry off" "$me_off" req/s "$(ratio "$me_off" "$bare") of bare poem"
 row "GET /users/me, telemetry all" "$me_all" req/s "$(ratio "$me_all" "$bare") of bare poem"
 row "pgbench -S -M prepared" "$pg_s" tps ""
-row "GET /projects/{id}/tasks?limit=20 (PG), all" "$list" req/s "$(ratio "$list" "$pg_s") of pgbench -S"
+row "GET /projects/{id}/tasks?limit=20 (PG), all, pool 10" "$list10" req/s "$(ratio "$list10" "$pg_s") of pgbench -S"
+row "the same, pool $CONNECTIONS (as many as pgbench's clients)" "$list" req/s "$(ratio "$list" "$pg_s") of pgbench -S"
 row "pgbench -N -M prepared" "$pg_n" tps ""
 row "PATCH /tasks/{id} with If-Match (PG), all" "$patch" req/s "$(ratio "$patch" "$pg_n") of pgbench -N"
 echo

@@ -2,7 +2,6 @@
 
 use std::str::FromStr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::Context;
 use sqlx::pool::PoolConnectionMetadata;
@@ -13,15 +12,15 @@ use super::{Db, Pool};
 use crate::config::{Config, DatabaseUrl, sqlite_path};
 use crate::telemetry::metrics::Metrics;
 
-/// How long a pooled connection may sit idle and still be handed out without a ping.
-const TRUSTED_IDLE: Duration = Duration::from_secs(1);
+use super::warm::TRUSTED_IDLE;
 
 /// Checks a connection the pool is about to hand out, in place of sqlx's default ping on every
 /// acquire, which costs each request a round trip to PostgreSQL before its first statement.
 ///
 /// What keeps dead connections away from requests without it: sqlx pings every connection as
-/// it goes back to the pool (after the request, off its path; not configurable), and closes one
-/// that broke meanwhile; and a connection idle for more than [`TRUSTED_IDLE`] (the server may
+/// it goes back to the pool (a read that ended cleanly is kept warm instead, for at most
+/// [`TRUSTED_IDLE`]: see `super::warm`), and closes one that broke meanwhile; and a connection
+/// idle for more than [`TRUSTED_IDLE`] (the server may
 /// have been restarted, a proxy or firewall may have dropped the socket) is pinged here before
 /// use, a failed ping making the pool close it and hand out another. Only a connection that
 /// dies within a second of its last use reaches a request dead, and fails that request's
@@ -79,5 +78,10 @@ pub async fn connect(config: &Config, metrics: Arc<Metrics>) -> anyhow::Result<D
             Pool::Sqlite(pool)
         }
     };
-    Ok(Db { pool, metrics })
+    Ok(Db {
+        pool,
+        metrics,
+        warm_pg: Default::default(),
+        warm_sqlite: Default::default(),
+    })
 }

@@ -9,15 +9,16 @@
 mod connect;
 mod text_list;
 pub mod traced;
+mod warm;
 
 use chrono::{DateTime, Utc};
-use sqlx::pool::PoolConnection;
 use std::sync::Arc;
 
 use sqlx::{PgPool, Postgres, Sqlite, SqlitePool};
 
 use crate::telemetry::metrics::{Metrics, PoolStats};
 use traced::Traced;
+use warm::{Lease, Warm};
 
 pub use connect::connect;
 pub use text_list::TextList;
@@ -133,8 +134,8 @@ pub struct Connection<DB: sqlx::Database> {
 
 /// How a [`Connection`] holds its pooled connection.
 enum Checkout<DB: sqlx::Database> {
-    /// Each statement commits on its own.
-    Autocommit(PoolConnection<DB>),
+    /// Each statement commits on its own; kept warm afterwards if all ended cleanly.
+    Autocommit(Lease<DB>),
     /// Statements land together on commit, or not at all.
     InTransaction(sqlx::Transaction<'static, DB>),
 }
@@ -142,11 +143,14 @@ enum Checkout<DB: sqlx::Database> {
 impl<DB: sqlx::Database + Dialect> Connection<DB> {
     /// The connection, traced: each query gets a span and a duration sample.
     pub fn db(&mut self) -> Traced<'_, DB> {
-        let conn: &mut DB::Connection = match &mut self.inner {
-            Checkout::Autocommit(conn) => conn,
-            Checkout::InTransaction(tx) => tx,
+        let (conn, unclean): (&mut DB::Connection, _) = match &mut self.inner {
+            Checkout::Autocommit(lease) => {
+                let (conn, unclean) = lease.parts();
+                (conn, Some(unclean))
+            }
+            Checkout::InTransaction(tx) => (tx, None),
         };
-        Traced::new(conn, &self.metrics.db, DB::SYSTEM)
+        Traced::new(conn, &self.metrics.db, DB::SYSTEM, unclean)
     }
 }
 
@@ -179,6 +183,14 @@ enum Pool {
 pub struct Db {
     pool: Pool,
     metrics: Arc<Metrics>,
+    /// Read connections kept between requests ([`warm`]); the one of the pool's engine is used.
+    warm_pg: Arc<Warm<Postgres>>,
+    warm_sqlite: Arc<Warm<Sqlite>>,
+}
+
+/// Whether an acquire on `pool` would have to wait (no idle connection, no room for another).
+fn exhausted<DB: sqlx::Database>(pool: &sqlx::Pool<DB>) -> bool {
+    pool.num_idle() == 0 && pool.size() >= pool.options().get_max_connections()
 }
 
 impl Db {
@@ -190,28 +202,51 @@ impl Db {
         }
     }
 
-    /// A pooled connection for reads (each statement commits on its own).
+    /// A connection for reads (each statement commits on its own): a warm one if there is one,
+    /// else one from the pool.
     pub async fn acquire(&self) -> StoreResult<AnyConnection> {
+        async fn lease<DB: sqlx::Database>(
+            pool: &sqlx::Pool<DB>,
+            warm: &Arc<Warm<DB>>,
+        ) -> StoreResult<Lease<DB>> {
+            let conn = match warm.take() {
+                Some(conn) => conn,
+                None => pool.acquire().await?,
+            };
+            Ok(Lease::new(conn, warm.clone(), pool.clone()))
+        }
         Ok(match &self.pool {
             Pool::Postgres(pool) => AnyConnection::Postgres(
-                self.connection(Checkout::Autocommit(pool.acquire().await?)),
+                self.connection(Checkout::Autocommit(lease(pool, &self.warm_pg).await?)),
             ),
-            Pool::Sqlite(pool) => {
-                AnyConnection::Sqlite(self.connection(Checkout::Autocommit(pool.acquire().await?)))
-            }
+            Pool::Sqlite(pool) => AnyConnection::Sqlite(
+                self.connection(Checkout::Autocommit(lease(pool, &self.warm_sqlite).await?)),
+            ),
         })
     }
 
     /// Starts a transaction. On SQLite it takes the write lock at once (`BEGIN IMMEDIATE`), so two
     /// writers queue on the busy timeout instead of failing when the second upgrades its lock.
     pub async fn begin(&self) -> StoreResult<AnyConnection> {
+        // A writer must not wait on the pool while a warm connection sits idle: give one back.
+        fn make_room<DB: sqlx::Database>(pool: &sqlx::Pool<DB>, warm: &Warm<DB>) {
+            if exhausted(pool) {
+                drop(warm.take());
+            }
+        }
         Ok(match &self.pool {
-            Pool::Postgres(pool) => AnyConnection::Postgres(
-                self.connection(Checkout::InTransaction(pool.begin().await?)),
-            ),
-            Pool::Sqlite(pool) => AnyConnection::Sqlite(self.connection(Checkout::InTransaction(
-                pool.begin_with("BEGIN IMMEDIATE").await?,
-            ))),
+            Pool::Postgres(pool) => {
+                make_room(pool, &self.warm_pg);
+                AnyConnection::Postgres(
+                    self.connection(Checkout::InTransaction(pool.begin().await?)),
+                )
+            }
+            Pool::Sqlite(pool) => {
+                make_room(pool, &self.warm_sqlite);
+                AnyConnection::Sqlite(self.connection(Checkout::InTransaction(
+                    pool.begin_with("BEGIN IMMEDIATE").await?,
+                )))
+            }
         })
     }
 
@@ -225,14 +260,15 @@ impl Db {
     /// Pool occupancy now.
     pub fn pool_stats(&self) -> PoolStats {
         match &self.pool {
+            // Warm connections are idle too, though sqlx counts them as checked out.
             Pool::Postgres(pool) => PoolStats {
                 size: pool.size(),
-                idle: pool.num_idle() as u32,
+                idle: (pool.num_idle() + self.warm_pg.kept()) as u32,
                 max: pool.options().get_max_connections(),
             },
             Pool::Sqlite(pool) => PoolStats {
                 size: pool.size(),
-                idle: pool.num_idle() as u32,
+                idle: (pool.num_idle() + self.warm_sqlite.kept()) as u32,
                 max: pool.options().get_max_connections(),
             },
         }
@@ -270,6 +306,8 @@ impl Db {
 
     /// Closes the pool, waiting for connections in use to be returned.
     pub async fn close(&self) {
+        self.warm_pg.close();
+        self.warm_sqlite.close();
         match &self.pool {
             Pool::Postgres(pool) => pool.close().await,
             Pool::Sqlite(pool) => pool.close().await,

@@ -10,6 +10,7 @@
 //! nobody would see them.
 
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::task::{Context, Poll};
 use std::time::Instant;
@@ -30,15 +31,23 @@ pub struct Traced<'c, DB: Database> {
     conn: &'c mut DB::Connection,
     metrics: &'c DbMetrics,
     system: &'static str,
+    unclean: Option<&'c AtomicBool>,
 }
 
 impl<'c, DB: Database> Traced<'c, DB> {
-    /// Wraps a connection.
-    pub fn new(conn: &'c mut DB::Connection, metrics: &'c DbMetrics, system: &'static str) -> Self {
+    /// Wraps a connection. `unclean`, if given, is set when a query fails or is dropped before
+    /// it finished (such a connection is not kept warm: see `super::warm`).
+    pub fn new(
+        conn: &'c mut DB::Connection,
+        metrics: &'c DbMetrics,
+        system: &'static str,
+        unclean: Option<&'c AtomicBool>,
+    ) -> Self {
         Self {
             conn,
             metrics,
             system,
+            unclean,
         }
     }
 }
@@ -200,10 +209,24 @@ struct Finish<'m> {
     started: Instant,
     info: Arc<QueryInfo>,
     metrics: &'m DbMetrics,
+    /// Set when the query fails, or on drop unless it ran to its end (`clean`).
+    unclean: Option<&'m AtomicBool>,
+    clean: bool,
+}
+
+impl Finish<'_> {
+    fn failed(&mut self) {
+        if let Some(flag) = self.unclean.take() {
+            flag.store(true, Ordering::Release);
+        }
+    }
 }
 
 impl Drop for Finish<'_> {
     fn drop(&mut self) {
+        if !self.clean {
+            self.failed();
+        }
         let operation = self.info.operation.get().copied().unwrap_or("OTHER");
         self.metrics
             .record(operation, self.started.elapsed().as_secs_f64());
@@ -218,11 +241,21 @@ struct TracedStream<'m, S> {
     _finish: Finish<'m>,
 }
 
-impl<S: Stream + Unpin> Stream for TracedStream<'_, S> {
+impl<S, T> Stream for TracedStream<'_, S>
+where
+    S: Stream<Item = Result<T, Error>> + Unpin,
+{
     type Item = S::Item;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<S::Item>> {
-        self.get_mut().inner.poll_next_unpin(cx)
+        let this = self.get_mut();
+        let next = this.inner.poll_next_unpin(cx);
+        match &next {
+            Poll::Ready(None) => this._finish.clean = true,
+            Poll::Ready(Some(Err(_))) => this._finish.failed(),
+            _ => {}
+        }
+        next
     }
 }
 
@@ -257,6 +290,8 @@ where
             started: Instant::now(),
             info,
             metrics: self.metrics,
+            unclean: self.unclean,
+            clean: false,
         };
         TracedStream {
             inner: self.conn.fetch_many(probe),
@@ -275,14 +310,19 @@ where
     {
         let (probe, info) = self.probe(query);
         let metrics = self.metrics;
+        let unclean = self.unclean;
         let conn = self.conn;
         Box::pin(async move {
-            let _finish = Finish {
+            let mut finish = Finish {
                 started: Instant::now(),
                 info,
                 metrics,
+                unclean,
+                clean: false,
             };
-            conn.fetch_optional(probe).await
+            let row = conn.fetch_optional(probe).await;
+            finish.clean = row.is_ok();
+            row
         })
     }
 
