@@ -11,7 +11,9 @@
 # sink in loadtests/otlp-sink. The servers run on CPU 0; wrk, pgbench and the sink on CPU 1
 # (PostgreSQL itself is the machine's server and is not pinned). Configurations alternate round by
 # round; the figures are medians. Rate limits are raised so that the limiter allows everything, but
-# it still decides on every request.
+# it still decides on every request. Each SQLite server with telemetry all must have counted as
+# many requests in its HTTP histogram as it wrote access lines with the four ids and as the sink
+# received server spans, with nothing counted as dropped; otherwise the script fails.
 #
 # Usage: loadtests/bench-hotpath.sh     (ROUNDS=3 DURATION=8s CONNECTIONS=64 by default; CI runs
 #                                        ROUNDS=1 DURATION=3s and prints the same table)
@@ -104,6 +106,58 @@ taskset -c 1 "$SINK" "127.0.0.1:$SINK_PORT" >"$WORK/sink.log" 2>&1 &
 SINK_PID=$!
 track_helper "$SINK_PID"
 
+# sink_counts: the sink's counts so far (it prints them on SIGUSR1); sets SPANS and SERVER_SPANS.
+sink_counts() {
+    local before after=0 i
+    before=$(grep -c 'spans received' "$WORK/sink.log" || true)
+    kill -USR1 "$SINK_PID"
+    for ((i = 0; i < 50; i++)); do
+        after=$(grep -c 'spans received' "$WORK/sink.log" || true)
+        ((after > before)) && break
+        sleep 0.1
+    done
+    ((after > before)) || die "the OTLP sink did not report its counts"
+    last_sink_counts
+}
+
+# last_sink_counts: SPANS and SERVER_SPANS from the last counts the sink printed.
+last_sink_counts() {
+    local line
+    line=$(grep 'spans received' "$WORK/sink.log" | tail -n 1)
+    SPANS=$(sed -E 's/^spans received: ([0-9]+).*/\1/' <<<"$line")
+    SERVER_SPANS=$(sed -E 's/.*server spans: ([0-9]+)\).*/\1/' <<<"$line")
+}
+
+# access_lines LOG: access lines in LOG carrying the request id, trace id, span id and instance id.
+access_lines() {
+    awk 'index($0, "tasklight::access") && index($0, "\"request_id\":\"") && index($0, "\"trace_id\":\"") &&
+        index($0, "\"span_id\":\"") && index($0, "\"instance_id\":\"") {n++} END {print n + 0}' "$1" 2>/dev/null ||
+        echo 0
+}
+
+# metric_sum PATTERN: the sum of the running server's samples whose name matches PATTERN (awk).
+metric_sum() {
+    curl -fsS "http://127.0.0.1:$ADMIN_PORT/metrics" | awk -v p="$1" '$1 ~ p {s += $NF} END {printf "%d", s}'
+}
+
+CHECKED=0
+# nothing_dropped LINES_BEFORE SERVER_SPANS_BEFORE REQUESTS DROPPED: after a server with
+# telemetry all stopped (its last spans flushed), its requests (the HTTP histogram's count), its
+# access lines with the four ids and its server spans at the sink must be equal, and nothing
+# counted as dropped; dies otherwise.
+nothing_dropped() {
+    local lines spans
+    lines=$(($(access_lines "$WORK/server-all.log") - $1))
+    sink_counts
+    spans=$((SERVER_SPANS - $2))
+    if ((lines != $3 || spans != $3 || $4 != 0)); then
+        die "telemetry dropped something: $3 requests, $lines access lines with the four ids, $spans server spans, $4 dropped"
+    fi
+    CHECKED=$((CHECKED + $3))
+    printf 'round %d  nothing dropped: %d requests = %d access lines = %d server spans; 0 dropped\n' \
+        "$ROUND" "$3" "$lines" "$spans"
+}
+
 echo "== preparing: SQLite, PostgreSQL (the service's database and pgbench's, scale 10)"
 SQLITE_URL=sqlite://$WORK/bench.db
 bench_server "$SQLITE_URL" off
@@ -152,10 +206,20 @@ for ROUND in $(seq 1 "$ROUNDS"); do
     stop_pid "$bare_pid" 5
 
     for telemetry in off all; do
+        if [[ $telemetry == all ]]; then
+            lines_before=$(access_lines "$WORK/server-all.log")
+            sink_counts
+            spans_before=$SERVER_SPANS
+        fi
         bench_server "$SQLITE_URL" "$telemetry"
         run_wrk "task-$telemetry" "$BASE/tasks/$SQLITE_TASK" "${AUTH_SQLITE[@]}"
         run_wrk "me-$telemetry" "$BASE/users/me" "${AUTH_SQLITE[@]}"
+        if [[ $telemetry == all ]]; then
+            requests=$(metric_sum '^(tasklight_)?http_server_request_duration_seconds_count')
+            dropped=$(metric_sum '^tasklight_telemetry_dropped_total')
+        fi
         stop_server "$SERVER_PID"
+        [[ $telemetry == all ]] && nothing_dropped "$lines_before" "$spans_before" "$requests" "$dropped"
     done
 
     # Each round's PostgreSQL figures start from vacuumed tables, as under autovacuum: the
@@ -209,4 +273,7 @@ echo "2. telemetry all / off, task | me          $r2a | $r2b  (>= 0.85)  $(targe
 echo "3. /users/me all / cached task read all    $r3  (>= 0.9)   $(target "$r3" 0.9)"
 echo "4. list of 20 (PG) all / pgbench -S        $r4  (>= 0.35)  $(target "$r4" 0.35)"
 echo "5. PATCH (PG) all / pgbench -N             $r5  (>= 0.30)  $(target "$r5" 0.30)"
-echo "log lines written: $(grep -c tasklight::access "$WORK/server-all.log") ; $(cat "$WORK/sink.log")"
+last_sink_counts  # printed by the sink as it stopped
+echo "nothing dropped with telemetry all on SQLite: $CHECKED requests, each with its access line (request,"
+echo "trace, span and instance ids) and its server span at the sink; 0 counted as dropped"
+echo "in all: $(grep -c tasklight::access "$WORK/server-all.log") access lines, $SPANS spans received ($SERVER_SPANS server spans)"

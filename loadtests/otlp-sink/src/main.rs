@@ -1,5 +1,5 @@
 //! `otlp-sink [ADDR]`: receives OTLP/gRPC spans on ADDR (default 127.0.0.1:4317), counts them,
-//! and prints `spans received: N` when stopped.
+//! and prints `spans received: N (server spans: M)` on SIGUSR1 and when stopped.
 //!
 //! It counts the spans of each export by walking the protobuf's length-delimited fields down to
 //! `ExportTraceServiceRequest.resource_spans[].scope_spans[].spans[]`, without decoding them:
@@ -19,9 +19,17 @@ use prost::encoding::{DecodeContext, WireType, decode_varint, skip_field};
 use tonic::codegen::{Body, BoxFuture, Service, StdError, http};
 use tonic::server::{Grpc, NamedService, UnaryService};
 
-/// The number of spans in one `ExportTraceServiceRequest`, read as that message.
+/// The spans in one `ExportTraceServiceRequest`, read as that message: all of them, and those
+/// of kind `SPAN_KIND_SERVER`.
 #[derive(Debug, Default, Clone, PartialEq)]
-struct SpanCount(u64);
+struct SpanCount {
+    spans: u64,
+    server: u64,
+}
+
+/// `Span.kind`'s field number and the value of `SPAN_KIND_SERVER`.
+const SPAN_KIND_FIELD: u64 = 6;
+const SPAN_KIND_SERVER: u64 = 2;
 
 /// The fields from a `ResourceSpans` down to its spans: `scope_spans` (2), then `spans` (2).
 const RESOURCE_TO_SPANS: [u64; 2] = [2, 2];
@@ -32,10 +40,10 @@ fn malformed(what: &'static str) -> DecodeError {
     DecodeError::new(what)
 }
 
-/// Counts the fields numbered `path[last]` inside the length-delimited fields numbered
-/// `path[0..last]` of the message in `bytes`.
-fn count(mut bytes: &[u8], path: &[u64]) -> Result<u64, DecodeError> {
-    let mut found = 0;
+/// Counts the spans (the fields numbered `path[last]`) inside the length-delimited fields
+/// numbered `path[0..last]` of the message in `bytes`.
+fn count(mut bytes: &[u8], path: &[u64]) -> Result<SpanCount, DecodeError> {
+    let mut found = SpanCount::default();
     while !bytes.is_empty() {
         let key = decode_varint(&mut bytes)?;
         let skip = match WireType::try_from(key & 7)? {
@@ -52,11 +60,16 @@ fn count(mut bytes: &[u8], path: &[u64]) -> Result<u64, DecodeError> {
                     return Err(malformed("buffer underflow"));
                 }
                 if key >> 3 == path[0] {
-                    found += match path {
-                        [_] => 1,
-                        [_, rest @ ..] => count(&bytes[..len], rest)?,
-                        [] => 0,
-                    };
+                    match path {
+                        [_] => {
+                            found.spans += 1;
+                            if kind(&bytes[..len])? == SPAN_KIND_SERVER {
+                                found.server += 1;
+                            }
+                        }
+                        [_, rest @ ..] => found.add(&count(&bytes[..len], rest)?),
+                        [] => {}
+                    }
                 }
                 len
             }
@@ -68,6 +81,39 @@ fn count(mut bytes: &[u8], path: &[u64]) -> Result<u64, DecodeError> {
         bytes = &bytes[skip..];
     }
     Ok(found)
+}
+
+/// The `kind` of the span in `bytes` (0, unspecified, when absent).
+fn kind(mut bytes: &[u8]) -> Result<u64, DecodeError> {
+    while !bytes.is_empty() {
+        let key = decode_varint(&mut bytes)?;
+        let skip = match WireType::try_from(key & 7)? {
+            WireType::Varint => {
+                let value = decode_varint(&mut bytes)?;
+                if key >> 3 == SPAN_KIND_FIELD {
+                    return Ok(value);
+                }
+                0
+            }
+            WireType::SixtyFourBit => 8,
+            WireType::ThirtyTwoBit => 4,
+            WireType::LengthDelimited => usize::try_from(decode_varint(&mut bytes)?)
+                .map_err(|_| malformed("length too large"))?,
+            _ => return Err(malformed("groups are not used by OTLP")),
+        };
+        if skip > bytes.len() {
+            return Err(malformed("buffer underflow"));
+        }
+        bytes = &bytes[skip..];
+    }
+    Ok(0)
+}
+
+impl SpanCount {
+    fn add(&mut self, other: &SpanCount) {
+        self.spans += other.spans;
+        self.server += other.server;
+    }
 }
 
 impl prost::Message for SpanCount {
@@ -88,7 +134,7 @@ impl prost::Message for SpanCount {
                 return Err(malformed("buffer underflow"));
             }
             let resource: Bytes = buf.copy_to_bytes(len);
-            self.0 += count(&resource, &RESOURCE_TO_SPANS)?;
+            self.add(&count(&resource, &RESOURCE_TO_SPANS)?);
             Ok(())
         } else {
             skip_field(wire_type, tag, buf, ctx)
@@ -100,13 +146,13 @@ impl prost::Message for SpanCount {
     }
 
     fn clear(&mut self) {
-        self.0 = 0;
+        *self = Self::default();
     }
 }
 
-/// The trace service: `Export` counts the spans and answers success.
+/// The trace service: `Export` counts the spans (all, server) and answers success.
 #[derive(Default, Clone)]
-struct Sink(Arc<AtomicU64>);
+struct Sink(Arc<[AtomicU64; 2]>);
 
 impl NamedService for Sink {
     const NAME: &'static str = "opentelemetry.proto.collector.trace.v1.TraceService";
@@ -117,7 +163,9 @@ impl UnaryService<SpanCount> for Sink {
     type Future = BoxFuture<tonic::Response<Self::Response>, tonic::Status>;
 
     fn call(&mut self, request: tonic::Request<SpanCount>) -> Self::Future {
-        self.0.fetch_add(request.into_inner().0, Ordering::Relaxed);
+        let count = request.into_inner();
+        self.0[0].fetch_add(count.spans, Ordering::Relaxed);
+        self.0[1].fetch_add(count.server, Ordering::Relaxed);
         Box::pin(async { Ok(tonic::Response::new(ExportTraceServiceResponse::default())) })
     }
 }
@@ -158,6 +206,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .unwrap_or_else(|| "127.0.0.1:4317".into());
     let sink = Sink::default();
     let received = sink.0.clone();
+    // SIGUSR1: the counts so far, one line (benchmarks read them between runs).
+    let mut usr1 = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::user_defined1())?;
+    let report = sink.0.clone();
+    tokio::spawn(async move {
+        while usr1.recv().await.is_some() {
+            print_counts(&report);
+        }
+    });
     let stop = async {
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
             .expect("SIGTERM handler");
@@ -170,22 +226,32 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .add_service(sink)
         .serve_with_shutdown(addr.parse()?, stop)
         .await?;
-    println!("spans received: {}", received.load(Ordering::Relaxed));
+    print_counts(&received);
     Ok(())
+}
+
+fn print_counts(received: &[AtomicU64; 2]) {
+    println!(
+        "spans received: {} (server spans: {})",
+        received[0].load(Ordering::Relaxed),
+        received[1].load(Ordering::Relaxed)
+    );
 }
 
 #[cfg(test)]
 mod tests {
     use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
     use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
+    use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
     use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
     use prost::Message;
 
     use super::SpanCount;
 
-    fn span(name: &str) -> Span {
+    fn span(name: &str, kind: SpanKind) -> Span {
         Span {
             name: name.into(),
+            kind: kind as i32,
             trace_id: vec![1; 16],
             span_id: vec![2; 8],
             start_time_unix_nano: 1,
@@ -206,7 +272,17 @@ mod tests {
     #[test]
     fn the_count_is_the_number_of_spans_in_every_scope_of_every_resource() {
         let scope = |n: usize| ScopeSpans {
-            spans: (0..n).map(|i| span(&format!("span {i}"))).collect(),
+            // Every third span a server span (kind after the attributes would parse the same).
+            spans: (0..n)
+                .map(|i| {
+                    let kind = if i % 3 == 0 {
+                        SpanKind::Server
+                    } else {
+                        SpanKind::Internal
+                    };
+                    span(&format!("span {i}"), kind)
+                })
+                .collect(),
             ..Default::default()
         };
         let request = ExportTraceServiceRequest {
@@ -226,7 +302,14 @@ mod tests {
             ],
         };
         let bytes = request.encode_to_vec();
-        assert_eq!(SpanCount::decode(bytes.as_slice()).unwrap(), SpanCount(9));
+        // Scopes of 3, 0, 5 and 1 spans: server spans at 0 (of 3), 0 and 3 (of 5), 0 (of 1).
+        assert_eq!(
+            SpanCount::decode(bytes.as_slice()).unwrap(),
+            SpanCount {
+                spans: 9,
+                server: 4
+            }
+        );
         // A cut message is an error, not a smaller count.
         assert!(SpanCount::decode(&bytes[..bytes.len() - 3]).is_err());
     }
