@@ -361,14 +361,14 @@ fn request_context(
                 server_span = Some(PendingServerSpan {
                     context: span_context,
                     parent: remote.as_ref().map(|r| r.span_id()),
+                    // The first 256 characters: `to_str` accepts visible ASCII only, so
+                    // characters are bytes and any cut is at a character boundary.
                     user_agent: req
                         .headers()
                         .get(poem::http::header::USER_AGENT)
                         .and_then(|v| v.to_str().ok())
-                        .unwrap_or_default()
-                        .chars()
-                        .take(256)
-                        .collect(),
+                        .map(|agent| agent.get(..256).unwrap_or(agent).to_owned())
+                        .unwrap_or_default(),
                 });
             }
             flags

@@ -311,12 +311,7 @@ pub enum Queued {
 }
 
 fn string_attribute(out: &mut Vec<u8>, name: &'static str, value: &str) {
-    attribute(
-        out,
-        9,
-        &Key::from_static_str(name),
-        &Value::String(value.to_owned().into()),
-    );
+    string_kv(out, 9, name, value);
 }
 
 fn int_attribute(out: &mut Vec<u8>, name: &'static str, value: i64) {
