@@ -16,9 +16,10 @@
 set -euo pipefail
 
 COUNT=${COUNT:-2000}
-# Measured 80,779 (off) and 93,911 (all) on 2026-11-29 (rustc 1.95, e560eb6); 20% of headroom.
+# Measured 80,975 (off) and 91,713 (all) on 2026-11-29 (rustc 1.95, after the sink and span
+# attribute changes); about 20% of headroom.
 MAX_OFF=${MAX_OFF:-97000}
-MAX_ALL=${MAX_ALL:-113000}
+MAX_ALL=${MAX_ALL:-110000}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 ME=instructions-hotpath
 # shellcheck source=SCRIPTDIR/../.ci/lib.sh
