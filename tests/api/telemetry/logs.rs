@@ -90,6 +90,11 @@ async fn every_log_line_is_one_json_object_with_the_required_fields() {
     let app = Process::start(&[]).await;
     app.user("fields@example.com", "correct horse battery")
         .await;
+    // The log's writer flushes on its own thread: wait (bounded) for the requests' lines.
+    wait_for(std::time::Duration::from_secs(5), || async {
+        app.log().len() >= 3
+    })
+    .await;
     let log = app.log();
     assert!(log.len() >= 3, "{log:?}");
     for line in &log {
