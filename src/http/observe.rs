@@ -316,10 +316,15 @@ impl PendingServerSpan {
         status: u16,
     ) {
         let method = known_method(arrival.method.as_str());
+        // "METHOD route", joined by hand: `format!` cost about 750 instructions a request.
+        let mut name = String::with_capacity(method.len() + 1 + arrival.route.len());
+        name.push_str(method);
+        name.push(' ');
+        name.push_str(arrival.route);
         traces::export_server_span(ServerSpan {
             context: self.context,
             parent: self.parent,
-            name: format!("{method} {}", arrival.route),
+            name,
             start: started_at,
             end: std::time::SystemTime::now(),
             method,
