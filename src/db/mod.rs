@@ -18,7 +18,7 @@ use sqlx::{PgPool, Postgres, Sqlite, SqlitePool};
 
 use crate::telemetry::metrics::{Metrics, PoolStats};
 use traced::Traced;
-use warm::{Lease, Warm};
+use warm::{Lease, Warm, exhausted};
 
 pub use connect::connect;
 pub use text_list::TextList;
@@ -186,11 +186,6 @@ pub struct Db {
     /// Read connections kept between requests ([`warm`]); the one of the pool's engine is used.
     warm_pg: Arc<Warm<Postgres>>,
     warm_sqlite: Arc<Warm<Sqlite>>,
-}
-
-/// Whether an acquire on `pool` would have to wait (no idle connection, no room for another).
-fn exhausted<DB: sqlx::Database>(pool: &sqlx::Pool<DB>) -> bool {
-    pool.num_idle() == 0 && pool.size() >= pool.options().get_max_connections()
 }
 
 impl Db {

@@ -28,6 +28,11 @@ use sqlx::{Database, Pool};
 /// How long a connection may sit idle and still be handed out without a test.
 pub const TRUSTED_IDLE: Duration = Duration::from_secs(1);
 
+/// Whether an acquire on `pool` would have to wait (no idle connection, no room for another).
+pub fn exhausted<DB: Database>(pool: &Pool<DB>) -> bool {
+    pool.num_idle() == 0 && pool.size() >= pool.options().get_max_connections()
+}
+
 /// Read connections kept between requests, most recently used first out.
 pub struct Warm<DB: Database> {
     kept: Mutex<Vec<(PoolConnection<DB>, Instant)>>,
@@ -65,9 +70,7 @@ impl<DB: Database> Warm<DB> {
 
     /// Keeps `conn` for the next caller, or gives it back to sqlx (see the module's rules).
     pub fn keep(&self, conn: PoolConnection<DB>, pool: &Pool<DB>) {
-        let sqlx_could_serve =
-            pool.num_idle() > 0 || pool.size() < pool.options().get_max_connections();
-        if self.closed.load(Ordering::Acquire) || !sqlx_could_serve {
+        if self.closed.load(Ordering::Acquire) || exhausted(pool) {
             return;
         }
         if let Ok(mut kept) = self.kept.lock() {

@@ -40,73 +40,74 @@ fn malformed(what: &'static str) -> DecodeError {
     DecodeError::new(what)
 }
 
-/// Counts the spans (the fields numbered `path[last]`) inside the length-delimited fields
-/// numbered `path[0..last]` of the message in `bytes`.
-fn count(mut bytes: &[u8], path: &[u64]) -> Result<SpanCount, DecodeError> {
-    let mut found = SpanCount::default();
+/// A field of a protobuf message, as [`fields`] hands it over.
+enum Field<'a> {
+    Varint(u64),
+    Bytes(&'a [u8]),
+    Fixed,
+}
+
+/// Walks the fields of the message in `bytes`, calling `visit` with each field's number and value.
+fn fields<'a>(
+    mut bytes: &'a [u8],
+    mut visit: impl FnMut(u64, Field<'a>) -> Result<(), DecodeError>,
+) -> Result<(), DecodeError> {
     while !bytes.is_empty() {
         let key = decode_varint(&mut bytes)?;
-        let skip = match WireType::try_from(key & 7)? {
-            WireType::Varint => {
-                decode_varint(&mut bytes)?;
-                0
-            }
-            WireType::SixtyFourBit => 8,
-            WireType::ThirtyTwoBit => 4,
+        let (field, len) = match WireType::try_from(key & 7)? {
+            WireType::Varint => (Field::Varint(decode_varint(&mut bytes)?), 0),
+            WireType::SixtyFourBit => (Field::Fixed, 8),
+            WireType::ThirtyTwoBit => (Field::Fixed, 4),
             WireType::LengthDelimited => {
                 let len = usize::try_from(decode_varint(&mut bytes)?)
                     .map_err(|_| malformed("length too large"))?;
-                if len > bytes.len() {
-                    return Err(malformed("buffer underflow"));
-                }
-                if key >> 3 == path[0] {
-                    match path {
-                        [_] => {
-                            found.spans += 1;
-                            if kind(&bytes[..len])? == SPAN_KIND_SERVER {
-                                found.server += 1;
-                            }
-                        }
-                        [_, rest @ ..] => found.add(&count(&bytes[..len], rest)?),
-                        [] => {}
-                    }
-                }
-                len
+                let value = bytes
+                    .get(..len)
+                    .ok_or_else(|| malformed("buffer underflow"))?;
+                (Field::Bytes(value), len)
             }
             _ => return Err(malformed("groups are not used by OTLP")),
         };
-        if skip > bytes.len() {
-            return Err(malformed("buffer underflow"));
-        }
-        bytes = &bytes[skip..];
+        bytes = bytes
+            .get(len..)
+            .ok_or_else(|| malformed("buffer underflow"))?;
+        visit(key >> 3, field)?;
     }
+    Ok(())
+}
+
+/// Counts the spans (the fields numbered `path[last]`) inside the length-delimited fields
+/// numbered `path[0..last]` of the message in `bytes`.
+fn count(bytes: &[u8], path: &[u64]) -> Result<SpanCount, DecodeError> {
+    let mut found = SpanCount::default();
+    fields(bytes, |number, field| {
+        if let (Field::Bytes(inner), [first, rest @ ..]) = (field, path)
+            && number == *first
+        {
+            if rest.is_empty() {
+                found.spans += 1;
+                if kind(inner)? == SPAN_KIND_SERVER {
+                    found.server += 1;
+                }
+            } else {
+                found.add(&count(inner, rest)?);
+            }
+        }
+        Ok(())
+    })?;
     Ok(found)
 }
 
 /// The `kind` of the span in `bytes` (0, unspecified, when absent).
-fn kind(mut bytes: &[u8]) -> Result<u64, DecodeError> {
-    while !bytes.is_empty() {
-        let key = decode_varint(&mut bytes)?;
-        let skip = match WireType::try_from(key & 7)? {
-            WireType::Varint => {
-                let value = decode_varint(&mut bytes)?;
-                if key >> 3 == SPAN_KIND_FIELD {
-                    return Ok(value);
-                }
-                0
-            }
-            WireType::SixtyFourBit => 8,
-            WireType::ThirtyTwoBit => 4,
-            WireType::LengthDelimited => usize::try_from(decode_varint(&mut bytes)?)
-                .map_err(|_| malformed("length too large"))?,
-            _ => return Err(malformed("groups are not used by OTLP")),
-        };
-        if skip > bytes.len() {
-            return Err(malformed("buffer underflow"));
+fn kind(bytes: &[u8]) -> Result<u64, DecodeError> {
+    let mut kind = 0;
+    fields(bytes, |number, field| {
+        if let (SPAN_KIND_FIELD, Field::Varint(value)) = (number, field) {
+            kind = value;
         }
-        bytes = &bytes[skip..];
-    }
-    Ok(0)
+        Ok(())
+    })?;
+    Ok(kind)
 }
 
 impl SpanCount {
