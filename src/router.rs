@@ -6,6 +6,7 @@ use poem::middleware::{CatchPanic, Compression};
 use poem::{Endpoint, EndpointExt, Route};
 use poem_openapi::OpenApiService;
 
+use crate::activity::api::ActivityApi;
 use crate::audit::api::AuditApi;
 use crate::auth::api::AuthApi;
 use crate::health::HealthApi;
@@ -26,6 +27,7 @@ pub type Apis = (
     UsersApi,
     ProjectsApi,
     TasksApi,
+    ActivityApi,
     AuditApi,
 );
 
@@ -47,6 +49,9 @@ pub fn api_service(state: AppState) -> OpenApiService<Apis, ()> {
         TasksApi {
             state: state.clone(),
             rendered: Default::default(),
+        },
+        ActivityApi {
+            state: state.clone(),
         },
         AuditApi { state },
     );
