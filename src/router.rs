@@ -11,6 +11,7 @@ use crate::auth::api::AuthApi;
 use crate::health::HealthApi;
 use crate::http::middleware::{BodyLimit, HeadLimit, SecurityHeaders, Timeout, panic_response};
 use crate::http::observe::Observe;
+use crate::invitations::api::InvitationsApi;
 use crate::http::problem::render_poem_error;
 use crate::projects::api::ProjectsApi;
 use crate::ratelimit::middleware::RateLimit;
@@ -18,6 +19,7 @@ use crate::state::AppState;
 use crate::tasks::api::TasksApi;
 use crate::telemetry::routes::RouteTable;
 use crate::users::api::UsersApi;
+use crate::verification::api::VerificationApi;
 
 /// The API areas, as one type.
 pub type Apis = (
@@ -27,6 +29,8 @@ pub type Apis = (
     ProjectsApi,
     TasksApi,
     AuditApi,
+    InvitationsApi,
+    VerificationApi,
 );
 
 /// Builds the OpenAPI service (routes plus document).
@@ -48,7 +52,13 @@ pub fn api_service(state: AppState) -> OpenApiService<Apis, ()> {
             state: state.clone(),
             rendered: Default::default(),
         },
-        AuditApi { state },
+        AuditApi {
+            state: state.clone(),
+        },
+        InvitationsApi {
+            state: state.clone(),
+        },
+        VerificationApi { state },
     );
     OpenApiService::new(apis, "Tasklight API", env!("CARGO_PKG_VERSION"))
         .description(

@@ -8,19 +8,37 @@ use crate::audit::store::AuditStore;
 use crate::auth::store::AuthStore;
 use crate::db::{AnyConnection, Connection, Db, StoreResult};
 use crate::idempotency::store::IdempotencyStore;
+use crate::invitations::store::InvitationStore;
 use crate::projects::store::ProjectStore;
 use crate::tasks::store::TaskStore;
 use crate::users::store::UserStore;
+use crate::verification::store::VerificationStore;
 
 /// All storage traits together. A function that needs one area's storage takes that trait
 /// (`&mut dyn AuditStore`); a `&mut dyn Store` coerces to any of them.
 pub trait Store:
-    UserStore + AuthStore + ProjectStore + TaskStore + AuditStore + IdempotencyStore + Send
+    UserStore
+    + AuthStore
+    + ProjectStore
+    + TaskStore
+    + AuditStore
+    + IdempotencyStore
+    + InvitationStore
+    + VerificationStore
+    + Send
 {
 }
 
 impl<T> Store for T where
-    T: UserStore + AuthStore + ProjectStore + TaskStore + AuditStore + IdempotencyStore + Send
+    T: UserStore
+        + AuthStore
+        + ProjectStore
+        + TaskStore
+        + AuditStore
+        + IdempotencyStore
+        + InvitationStore
+        + VerificationStore
+        + Send
 {
 }
 
