@@ -52,12 +52,16 @@ pub(super) fn smtp(
                     .into(),
             )
         })?;
-    if let Some((key, value)) = url.query_pairs().find(|(k, _)| k != "tls")
+    if let Some((key, value)) = url
+        .query_pairs()
+        .find(|(k, _)| k != "tls")
         .map(|(k, v)| (k.into_owned(), v.into_owned()))
     {
         return Err(problem(
             "SMTP_URL",
-            format!("unknown query parameter `{key}={value}`; only `tls=required` or `tls=opportunistic` is accepted"),
+            format!(
+                "unknown query parameter `{key}={value}`; only `tls=required` or `tls=opportunistic` is accepted"
+            ),
         ));
     }
     if let Some((_, tls)) = url.query_pairs().find(|(k, _)| k == "tls")

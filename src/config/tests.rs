@@ -156,7 +156,11 @@ fn mail_settings_are_read_and_each_missing_one_is_named() {
     // The password never shows in the configuration's debug form.
     assert!(!format!("{smtp:?}").contains("s3cret"));
     for missing in ["SMTP_FROM", "TASKLIGHT_PUBLIC_URL"] {
-        let without: Vec<_> = full.iter().copied().filter(|(k, _)| *k != missing).collect();
+        let without: Vec<_> = full
+            .iter()
+            .copied()
+            .filter(|(k, _)| *k != missing)
+            .collect();
         assert_eq!(config(&without).unwrap_err().variable, missing);
     }
     for (name, value) in [

@@ -9,8 +9,8 @@ use serde_json::json;
 use uuid::Uuid;
 
 use crate::audit::model::Change;
-use crate::auth::tokens;
 use crate::auth::Principal;
+use crate::auth::tokens;
 use crate::cache::keys;
 use crate::domain::{DomainContext, UnitOfWork};
 use crate::error::{AppError, AppResult};
@@ -123,7 +123,9 @@ pub async fn resend(
     let user = work
         .user_by_id(principal.user_id)
         .await?
-        .ok_or(AppError::Unauthorized("the access token is invalid or expired"))?;
+        .ok_or(AppError::Unauthorized(
+            "the access token is invalid or expired",
+        ))?;
     if user.email_verified_at.is_some() {
         return Ok(());
     }

@@ -14,7 +14,9 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
-use crate::helpers::{PASSWORD, TestApp, body, invalid, problem, spawn_app, spawn_app_with, str_of, unique_email};
+use crate::helpers::{
+    PASSWORD, TestApp, body, invalid, problem, spawn_app, spawn_app_with, str_of, unique_email,
+};
 
 const FROM: &str = "Tasklight <no-reply@tasklight.test>";
 const PUBLIC_URL: &str = "http://app.tasklight.test";
@@ -100,7 +102,10 @@ impl Drop for SmtpSink {
 /// A server that mails through `sink`.
 async fn app_mailing_to(sink: &SmtpSink, extra: &[(&str, &str)]) -> TestApp {
     let config = sink.config();
-    let mut vars: Vec<(&str, &str)> = config.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let mut vars: Vec<(&str, &str)> = config
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
     vars.extend_from_slice(extra);
     spawn_app_with(&vars).await
 }
@@ -154,7 +159,10 @@ async fn registering_mails_a_link_that_verifies_the_address_once() {
     assert_eq!(message["mail_from"], "no-reply@tasklight.test");
     let text = text_of(&message);
     assert!(text.contains(&format!("To: {email}")), "{text}");
-    assert!(text.contains("Subject: Confirm your email address for Tasklight"), "{text}");
+    assert!(
+        text.contains("Subject: Confirm your email address for Tasklight"),
+        "{text}"
+    );
     let token = link_token(&message);
 
     let tokens = app.login(&email, PASSWORD).await;
@@ -176,7 +184,12 @@ async fn a_new_link_retires_the_old_one_and_a_new_email_needs_its_own() {
     let app = app_mailing_to(&sink, &[]).await;
     let user = app.user().await;
     let first = link_token(&sink.next_message().await);
-    problem(app.post("/auth/resend-verification", None, &json!({})).await, 401).await;
+    problem(
+        app.post("/auth/resend-verification", None, &json!({}))
+            .await,
+        401,
+    )
+    .await;
     body(
         app.post("/auth/resend-verification", Some(&user.access), &json!({}))
             .await,
@@ -242,7 +255,10 @@ async fn the_link_and_its_token_never_reach_the_log() {
     let Some(python) = smtp_python() else { return };
     let mut sink = SmtpSink::start(&python);
     let config = sink.config();
-    let mut env: Vec<(&str, &str)> = config.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let mut env: Vec<(&str, &str)> = config
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
     env.push(("RUST_LOG", "debug"));
     let process = crate::telemetry::process::Process::start(&env).await;
     let email = unique_email();
@@ -267,7 +283,10 @@ async fn the_link_and_its_token_never_reach_the_log() {
     let log = process.log().join("\n");
     assert!(log.contains("email verification: links are mailed through SMTP_URL"));
     assert!(!log.contains(&token), "the token is in the log");
-    assert!(!log.contains("verify-email?token"), "the link is in the log");
+    assert!(
+        !log.contains("verify-email?token"),
+        "the link is in the log"
+    );
     process.stop();
 }
 

@@ -8,8 +8,8 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::helpers::{
-    PASSWORD, Team, TestApp, TestUser, body, header, invalid, problem, spawn_app,
-    spawn_app_with, str_of, unique_email,
+    PASSWORD, Team, TestApp, TestUser, body, header, invalid, problem, spawn_app, spawn_app_with,
+    str_of, unique_email,
 };
 
 /// Marks the user's address verified, as `tasklight verify-email` does.
@@ -30,7 +30,13 @@ async fn team_and_removed(app: &TestApp) -> (Team, TestUser) {
     (team, removed)
 }
 
-async fn invite(app: &TestApp, token: Option<&str>, project_id: &str, email: &str, role: &str) -> reqwest::Response {
+async fn invite(
+    app: &TestApp,
+    token: Option<&str>,
+    project_id: &str,
+    email: &str,
+    role: &str,
+) -> reqwest::Response {
     app.post(
         &format!("/projects/{project_id}/invitations"),
         token,
@@ -59,8 +65,11 @@ async fn my_invitations(app: &TestApp, token: &str) -> Vec<String> {
 
 async fn audit_actions(app: &TestApp, owner: &str, project_id: &str) -> Vec<String> {
     let audit = body(
-        app.get(&format!("/projects/{project_id}/audit?limit=100"), Some(owner))
-            .await,
+        app.get(
+            &format!("/projects/{project_id}/audit?limit=100"),
+            Some(owner),
+        )
+        .await,
         200,
     )
     .await;
@@ -136,14 +145,24 @@ async fn only_the_owner_may_invite_list_and_revoke() {
     let invitee = app.login(&email, PASSWORD).await;
     assert!(my_invitations(&app, &invitee.access).await.is_empty());
     problem(
-        app.post(&format!("/invitations/{id}/accept"), Some(&invitee.access), &json!({}))
-            .await,
+        app.post(
+            &format!("/invitations/{id}/accept"),
+            Some(&invitee.access),
+            &json!({}),
+        )
+        .await,
         404,
     )
     .await;
     let actions = audit_actions(&app, &team.owner.access, &pid).await;
-    assert!(actions.contains(&"invitation.created".to_owned()), "{actions:?}");
-    assert!(actions.contains(&"invitation.revoked".to_owned()), "{actions:?}");
+    assert!(
+        actions.contains(&"invitation.created".to_owned()),
+        "{actions:?}"
+    );
+    assert!(
+        actions.contains(&"invitation.revoked".to_owned()),
+        "{actions:?}"
+    );
     app.stop().await;
 }
 
@@ -162,8 +181,16 @@ async fn only_the_verified_invitee_sees_accepts_or_declines() {
 
     // Unverified, the invitee sees nothing and cannot answer: the invitation does not exist.
     assert!(my_invitations(&app, &invitee.access).await.is_empty());
-    problem(app.post(&accept, Some(&invitee.access), &json!({})).await, 404).await;
-    problem(app.post(&decline, Some(&invitee.access), &json!({})).await, 404).await;
+    problem(
+        app.post(&accept, Some(&invitee.access), &json!({})).await,
+        404,
+    )
+    .await;
+    problem(
+        app.post(&decline, Some(&invitee.access), &json!({})).await,
+        404,
+    )
+    .await;
     problem(app.get("/users/me/invitations", None).await, 401).await;
 
     // Nobody else can answer it either, whatever their role in the project.
@@ -180,20 +207,31 @@ async fn only_the_verified_invitee_sees_accepts_or_declines() {
             assert_eq!(resp.status(), status, "{who} answering {path}");
         }
         if let Some(token) = token {
-            assert!(my_invitations(&app, token).await.is_empty(), "{who} sees it");
+            assert!(
+                my_invitations(&app, token).await.is_empty(),
+                "{who} sees it"
+            );
         }
     }
 
     verify(&app, &invitee.email).await;
-    assert_eq!(my_invitations(&app, &invitee.access).await, vec![id.clone()]);
+    assert_eq!(
+        my_invitations(&app, &invitee.access).await,
+        vec![id.clone()]
+    );
     let me = body(app.get("/users/me", Some(&invitee.access)).await, 200).await;
     assert_eq!(me["email_verified"], true);
-    let project = body(app.post(&accept, Some(&invitee.access), &json!({})).await, 200).await;
+    let project = body(
+        app.post(&accept, Some(&invitee.access), &json!({})).await,
+        200,
+    )
+    .await;
     assert_eq!(project["id"], pid.as_str());
     assert_eq!(project["role"], "viewer");
     // The membership is there, with the invited role: the viewer reads but cannot write.
     let got = body(
-        app.get(&format!("/projects/{pid}"), Some(&invitee.access)).await,
+        app.get(&format!("/projects/{pid}"), Some(&invitee.access))
+            .await,
         200,
     )
     .await;
@@ -210,13 +248,24 @@ async fn only_the_verified_invitee_sees_accepts_or_declines() {
     .await;
     // Answered: gone from both lists, and a second answer finds nothing.
     assert!(my_invitations(&app, &invitee.access).await.is_empty());
-    problem(app.post(&accept, Some(&invitee.access), &json!({})).await, 404).await;
-    problem(app.post(&decline, Some(&invitee.access), &json!({})).await, 404).await;
+    problem(
+        app.post(&accept, Some(&invitee.access), &json!({})).await,
+        404,
+    )
+    .await;
+    problem(
+        app.post(&decline, Some(&invitee.access), &json!({})).await,
+        404,
+    )
+    .await;
     let list = format!("/projects/{pid}/invitations");
     assert!(ids_of(&body(app.get(&list, Some(&team.owner.access)).await, 200).await).is_empty());
     let actions = audit_actions(&app, &team.owner.access, &pid).await;
     for action in ["invitation.created", "invitation.accepted", "member.added"] {
-        assert!(actions.contains(&action.to_owned()), "{action} in {actions:?}");
+        assert!(
+            actions.contains(&action.to_owned()),
+            "{action} in {actions:?}"
+        );
     }
     app.stop().await;
 }
@@ -228,32 +277,60 @@ async fn a_declined_invitation_is_gone_and_audited() {
     let invitee = app.user().await;
     verify(&app, &invitee.email).await;
     let id = str_of(
-        &invited(&app, &team.owner.access, &team.project_id, &invitee.email, "member").await,
+        &invited(
+            &app,
+            &team.owner.access,
+            &team.project_id,
+            &invitee.email,
+            "member",
+        )
+        .await,
         "id",
     );
     body(
-        app.post(&format!("/invitations/{id}/decline"), Some(&invitee.access), &json!({}))
-            .await,
+        app.post(
+            &format!("/invitations/{id}/decline"),
+            Some(&invitee.access),
+            &json!({}),
+        )
+        .await,
         204,
     )
     .await;
     assert!(my_invitations(&app, &invitee.access).await.is_empty());
     problem(
-        app.post(&format!("/invitations/{id}/accept"), Some(&invitee.access), &json!({}))
-            .await,
+        app.post(
+            &format!("/invitations/{id}/accept"),
+            Some(&invitee.access),
+            &json!({}),
+        )
+        .await,
         404,
     )
     .await;
     problem(
-        app.get(&format!("/projects/{}", team.project_id), Some(&invitee.access))
-            .await,
+        app.get(
+            &format!("/projects/{}", team.project_id),
+            Some(&invitee.access),
+        )
+        .await,
         404,
     )
     .await;
     let actions = audit_actions(&app, &team.owner.access, &team.project_id).await;
-    assert!(actions.contains(&"invitation.declined".to_owned()), "{actions:?}");
+    assert!(
+        actions.contains(&"invitation.declined".to_owned()),
+        "{actions:?}"
+    );
     // Declined, the address may be invited again.
-    invited(&app, &team.owner.access, &team.project_id, &invitee.email, "viewer").await;
+    invited(
+        &app,
+        &team.owner.access,
+        &team.project_id,
+        &invitee.email,
+        "viewer",
+    )
+    .await;
     app.stop().await;
 }
 
@@ -268,7 +345,8 @@ async fn an_invitation_to_an_unknown_address_waits_for_registration_and_verifica
     );
     // Registered with the address in another case: still the same address.
     let created = body(
-        app.register(&email.to_uppercase(), PASSWORD, "Newcomer").await,
+        app.register(&email.to_uppercase(), PASSWORD, "Newcomer")
+            .await,
         201,
     )
     .await;
@@ -276,15 +354,24 @@ async fn an_invitation_to_an_unknown_address_waits_for_registration_and_verifica
     let newcomer = app.login(&email, PASSWORD).await;
     assert!(my_invitations(&app, &newcomer.access).await.is_empty());
     verify(&app, &email).await;
-    let mine = body(app.get("/users/me/invitations", Some(&newcomer.access)).await, 200).await;
+    let mine = body(
+        app.get("/users/me/invitations", Some(&newcomer.access))
+            .await,
+        200,
+    )
+    .await;
     assert_eq!(ids_of(&mine), vec![id.clone()]);
     let item = &mine["items"][0];
     assert_eq!(item["project_name"], "Team project");
     assert_eq!(item["invited_by_name"], "Test User");
     assert_eq!(item["role"], "member");
     body(
-        app.post(&format!("/invitations/{id}/accept"), Some(&newcomer.access), &json!({}))
-            .await,
+        app.post(
+            &format!("/invitations/{id}/accept"),
+            Some(&newcomer.access),
+            &json!({}),
+        )
+        .await,
         200,
     )
     .await;
@@ -317,7 +404,14 @@ async fn changing_the_email_hides_invitations_until_the_new_address_is_verified(
     verify(&app, &invitee.email).await;
     let new_email = unique_email();
     let id = str_of(
-        &invited(&app, &team.owner.access, &team.project_id, &new_email, "member").await,
+        &invited(
+            &app,
+            &team.owner.access,
+            &team.project_id,
+            &new_email,
+            "member",
+        )
+        .await,
         "id",
     );
     assert!(my_invitations(&app, &invitee.access).await.is_empty());
@@ -346,16 +440,33 @@ async fn inviting_a_pending_address_or_a_member_is_a_409_naming_email() {
     let email = unique_email();
     let first = invited(&app, &team.owner.access, pid, &email, "member").await;
     for again in [email.clone(), email.to_uppercase()] {
-        let conflict = problem(invite(&app, Some(&team.owner.access), pid, &again, "viewer").await, 409).await;
-        assert!(str_of(&conflict, "detail").starts_with("email:"), "{conflict}");
-    }
-    for member in [&team.member.email, &team.owner.email] {
         let conflict = problem(
-            invite(&app, Some(&team.owner.access), pid, &member.to_uppercase(), "owner").await,
+            invite(&app, Some(&team.owner.access), pid, &again, "viewer").await,
             409,
         )
         .await;
-        assert!(str_of(&conflict, "detail").starts_with("email:"), "{conflict}");
+        assert!(
+            str_of(&conflict, "detail").starts_with("email:"),
+            "{conflict}"
+        );
+    }
+    for member in [&team.member.email, &team.owner.email] {
+        let conflict = problem(
+            invite(
+                &app,
+                Some(&team.owner.access),
+                pid,
+                &member.to_uppercase(),
+                "owner",
+            )
+            .await,
+            409,
+        )
+        .await;
+        assert!(
+            str_of(&conflict, "detail").starts_with("email:"),
+            "{conflict}"
+        );
     }
     // After a revocation the address may be invited again, with another role.
     let path = format!("/projects/{pid}/invitations/{}", str_of(&first, "id"));
@@ -371,10 +482,21 @@ async fn bad_input_is_a_400_naming_the_field() {
     let team = app.team().await;
     let pid = &team.project_id;
     for email in ["not-an-email", "ada@localhost", ""] {
-        invalid(invite(&app, Some(&team.owner.access), pid, email, "member").await, "email").await;
+        invalid(
+            invite(&app, Some(&team.owner.access), pid, email, "member").await,
+            "email",
+        )
+        .await;
     }
     invalid(
-        invite(&app, Some(&team.owner.access), pid, &unique_email(), "admin").await,
+        invite(
+            &app,
+            Some(&team.owner.access),
+            pid,
+            &unique_email(),
+            "admin",
+        )
+        .await,
         "role",
     )
     .await;
@@ -414,8 +536,22 @@ async fn the_answer_is_the_same_whether_or_not_the_address_has_an_account() {
         }
         body
     };
-    let a = invite(&app, Some(&team.owner.access), &team.project_id, &with_account, "member").await;
-    let b = invite(&app, Some(&team.owner.access), &team.project_id, &without_account, "member").await;
+    let a = invite(
+        &app,
+        Some(&team.owner.access),
+        &team.project_id,
+        &with_account,
+        "member",
+    )
+    .await;
+    let b = invite(
+        &app,
+        Some(&team.owner.access),
+        &team.project_id,
+        &without_account,
+        "member",
+    )
+    .await;
     assert_eq!(a.status(), b.status());
     let header_names = |r: &reqwest::Response| {
         let mut names: Vec<String> = r.headers().keys().map(|k| k.to_string()).collect();
@@ -426,8 +562,30 @@ async fn the_answer_is_the_same_whether_or_not_the_address_has_an_account() {
     let (a, b) = (body(a, 201).await, body(b, 201).await);
     assert_eq!(shape(&a, &with_account), shape(&b, &without_account));
     // A second invitation of each: the same 409, word for word.
-    let a = problem(invite(&app, Some(&team.owner.access), &team.project_id, &with_account, "viewer").await, 409).await;
-    let b = problem(invite(&app, Some(&team.owner.access), &team.project_id, &without_account, "viewer").await, 409).await;
+    let a = problem(
+        invite(
+            &app,
+            Some(&team.owner.access),
+            &team.project_id,
+            &with_account,
+            "viewer",
+        )
+        .await,
+        409,
+    )
+    .await;
+    let b = problem(
+        invite(
+            &app,
+            Some(&team.owner.access),
+            &team.project_id,
+            &without_account,
+            "viewer",
+        )
+        .await,
+        409,
+    )
+    .await;
     assert_eq!(a["detail"], b["detail"]);
     assert_eq!(a["type"], b["type"]);
     // Both are listed alike.
@@ -453,7 +611,14 @@ async fn invitations_expire_and_an_expired_address_may_be_invited_again() {
     let team = app.team().await;
     let invitee = app.user().await;
     verify(&app, &invitee.email).await;
-    let invitation = invited(&app, &team.owner.access, &team.project_id, &invitee.email, "member").await;
+    let invitation = invited(
+        &app,
+        &team.owner.access,
+        &team.project_id,
+        &invitee.email,
+        "member",
+    )
+    .await;
     let created = chrono::DateTime::parse_from_rfc3339(&str_of(&invitation, "created_at")).unwrap();
     let expires = chrono::DateTime::parse_from_rfc3339(&str_of(&invitation, "expires_at")).unwrap();
     assert_eq!((expires - created).num_seconds(), 1);
@@ -461,24 +626,41 @@ async fn invitations_expire_and_an_expired_address_may_be_invited_again() {
     // Poll (at most 5 s) until it has expired: then it is gone from both lists.
     let started = Instant::now();
     while !my_invitations(&app, &invitee.access).await.is_empty() {
-        assert!(started.elapsed() < Duration::from_secs(5), "the invitation never expired");
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "the invitation never expired"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let list = format!("/projects/{}/invitations", team.project_id);
     assert!(ids_of(&body(app.get(&list, Some(&team.owner.access)).await, 200).await).is_empty());
     problem(
-        app.post(&format!("/invitations/{id}/accept"), Some(&invitee.access), &json!({}))
-            .await,
+        app.post(
+            &format!("/invitations/{id}/accept"),
+            Some(&invitee.access),
+            &json!({}),
+        )
+        .await,
         404,
     )
     .await;
     problem(
-        app.get(&format!("/projects/{}", team.project_id), Some(&invitee.access))
-            .await,
+        app.get(
+            &format!("/projects/{}", team.project_id),
+            Some(&invitee.access),
+        )
+        .await,
         404,
     )
     .await;
-    invited(&app, &team.owner.access, &team.project_id, &invitee.email, "viewer").await;
+    invited(
+        &app,
+        &team.owner.access,
+        &team.project_id,
+        &invitee.email,
+        "viewer",
+    )
+    .await;
     app.stop().await;
 }
 
@@ -488,9 +670,20 @@ async fn the_invitation_lists_are_paginated_and_writes_are_rate_limited() {
     let team = app.team().await;
     let mut made = Vec::new();
     for _ in 0..3 {
-        let resp = invite(&app, Some(&team.owner.access), &team.project_id, &unique_email(), "member").await;
+        let resp = invite(
+            &app,
+            Some(&team.owner.access),
+            &team.project_id,
+            &unique_email(),
+            "member",
+        )
+        .await;
         // Invitation writes count against the caller's quota like every other write.
-        assert!(header(&resp, "ratelimit-policy").contains("user"), "{:?}", resp.headers());
+        assert!(
+            header(&resp, "ratelimit-policy").contains("user"),
+            "{:?}",
+            resp.headers()
+        );
         made.push(str_of(&body(resp, 201).await, "id"));
     }
     let path = format!("/projects/{}/invitations?limit=2", team.project_id);
@@ -516,7 +709,14 @@ async fn the_verify_email_command_marks_an_address_verified() {
     let team = app.team().await;
     let invitee = app.user().await;
     let id = str_of(
-        &invited(&app, &team.owner.access, &team.project_id, &invitee.email, "member").await,
+        &invited(
+            &app,
+            &team.owner.access,
+            &team.project_id,
+            &invitee.email,
+            "member",
+        )
+        .await,
         "id",
     );
     let run = |email: &str| {
@@ -531,7 +731,11 @@ async fn the_verify_email_command_marks_an_address_verified() {
             .expect("the binary runs")
     };
     let done = run(&invitee.email.to_uppercase());
-    assert!(done.status.success(), "{}", String::from_utf8_lossy(&done.stderr));
+    assert!(
+        done.status.success(),
+        "{}",
+        String::from_utf8_lossy(&done.stderr)
+    );
     assert!(String::from_utf8_lossy(&done.stdout).contains("verified"));
     // The command is another process with no Redis: this instance reads the address's state
     // from the database for invitations, so it sees the change at once.
