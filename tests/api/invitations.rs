@@ -745,3 +745,57 @@ async fn the_verify_email_command_marks_an_address_verified() {
     assert!(String::from_utf8_lossy(&unknown.stderr).contains("no account"));
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invitation_accepted_on_b_is_seen_on_a_and_c_within_a_second() {
+    let Some(redis) = crate::cluster::redis_url() else {
+        return;
+    };
+    let cluster = crate::cluster::Cluster::start(&redis).await;
+    let app = &cluster.a;
+    let team = app.team().await;
+    let invitee = app.user().await;
+    verify(app, &invitee.email).await;
+    let id = str_of(
+        &invited(
+            app,
+            &team.owner.access,
+            &team.project_id,
+            &invitee.email,
+            "member",
+        )
+        .await,
+        "id",
+    );
+    let project = format!("/projects/{}", team.project_id);
+    // A and C have cached that the invitee is not a member (their in-process TTL is a minute):
+    // the second round is answered from that cache.
+    for i in [0, 2, 0, 2] {
+        assert_eq!(cluster.get_on(i, &project, &invitee.access).await, 404);
+    }
+    let accepted = app
+        .client
+        .post(format!(
+            "http://{}/api/v1/invitations/{id}/accept",
+            cluster.addr(1)
+        ))
+        .bearer_auth(&invitee.access)
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(accepted.status(), 200);
+    let started = Instant::now();
+    let (a, c) = tokio::join!(
+        cluster.time_until_answers(0, &project, &invitee.access, 200),
+        cluster.time_until_answers(2, &project, &invitee.access, 200)
+    );
+    eprintln!("[measured] invitation accepted on B: A saw the member after {a:?}, C after {c:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "A after {a:?}, C after {c:?}"
+    );
+    let task = format!("/tasks/{}", team.task_id);
+    assert_eq!(cluster.get_on(0, &task, &invitee.access).await, 200);
+    cluster.stop().await;
+}
