@@ -171,7 +171,9 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             "email verification: links are mailed through SMTP_URL"
         ),
         None => tracing::info!(
-            "email verification: SMTP_URL is not set, so no mail is sent and new addresses stay              unverified (their invitations hidden) until an administrator runs              `tasklight verify-email EMAIL`"
+            "email verification: SMTP_URL is not set, so no mail is sent and new addresses stay \
+             unverified (their invitations hidden) until an administrator runs \
+             `tasklight verify-email EMAIL`"
         ),
     }
     shutdown_signal().await;

@@ -75,11 +75,23 @@ ensure_sqlite_server() {
         "TASKLIGHT_RATE_LIMIT_AUTH_IP=$quota" "TASKLIGHT_RATE_LIMIT_AUTH_ACCOUNT=$quota"
 }
 
-# run_tour ORIGIN LOG: the README curl tour, word for word; prints the server log if it fails.
+# run_tour ORIGIN LOG DIR [VAR=value...]: the README curl tour, word for word, against the server
+# started in DIR with these variables; the tour's `tasklight` commands (TASKLIGHT) run the same
+# binary in DIR with the same variables. Prints the server log if it fails.
 run_tour() {
-    if ! .ci/curl-tour.sh "$1"; then
+    local origin=$1 log=$2 dir=$3 cli
+    shift 3
+    cli="$dir/tasklight-cli"
+    {
+        echo '#!/usr/bin/env bash'
+        printf 'cd %q && exec env' "$dir"
+        printf ' %q' "$@" "$BIN"
+        printf ' "$@"\n'
+    } >"$cli"
+    chmod +x "$cli"
+    if ! TASKLIGHT=$cli .ci/curl-tour.sh "$origin"; then
         echo "--- last lines of the server log:" >&2
-        tail -n 40 "$2" >&2
-        die "the README curl tour failed against $1"
+        tail -n 40 "$log" >&2
+        die "the README curl tour failed against $origin"
     fi
 }
