@@ -5,7 +5,8 @@
 // TASK_COUNT tasks, page through them with a small limit following next_cursor until it is null
 // (every task seen exactly once), read one task and keep its ETag, update it with If-Match (200, a
 // new ETag), then update again with the stale ETag (412, an application/problem+json body whose
-// status is 412). Any failed check prints a clear message and exits 1.
+// status is 412), then the invitation checks of src/invitations.ts. Any failed check prints a
+// clear message and exits 1.
 //
 //   BASE_URL=http://127.0.0.1:8080 node dist/client.js
 //
@@ -14,6 +15,7 @@
 
 import createClient, { type Middleware } from "openapi-fetch";
 import type { components, paths } from "./schema.js";
+import { checkInvitations } from "./invitations.js";
 
 type Task = components["schemas"]["Task"];
 type Problem = components["schemas"]["Problem"];
@@ -187,6 +189,9 @@ async function main(): Promise<void> {
   check(after.data.status === "in_progress", `re-read task: status is '${after.data.status}' after the refused update, expected 'in_progress'`);
   check(after.response.headers.get("ETag") === newEtag, `re-read task: ETag is ${after.response.headers.get("ETag")}, expected ${newEtag}`);
   step("the refused update changed nothing");
+
+  // 9. Invitations by email (src/invitations.ts).
+  await checkInvitations({ check, step, describe }, client, BASE_URL, projectId);
 }
 
 const started = Date.now();
