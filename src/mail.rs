@@ -86,7 +86,10 @@ impl Mailer {
              Until the address is confirmed, project invitations sent to it stay hidden.\r\n\
              If you did not create a Tasklight account, ignore this message.\r\n"
         );
+        // A Message-ID in the sender's domain: mail without one is often taken for spam.
+        let message_id = format!("<{}@{}>", Uuid::new_v4(), smtp.from.email.domain());
         let message = Message::builder()
+            .message_id(Some(message_id))
             .from(smtp.from.clone())
             .to(to.parse().context("the recipient is not a mailbox")?)
             .subject("Confirm your email address for Tasklight")

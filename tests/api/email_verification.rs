@@ -44,9 +44,15 @@ struct SmtpSink {
 
 impl SmtpSink {
     fn start(python: &str) -> Self {
+        Self::start_with(python, &[])
+    }
+
+    /// With `--starttls`: offers STARTTLS (a self-signed certificate) and reports its use.
+    fn start_with(python: &str, args: &[&str]) -> Self {
         let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/smtp_sink.py");
         let mut child = Command::new(python)
             .arg(script)
+            .args(args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -83,7 +89,12 @@ impl SmtpSink {
         ]
     }
 
-    /// The next message received (at most 10 s from now).
+    /// Whether nothing was received since the last [`SmtpSink::next_message`].
+    fn nothing_more(&mut self) -> bool {
+        self.messages.try_recv().is_err()
+    }
+
+    /// The next message (or `--starttls` event) received, at most 10 s from now.
     async fn next_message(&mut self) -> Value {
         tokio::time::timeout(Duration::from_secs(10), self.messages.recv())
             .await
@@ -162,6 +173,10 @@ async fn registering_mails_a_link_that_verifies_the_address_once() {
     assert!(
         text.contains("Subject: Confirm your email address for Tasklight"),
         "{text}"
+    );
+    assert!(
+        text.contains("@tasklight.test>\r\n"),
+        "a Message-ID in the sender's domain: {text}"
     );
     let token = link_token(&message);
 
@@ -338,4 +353,36 @@ async fn without_smtp_nothing_is_issued_and_the_answers_stay_the_same() {
     let admin = app.admin().await;
     assert!(verified(&app, &admin.access).await);
     app.stop().await;
+}
+
+#[tokio::test]
+async fn starttls_is_used_whenever_the_server_offers_it_and_never_skipped() {
+    let Some(python) = smtp_python() else { return };
+    let mut sink = SmtpSink::start_with(&python, &["--starttls"]);
+    let config = sink.config();
+    let mut env: Vec<(&str, &str)> = config
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    env.push(("RUST_LOG", "info"));
+    let process = crate::telemetry::process::Process::start(&env).await;
+    let email = unique_email();
+    process.user(&email, PASSWORD).await;
+    // The server offers STARTTLS on plain `smtp://`: the client upgrades at once.
+    assert_eq!(sink.next_message().await, json!({"event": "STARTTLS"}));
+    // Its self-signed certificate is not trusted, so the mail is not sent, and not sent in plain
+    // text instead either: once the failure is logged, nothing reached the server.
+    let failed = crate::telemetry::process::wait_for(Duration::from_secs(20), || async {
+        process
+            .log()
+            .iter()
+            .any(|line| line.contains("the verification mail could not be sent"))
+    })
+    .await;
+    assert!(failed, "no failure logged:\n{}", process.log().join("\n"));
+    assert!(
+        sink.nothing_more(),
+        "something was delivered after the refused TLS handshake"
+    );
+    process.stop();
 }
