@@ -11,8 +11,9 @@ VENV=$CARGO_TARGET_DIR/ci-venv
 SQLITE_DIR="" SQLITE_ORIGIN="" SQLITE_PID=""
 BASE_TOOLS_READY="" RELEASE_READY=""
 
-# ensure_base_tools: curl, python3, the PostgreSQL and Redis clients, and redis-server (the
-# Redis-outage test starts and stops a Redis of its own); installed when missing.
+# ensure_base_tools: curl, python3, the PostgreSQL and Redis clients, redis-server (the
+# Redis-outage test starts and stops a Redis of its own) and openssl (the STARTTLS test's SMTP
+# server makes a self-signed certificate with it); installed when missing.
 ensure_base_tools() {
     [[ -z $BASE_TOOLS_READY ]] || return 0
     need curl curl
@@ -21,6 +22,7 @@ ensure_base_tools() {
     need psql postgresql-client
     need redis-cli redis-tools
     need redis-server redis-server
+    need openssl openssl
     BASE_TOOLS_READY=1
 }
 
