@@ -11,7 +11,6 @@ use std::time::Duration;
 use anyhow::Context;
 use lettre::message::Mailbox;
 use lettre::message::header::ContentType;
-use lettre::transport::smtp::client::{Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use uuid::Uuid;
 
@@ -104,19 +103,17 @@ impl Mailer {
     }
 }
 
-/// The transport for `SMTP_URL`: `smtps://` is TLS from the first byte; `smtp://` upgrades with
-/// STARTTLS when the server offers it (`?tls=required`: refuses a server that does not).
+/// The transport for `SMTP_URL`: `smtps://` is TLS from the first byte (port 465 by default);
+/// `smtp://` upgrades with STARTTLS whenever the server offers it (port 587 by default;
+/// `?tls=required` refuses a server that does not offer it).
 fn transport(config: &SmtpConfig) -> anyhow::Result<AsyncSmtpTransport<Tokio1Executor>> {
-    let url = &config.url;
-    let host = url.host_str().context("SMTP_URL: has no host")?.to_owned();
-    let builder = AsyncSmtpTransport::<Tokio1Executor>::from_url(url.as_str())
+    let mut url = config.url.clone();
+    // lettre reads a bare `smtp://` as "never TLS" (and port 25): ask for opportunistic TLS.
+    if url.scheme() == "smtp" && !url.query_pairs().any(|(k, _)| k == "tls") {
+        url.query_pairs_mut().append_pair("tls", "opportunistic");
+    }
+    Ok(AsyncSmtpTransport::<Tokio1Executor>::from_url(url.as_str())
         .context("SMTP_URL: cannot be used")?
-        .timeout(Some(SMTP_TIMEOUT));
-    let builder = if url.scheme() == "smtp" && !url.query_pairs().any(|(k, _)| k == "tls") {
-        let parameters = TlsParameters::new(host).context("SMTP_URL: TLS parameters")?;
-        builder.tls(Tls::Opportunistic(parameters))
-    } else {
-        builder
-    };
-    Ok(builder.build())
+        .timeout(Some(SMTP_TIMEOUT))
+        .build())
 }
