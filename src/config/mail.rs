@@ -52,15 +52,12 @@ pub(super) fn smtp(
                     .into(),
             )
         })?;
-    if let Some((key, value)) = url
-        .query_pairs()
-        .find(|(k, _)| k != "tls")
-        .map(|(k, v)| (k.into_owned(), v.into_owned()))
-    {
+    if let Some((key, _)) = url.query_pairs().find(|(k, _)| k != "tls") {
         return Err(problem(
             "SMTP_URL",
             format!(
-                "unknown query parameter `{key}={value}`; only `tls=required` or `tls=opportunistic` is accepted"
+                "unknown query parameter `{key}`; only `tls=required` or `tls=opportunistic` \
+                 is accepted"
             ),
         ));
     }

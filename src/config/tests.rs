@@ -166,6 +166,7 @@ fn mail_settings_are_read_and_each_missing_one_is_named() {
     for (name, value) in [
         ("SMTP_URL", "http://mail.example.com"),
         ("SMTP_URL", "smtp://mail.example.com?tls=maybe"),
+        ("SMTP_URL", "smtp://mail.example.com?password=s3cret"),
         ("SMTP_FROM", "not a mailbox"),
         ("TASKLIGHT_PUBLIC_URL", "tasks.example.com"),
         ("TASKLIGHT_INVITATION_TTL_SECS", "0"),
