@@ -7,6 +7,9 @@
 # to it is the origin: every `http://localhost:8080` becomes ORIGIN. It runs under `bash -euo
 # pipefail`, so any failing command (the tour uses `curl -fsS`, so any HTTP error) fails this script.
 # The tour's last step prints the status of a PATCH with a stale If-Match; it must be 412.
+# The tour's `verify-email` step runs "${TASKLIGHT:-./target/release/tasklight}": set TASKLIGHT (in
+# the environment) to a command that runs the binary against the server's database (CI's
+# run_tour writes such a wrapper).
 set -euo pipefail
 
 origin=${1:-http://localhost:8080}

@@ -1,4 +1,5 @@
-//! The command line: `serve` (the default), `migrate`, `create-admin` and `healthcheck`.
+//! The command line: `serve` (the default), `migrate`, `create-admin`, `verify-email` and
+//! `healthcheck`.
 //!
 //! Every command reads the same environment configuration; a bad value stops the command with
 //! one line that names the variable.
@@ -42,6 +43,14 @@ enum Command {
         /// Display name for a newly created administrator.
         #[arg(long, default_value = "Administrator")]
         name: String,
+    },
+    /// Mark an account's email address verified (for deployments without SMTP, where no
+    /// verification link can be mailed); invitations to it become visible.
+    ///
+    /// Example: `tasklight verify-email ada@example.com`
+    VerifyEmail {
+        /// The account's email address (case does not matter).
+        email: String,
     },
     /// Exit 0 if this instance's `/health/live` (on the admin listener) answers 200 within 2 s;
     /// for container health checks, so the image needs no HTTP client.
@@ -93,6 +102,7 @@ pub fn main() -> ExitCode {
                 Ok(password) => create_admin(&config, &email, &name, &password).await,
                 Err(err) => Err(err),
             },
+            Command::VerifyEmail { email } => verify_email(&config, &email).await,
             Command::Healthcheck => Ok(()),
         };
         if let Err(err) = &result {
@@ -149,6 +159,30 @@ async fn create_admin(
                 ),
                 other => anyhow::Error::new(other),
             })?;
+    state.domain.db.close().await;
+    println!("{outcome}");
+    Ok(())
+}
+
+/// `tasklight verify-email`.
+async fn verify_email(config: &Config, email: &str) -> anyhow::Result<()> {
+    let state = AppState::new(config.clone()).await?;
+    let outcome = crate::verification::service::mark_verified(&state.domain, email)
+        .await
+        .map_err(|err| match err {
+            crate::error::AppError::Validation(fields) => anyhow::anyhow!(
+                "{}",
+                fields
+                    .iter()
+                    .map(|f| format!("{}: {}", f.field, f.message))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            ),
+            crate::error::AppError::NotFound(_) => {
+                anyhow::anyhow!("no account has the email address {email}")
+            }
+            other => anyhow::Error::new(other),
+        })?;
     state.domain.db.close().await;
     println!("{outcome}");
     Ok(())

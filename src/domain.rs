@@ -189,6 +189,7 @@ pub mod testing {
                 disabled: false,
                 created_at: now,
                 updated_at: now,
+                email_verified_at: None,
             };
             let mut store = self.ctx.read().await.expect("connection");
             store.insert_user(&user).await.expect("user stored");

@@ -13,12 +13,14 @@ use crate::health::HealthApi;
 use crate::http::middleware::{BodyLimit, HeadLimit, SecurityHeaders, Timeout, panic_response};
 use crate::http::observe::Observe;
 use crate::http::problem::render_poem_error;
+use crate::invitations::api::InvitationsApi;
 use crate::projects::api::ProjectsApi;
 use crate::ratelimit::middleware::RateLimit;
 use crate::state::AppState;
 use crate::tasks::api::TasksApi;
 use crate::telemetry::routes::RouteTable;
 use crate::users::api::UsersApi;
+use crate::verification::api::VerificationApi;
 
 /// The API areas, as one type.
 pub type Apis = (
@@ -29,6 +31,8 @@ pub type Apis = (
     TasksApi,
     ActivityApi,
     AuditApi,
+    InvitationsApi,
+    VerificationApi,
 );
 
 /// Builds the OpenAPI service (routes plus document).
@@ -53,7 +57,13 @@ pub fn api_service(state: AppState) -> OpenApiService<Apis, ()> {
         ActivityApi {
             state: state.clone(),
         },
-        AuditApi { state },
+        AuditApi {
+            state: state.clone(),
+        },
+        InvitationsApi {
+            state: state.clone(),
+        },
+        VerificationApi { state },
     );
     OpenApiService::new(apis, "Tasklight API", env!("CARGO_PKG_VERSION"))
         .description(

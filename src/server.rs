@@ -165,6 +165,17 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         "tasklight is serving: Swagger UI at http://{host}:{}/docs",
         server.addr.port()
     );
+    match &server.state.config.smtp {
+        Some(smtp) => tracing::info!(
+            smtp_host = smtp.url.host_str().unwrap_or_default(),
+            "email verification: links are mailed through SMTP_URL"
+        ),
+        None => tracing::info!(
+            "email verification: SMTP_URL is not set, so no mail is sent and new addresses stay \
+             unverified (their invitations hidden) until an administrator runs \
+             `tasklight verify-email EMAIL`"
+        ),
+    }
     shutdown_signal().await;
     server.drain_and_stop(shutdown_signal()).await;
     Ok(())

@@ -12,9 +12,11 @@ use crate::cache::Cache;
 use crate::config::{Config, JwtSecret};
 use crate::domain::DomainContext;
 use crate::http::drain::Drain;
+use crate::mail::Mailer;
 use crate::ratelimit::RateLimiter;
 use crate::redis_client::Redis;
 use crate::telemetry::metrics::Metrics;
+use crate::verification::service::Verifier;
 
 /// What every request handler can reach; cheap to clone.
 #[derive(Clone)]
@@ -69,11 +71,16 @@ impl AppState {
             metrics,
             instance_id: config.instance_id.as_str().into(),
         };
+        let verifier = Verifier {
+            mailer: Mailer::new(config.smtp.as_ref())?,
+            ttl: config.email_verification_ttl,
+        };
         let auth = AuthContext {
             domain: domain.clone(),
             tokens,
             rate_limiter: rate_limiter.clone(),
             refresh_token_ttl: config.refresh_token_ttl,
+            verifier,
         };
         Ok(Self(Arc::new(SharedState {
             config,

@@ -9,9 +9,11 @@ use crate::audit::store::AuditStore;
 use crate::auth::store::AuthStore;
 use crate::db::{AnyConnection, Connection, Db, StoreResult};
 use crate::idempotency::store::IdempotencyStore;
+use crate::invitations::store::InvitationStore;
 use crate::projects::store::ProjectStore;
 use crate::tasks::store::TaskStore;
 use crate::users::store::UserStore;
+use crate::verification::store::VerificationStore;
 
 /// All storage traits together. A function that needs one area's storage takes that trait
 /// (`&mut dyn AuditStore`); a `&mut dyn Store` coerces to any of them.
@@ -23,6 +25,8 @@ pub trait Store:
     + ActivityStore
     + AuditStore
     + IdempotencyStore
+    + InvitationStore
+    + VerificationStore
     + Send
 {
 }
@@ -35,6 +39,8 @@ impl<T> Store for T where
         + ActivityStore
         + AuditStore
         + IdempotencyStore
+        + InvitationStore
+        + VerificationStore
         + Send
 {
 }

@@ -16,7 +16,7 @@ PG_ENV=("DATABASE_URL=$PG_SERVER/$PG_CI_DB" "JWT_SECRET=$JWT" "REDIS_URL=$REDIS_
 
 PG_ORIGIN="" PG_PID=""
 ci_start_server "$PG_DIR" PG_ORIGIN PG_PID "${PG_ENV[@]}"
-run_tour "$PG_ORIGIN" "$PG_DIR/server.log"
+run_tour "$PG_ORIGIN" "$PG_DIR/server.log" "$PG_DIR" "${PG_ENV[@]}"
 stop_server "$PG_PID"
 drop_db "$PG_CI_DB"
 echo "dropped database $PG_CI_DB"

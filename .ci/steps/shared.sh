@@ -11,8 +11,9 @@ VENV=$CARGO_TARGET_DIR/ci-venv
 SQLITE_DIR="" SQLITE_ORIGIN="" SQLITE_PID=""
 BASE_TOOLS_READY="" RELEASE_READY=""
 
-# ensure_base_tools: curl, python3, the PostgreSQL and Redis clients, and redis-server (the
-# Redis-outage test starts and stops a Redis of its own); installed when missing.
+# ensure_base_tools: curl, python3, the PostgreSQL and Redis clients, redis-server (the
+# Redis-outage test starts and stops a Redis of its own) and openssl (the STARTTLS test's SMTP
+# server makes a self-signed certificate with it); installed when missing.
 ensure_base_tools() {
     [[ -z $BASE_TOOLS_READY ]] || return 0
     need curl curl
@@ -21,6 +22,7 @@ ensure_base_tools() {
     need psql postgresql-client
     need redis-cli redis-tools
     need redis-server redis-server
+    need openssl openssl
     BASE_TOOLS_READY=1
 }
 
@@ -75,11 +77,23 @@ ensure_sqlite_server() {
         "TASKLIGHT_RATE_LIMIT_AUTH_IP=$quota" "TASKLIGHT_RATE_LIMIT_AUTH_ACCOUNT=$quota"
 }
 
-# run_tour ORIGIN LOG: the README curl tour, word for word; prints the server log if it fails.
+# run_tour ORIGIN LOG DIR [VAR=value...]: the README curl tour, word for word, against the server
+# started in DIR with these variables; the tour's `tasklight` commands (TASKLIGHT) run the same
+# binary in DIR with the same variables. Prints the server log if it fails.
 run_tour() {
-    if ! .ci/curl-tour.sh "$1"; then
+    local origin=$1 log=$2 dir=$3 cli
+    shift 3
+    cli="$dir/tasklight-cli"
+    {
+        echo '#!/usr/bin/env bash'
+        printf 'cd %q && exec env' "$dir"
+        printf ' %q' "$@" "$BIN"
+        printf ' "$@"\n'
+    } >"$cli"
+    chmod +x "$cli"
+    if ! TASKLIGHT=$cli .ci/curl-tour.sh "$origin"; then
         echo "--- last lines of the server log:" >&2
-        tail -n 40 "$2" >&2
-        die "the README curl tour failed against $1"
+        tail -n 40 "$log" >&2
+        die "the README curl tour failed against $origin"
     fi
 }

@@ -20,6 +20,7 @@ use crate::store::Store;
 use crate::users::model::{Role, User};
 use crate::users::service::{cached_user, email_taken};
 use crate::users::store::UserRecord;
+use crate::verification::service::{self as verification, Verifier};
 
 /// What the authentication rules work with.
 #[derive(Clone)]
@@ -32,6 +33,8 @@ pub struct AuthContext {
     pub rate_limiter: Arc<RateLimiter>,
     /// How long a refresh token, and the login session it belongs to, lives.
     pub refresh_token_ttl: std::time::Duration,
+    /// Issues and mails email-verification links.
+    pub verifier: Verifier,
 }
 
 impl AuthContext {
@@ -59,7 +62,9 @@ pub struct TokenPair {
 const LOGIN_FAILED: &str = "the email or password is incorrect";
 const REFRESH_FAILED: &str = "the refresh token is invalid, expired or revoked; log in again";
 
-/// Creates a user with the `user` role (the input is already validated).
+/// Creates a user with the `user` role (the input is already validated), its address not yet
+/// verified; the verification link is mailed once the account is committed (a mail failure is
+/// logged and loses nothing: the user can ask for another link).
 pub async fn register(
     auth: &AuthContext,
     email: String,
@@ -78,9 +83,11 @@ pub async fn register(
         disabled: false,
         created_at: now,
         updated_at: now,
+        email_verified_at: None,
     };
     let mut work = auth.domain.begin(Some(user.id)).await?;
     work.insert_user(&user).await.map_err(email_taken)?;
+    let mail = verification::issue(&auth.verifier, &mut work, user.id, &user.email).await?;
     work.record(Change {
         action: "user.registered",
         entity_type: "user",
@@ -90,6 +97,9 @@ pub async fn register(
     })
     .await?;
     work.commit().await?;
+    if let Some(mail) = mail {
+        mail.send(&auth.verifier);
+    }
     Ok(user.into())
 }
 

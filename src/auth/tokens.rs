@@ -144,6 +144,17 @@ pub fn new_refresh_token() -> (String, String) {
     (token, hash)
 }
 
+/// A random single-use token (an email-verification link's) and its stored form, made as
+/// refresh tokens are: 256 random bits, base64url; only the SHA-256 is stored.
+pub fn new_single_use_token() -> (String, String) {
+    new_refresh_token()
+}
+
+/// The stored form of a single-use token.
+pub fn hash_single_use_token(token: &str) -> String {
+    hash_refresh_token(token)
+}
+
 /// The stored form of a refresh token.
 pub fn hash_refresh_token(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))

@@ -174,6 +174,14 @@ pub struct Config {
     /// `Strict-Transport-Security` max-age in seconds, for a service reached over HTTPS
     /// (`TASKLIGHT_HSTS_MAX_AGE_SECS`, default 0: no header).
     pub hsts_max_age: u64,
+    /// How long an invitation waits to be accepted (`TASKLIGHT_INVITATION_TTL_SECS`, default 14
+    /// days).
+    pub invitation_ttl: Duration,
+    /// How long an email-verification link works (`TASKLIGHT_EMAIL_VERIFICATION_TTL_SECS`,
+    /// default 24 hours).
+    pub email_verification_ttl: Duration,
+    /// Outgoing mail (`SMTP_URL`, `SMTP_FROM`, `TASKLIGHT_PUBLIC_URL`); unset: no mail is sent.
+    pub smtp: Option<SmtpConfig>,
     /// Trace export, if configured.
     pub traces: Option<TraceConfig>,
     /// Error reporting, if configured.
@@ -277,6 +285,21 @@ impl Config {
             request_timeout: env.millis("TASKLIGHT_REQUEST_TIMEOUT_MS", 30_000)?,
             cors_allowed_origins: cors_allowed_origins(&env)?,
             hsts_max_age: env.bounded("TASKLIGHT_HSTS_MAX_AGE_SECS", 0, 0..=63_072_000)?,
+            invitation_ttl: Duration::from_secs(env.bounded(
+                "TASKLIGHT_INVITATION_TTL_SECS",
+                14 * 86_400,
+                1..=365 * 86_400,
+            )?),
+            email_verification_ttl: Duration::from_secs(env.bounded(
+                "TASKLIGHT_EMAIL_VERIFICATION_TTL_SECS",
+                86_400,
+                1..=30 * 86_400,
+            )?),
+            smtp: mail::smtp(
+                env.get("SMTP_URL"),
+                env.get("SMTP_FROM"),
+                env.get("TASKLIGHT_PUBLIC_URL"),
+            )?,
             traces: telemetry.traces,
             sentry: telemetry.sentry,
         })
@@ -472,12 +495,14 @@ fn log_format<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<LogFormat, 
 
 pub mod ip_block;
 mod limits;
+mod mail;
 mod parse;
 #[cfg(test)]
 mod tests;
 
 pub use ip_block::IpBlock;
 pub use limits::{Quota, RateLimits};
+pub use mail::SmtpConfig;
 pub use parse::sqlite_path;
 use parse::{
     bounded, default_instance_id, environment, millis, parse_database_url, parse_endpoint,

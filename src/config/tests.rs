@@ -136,3 +136,47 @@ fn trusted_proxies_and_quotas_are_read() {
     assert_eq!(config.drain_delay, Duration::ZERO);
     assert_eq!(config.shutdown_timeout, Duration::from_secs(10));
 }
+
+#[test]
+fn mail_settings_are_read_and_each_missing_one_is_named() {
+    let off = config(&[]).unwrap();
+    assert!(off.smtp.is_none());
+    assert_eq!(off.invitation_ttl, Duration::from_secs(14 * 86_400));
+    assert_eq!(off.email_verification_ttl, Duration::from_secs(86_400));
+    let full = [
+        ("SMTP_URL", "smtp://mailer:s3cret@127.0.0.1:2525"),
+        ("SMTP_FROM", "Tasklight <no-reply@example.com>"),
+        ("TASKLIGHT_PUBLIC_URL", "https://tasks.example.com/"),
+        ("TASKLIGHT_INVITATION_TTL_SECS", "3600"),
+    ];
+    let on = config(&full).unwrap();
+    let smtp = on.smtp.unwrap();
+    assert_eq!(smtp.public_url, "https://tasks.example.com");
+    assert_eq!(on.invitation_ttl, Duration::from_secs(3600));
+    // The password never shows in the configuration's debug form.
+    assert!(!format!("{smtp:?}").contains("s3cret"));
+    for missing in ["SMTP_FROM", "TASKLIGHT_PUBLIC_URL"] {
+        let without: Vec<_> = full
+            .iter()
+            .copied()
+            .filter(|(k, _)| *k != missing)
+            .collect();
+        assert_eq!(config(&without).unwrap_err().variable, missing);
+    }
+    for (name, value) in [
+        ("SMTP_URL", "http://mail.example.com"),
+        ("SMTP_URL", "smtp://mail.example.com?tls=maybe"),
+        ("SMTP_URL", "smtp://mail.example.com?password=s3cret"),
+        ("SMTP_FROM", "not a mailbox"),
+        ("TASKLIGHT_PUBLIC_URL", "tasks.example.com"),
+        ("TASKLIGHT_INVITATION_TTL_SECS", "0"),
+        ("TASKLIGHT_EMAIL_VERIFICATION_TTL_SECS", "1d"),
+    ] {
+        let mut vars: Vec<_> = full.to_vec();
+        vars.retain(|(k, _)| *k != name);
+        vars.push((name, value));
+        let err = config(&vars).unwrap_err();
+        assert_eq!(err.variable, name, "{value}");
+        assert!(!err.to_string().contains("s3cret"));
+    }
+}

@@ -13,11 +13,14 @@ use crate::auth::tokens::{TokenKeys, VerifiedToken};
 use crate::http::problem::too_many_requests;
 use crate::telemetry::context;
 
-/// The routes with the stricter per-address policy (and a per-account one in their handlers).
-const AUTH_ROUTES: [&str; 3] = [
+/// The routes with the stricter per-address policy (and a per-account one in their handlers,
+/// except verify-email, whose token is the only thing that could be guessed).
+const AUTH_ROUTES: [&str; 5] = [
     "/api/v1/auth/login",
     "/api/v1/auth/register",
     "/api/v1/auth/refresh",
+    "/api/v1/auth/verify-email",
+    "/api/v1/auth/resend-verification",
 ];
 
 /// Which policy a route falls under: none for health, the documents and Swagger UI.

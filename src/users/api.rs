@@ -122,7 +122,8 @@ impl UsersApi {
     /// Update my profile
     ///
     /// Changes the display name, email or password. Email and password changes need
-    /// `current_password`; a password change ends every session of the user.
+    /// `current_password`; a password change ends every session of the user. A new email is
+    /// unverified (`email_verified: false`) until the link mailed to it is used.
     #[oai(
         path = "/users/me",
         method = "patch",
@@ -146,7 +147,13 @@ impl UsersApi {
             new_password: body.new_password,
         };
         Ok(Json(
-            service::update_me(&self.state.domain, &auth.0, changes).await?,
+            service::update_me(
+                &self.state.domain,
+                &self.state.auth.verifier,
+                &auth.0,
+                changes,
+            )
+            .await?,
         ))
     }
 

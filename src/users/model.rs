@@ -59,6 +59,11 @@ pub struct User {
     pub created_at: DateTime<Utc>,
     /// When the account last changed.
     pub updated_at: DateTime<Utc>,
+    /// Whether the owner of the account has proved they receive mail at `email` (through the
+    /// link sent on registration or email change, or an administrator's `tasklight
+    /// verify-email`). Invitations to the address stay hidden until it is.
+    #[serde(default)]
+    pub email_verified: bool,
 }
 
 impl From<UserRecord> for User {
@@ -71,6 +76,7 @@ impl From<UserRecord> for User {
             disabled: record.disabled,
             created_at: record.created_at,
             updated_at: record.updated_at,
+            email_verified: record.email_verified_at.is_some(),
         }
     }
 }

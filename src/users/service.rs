@@ -14,6 +14,7 @@ use crate::paging::Paging;
 use crate::users::model::{DISPLAY_NAME_MAX, Role, User, parse_email};
 use crate::users::store::{UserFilter, UserRecord};
 use crate::validate::FieldChecks;
+use crate::verification::service::{self as verification, Verifier};
 
 /// Changes to the caller's own profile (already validated); `None` leaves a field alone.
 pub struct ProfileChanges {
@@ -56,9 +57,11 @@ pub async fn me(ctx: &DomainContext, principal: &Principal) -> AppResult<User> {
 }
 
 /// Updates the caller's profile. Email and password changes need the current password; a
-/// password change revokes every session of the user, this one included.
+/// password change revokes every session of the user, this one included. A new email is
+/// unverified until the link mailed to it (after the commit) is used.
 pub async fn update_me(
     ctx: &DomainContext,
+    verifier: &Verifier,
     principal: &Principal,
     changes: ProfileChanges,
 ) -> AppResult<User> {
@@ -84,8 +87,13 @@ pub async fn update_me(
         summary.insert("display_name".into(), json!(name));
         user.display_name = name;
     }
+    let mut new_email = None;
     if let Some(email) = changes.email {
         summary.insert("email".into(), json!(email));
+        if email != user.email {
+            user.email_verified_at = None;
+            new_email = Some(email.clone());
+        }
         user.email = email;
     }
     let password_changed = changes.new_password.is_some();
@@ -106,6 +114,10 @@ pub async fn update_me(
             .await?;
         work.invalidate(revoked.into_iter().map(keys::session));
     }
+    let mail = match &new_email {
+        Some(email) => verification::issue(verifier, &mut work, user.id, email).await?,
+        None => None,
+    };
     work.record(Change {
         action: "user.updated",
         entity_type: "user",
@@ -115,6 +127,9 @@ pub async fn update_me(
     })
     .await?;
     work.commit().await?;
+    if let Some(mail) = mail {
+        mail.send(verifier);
+    }
     Ok(user.into())
 }
 
@@ -216,7 +231,8 @@ pub async fn admin_update(
 }
 
 /// `tasklight create-admin`: creates an administrator, or promotes (and re-enables) an existing
-/// user, whose password is then left unchanged. Returns what was done, for the terminal.
+/// user, whose password is then left unchanged; either way the address counts as verified (the
+/// operator vouches for it). Returns what was done, for the terminal.
 pub async fn create_or_promote_admin(
     ctx: &DomainContext,
     email: &str,
@@ -231,6 +247,10 @@ pub async fn create_or_promote_admin(
             user.disabled = false;
             user.updated_at = crate::db::now();
             work.update_status(&user).await?;
+            if user.email_verified_at.is_none() {
+                work.set_email_verified(user.id, &user.email, user.updated_at)
+                    .await?;
+            }
             (user.id, format!("promoted {email} to administrator"))
         }
         None => {
@@ -251,6 +271,7 @@ pub async fn create_or_promote_admin(
                 disabled: false,
                 created_at: now,
                 updated_at: now,
+                email_verified_at: Some(now),
             };
             work.insert_user(&user).await.map_err(email_taken)?;
             (user.id, format!("created administrator {email}"))

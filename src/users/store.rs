@@ -26,6 +26,8 @@ pub struct UserRecord {
     pub created_at: DateTime<Utc>,
     /// When their profile, role or status last changed.
     pub updated_at: DateTime<Utc>,
+    /// When their current email was verified; `None`: not verified (a new email starts so).
+    pub email_verified_at: Option<DateTime<Utc>>,
 }
 
 /// Filters of the admin user list.
@@ -53,6 +55,14 @@ pub trait UserStore: Send {
     async fn update_profile(&mut self, user: &UserRecord) -> StoreResult<()>;
     /// Writes the role and disabled status of `user` (administrators, `create-admin`).
     async fn update_status(&mut self, user: &UserRecord) -> StoreResult<()>;
+    /// Marks the user's email verified at `now`, if it is still `email` (compared without
+    /// regard to case); false if the user or that email is gone.
+    async fn set_email_verified(
+        &mut self,
+        user_id: Uuid,
+        email: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool>;
     /// Users in creation order after `after`, at most `limit`.
     async fn list_users(
         &mut self,
@@ -65,7 +75,8 @@ pub trait UserStore: Send {
 /// The columns of [`UserRecord`], for the queries below.
 macro_rules! user_columns {
     () => {
-        "id, email, display_name, password_hash, role, disabled, created_at, updated_at"
+        "id, email, display_name, password_hash, role, disabled, created_at, updated_at, \
+         email_verified_at"
     };
 }
 
@@ -76,8 +87,8 @@ crate::for_each_backend! {
     impl UserStore for Connection<DB> {
         async fn insert_user(&mut self, user: &UserRecord) -> StoreResult<()> {
             sqlx::query(
-                "INSERT INTO users (id, email, display_name, password_hash, role, disabled, created_at, updated_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                "INSERT INTO users (id, email, display_name, password_hash, role, disabled, created_at, updated_at, \
+                 email_verified_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
             )
             .bind(user.id)
             .bind(&user.email)
@@ -87,6 +98,7 @@ crate::for_each_backend! {
             .bind(user.disabled)
             .bind(user.created_at)
             .bind(user.updated_at)
+            .bind(user.email_verified_at)
             .execute(self.db())
             .await?;
             Ok(())
@@ -105,17 +117,35 @@ crate::for_each_backend! {
 
         async fn update_profile(&mut self, user: &UserRecord) -> StoreResult<()> {
             sqlx::query(
-                "UPDATE users SET email = $2, display_name = $3, password_hash = $4, updated_at = $5 \
-                 WHERE id = $1",
+                "UPDATE users SET email = $2, display_name = $3, password_hash = $4, updated_at = $5, \
+                 email_verified_at = $6 WHERE id = $1",
             )
             .bind(user.id)
             .bind(&user.email)
             .bind(&user.display_name)
             .bind(&user.password_hash)
             .bind(user.updated_at)
+            .bind(user.email_verified_at)
             .execute(self.db())
             .await?;
             Ok(())
+        }
+
+        async fn set_email_verified(
+            &mut self,
+            user_id: Uuid,
+            email: &str,
+            now: DateTime<Utc>,
+        ) -> StoreResult<bool> {
+            let result = sqlx::query(
+                "UPDATE users SET email_verified_at = $2 WHERE id = $1 AND lower(email) = lower($3)",
+            )
+            .bind(user_id)
+            .bind(now)
+            .bind(email)
+            .execute(self.db())
+            .await?;
+            Ok(result.rows_affected() == 1)
         }
 
         async fn update_status(&mut self, user: &UserRecord) -> StoreResult<()> {

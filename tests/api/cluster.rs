@@ -19,7 +19,7 @@ use tasklight::server::RunningServer;
 use crate::helpers::{INSTANCE_ID, TestApp, base_config, spawn_app_with};
 
 /// The Redis of the multi-instance tests, or `None` (with a note) when not configured locally.
-fn redis_url() -> Option<String> {
+pub(crate) fn redis_url() -> Option<String> {
     match std::env::var("TEST_REDIS_URL") {
         Ok(url) if !url.is_empty() => Some(url),
         _ if std::env::var_os("CI").is_some() => {
@@ -33,8 +33,8 @@ fn redis_url() -> Option<String> {
 }
 
 /// Instance A (with the test helpers), B and C.
-struct Cluster {
-    a: TestApp,
+pub(crate) struct Cluster {
+    pub(crate) a: TestApp,
     others: Vec<RunningServer>,
     client: reqwest::Client,
     prefix: String,
@@ -43,7 +43,7 @@ struct Cluster {
 const NAMES: [&str; 3] = ["A", "B", "C"];
 
 impl Cluster {
-    async fn start(redis: &str) -> Self {
+    pub(crate) async fn start(redis: &str) -> Self {
         Self::start_with(redis, &[]).await
     }
 
@@ -78,7 +78,7 @@ impl Cluster {
         }
     }
 
-    fn addr(&self, i: usize) -> std::net::SocketAddr {
+    pub(crate) fn addr(&self, i: usize) -> std::net::SocketAddr {
         if i == 0 {
             self.a.addr
         } else {
@@ -94,7 +94,7 @@ impl Cluster {
         }
     }
 
-    async fn get_on(&self, i: usize, path: &str, token: &str) -> reqwest::StatusCode {
+    pub(crate) async fn get_on(&self, i: usize, path: &str, token: &str) -> reqwest::StatusCode {
         self.client
             .get(format!("http://{}/api/v1{path}", self.addr(i)))
             .bearer_auth(token)
@@ -185,7 +185,13 @@ impl Cluster {
 
     /// Polls `path` on instance `i` until it answers `status`; returns how long that took (at
     /// most 3 s).
-    async fn time_until_answers(&self, i: usize, path: &str, token: &str, status: u16) -> Duration {
+    pub(crate) async fn time_until_answers(
+        &self,
+        i: usize,
+        path: &str,
+        token: &str,
+        status: u16,
+    ) -> Duration {
         let started = Instant::now();
         while started.elapsed() < Duration::from_secs(3) {
             if self.get_on(i, path, token).await.as_u16() == status {
@@ -224,7 +230,7 @@ impl Cluster {
         );
     }
 
-    async fn stop(self) {
+    pub(crate) async fn stop(self) {
         for server in self.others {
             server.stop().await;
         }

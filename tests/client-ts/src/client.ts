@@ -5,7 +5,8 @@
 // TASK_COUNT tasks, page through them with a small limit following next_cursor until it is null
 // (every task seen exactly once), read one task and keep its ETag, update it with If-Match (200, a
 // new ETag), then update again with the stale ETag (412, an application/problem+json body whose
-// status is 412), list "my tasks" and read the task's activity. Any failed check prints a clear message and exits 1.
+// status is 412), list "my tasks", read the task's activity, then the invitation checks of
+// src/invitations.ts. Any failed check prints a clear message and exits 1.
 //
 //   BASE_URL=http://127.0.0.1:8080 node dist/client.js
 //
@@ -14,6 +15,7 @@
 
 import createClient, { type Middleware } from "openapi-fetch";
 import type { components, paths } from "./schema.js";
+import { checkInvitations } from "./invitations.js";
 
 type Task = components["schemas"]["Task"];
 type Problem = components["schemas"]["Problem"];
@@ -208,6 +210,9 @@ async function main(): Promise<void> {
   check(latest.action === "updated" && latest.field === "status" && latest.old_value === "todo" && latest.new_value === "in_progress", `activity: the newest entry is ${JSON.stringify(latest)}`);
   check(first.action === "created", `activity: the oldest entry is ${JSON.stringify(first)}`);
   step(`activity: ${latest.field} ${JSON.stringify(latest.old_value)} -> ${JSON.stringify(latest.new_value)}, then created`);
+
+  // 11. Invitations by email (src/invitations.ts).
+  await checkInvitations({ check, step, describe }, client, BASE_URL, projectId);
 }
 
 const started = Date.now();
