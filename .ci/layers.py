@@ -42,6 +42,7 @@ LAYERS = [
             # The domain areas' own modules (Principal lives in auth/mod.rs).
             "audit/mod.rs",
             "auth/mod.rs",
+            "comments/mod.rs",
             "projects/mod.rs",
             "tasks/mod.rs",
             "users/mod.rs",

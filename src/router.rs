@@ -8,6 +8,7 @@ use poem_openapi::OpenApiService;
 
 use crate::audit::api::AuditApi;
 use crate::auth::api::AuthApi;
+use crate::comments::api::CommentsApi;
 use crate::health::HealthApi;
 use crate::http::middleware::{BodyLimit, HeadLimit, SecurityHeaders, Timeout, panic_response};
 use crate::http::observe::Observe;
@@ -26,6 +27,7 @@ pub type Apis = (
     UsersApi,
     ProjectsApi,
     TasksApi,
+    CommentsApi,
     AuditApi,
 );
 
@@ -47,6 +49,9 @@ pub fn api_service(state: AppState) -> OpenApiService<Apis, ()> {
         TasksApi {
             state: state.clone(),
             rendered: Default::default(),
+        },
+        CommentsApi {
+            state: state.clone(),
         },
         AuditApi { state },
     );

@@ -6,6 +6,7 @@ use async_trait::async_trait;
 
 use crate::audit::store::AuditStore;
 use crate::auth::store::AuthStore;
+use crate::comments::store::CommentStore;
 use crate::db::{AnyConnection, Connection, Db, StoreResult};
 use crate::idempotency::store::IdempotencyStore;
 use crate::projects::store::ProjectStore;
@@ -15,12 +16,26 @@ use crate::users::store::UserStore;
 /// All storage traits together. A function that needs one area's storage takes that trait
 /// (`&mut dyn AuditStore`); a `&mut dyn Store` coerces to any of them.
 pub trait Store:
-    UserStore + AuthStore + ProjectStore + TaskStore + AuditStore + IdempotencyStore + Send
+    UserStore
+    + AuthStore
+    + ProjectStore
+    + TaskStore
+    + CommentStore
+    + AuditStore
+    + IdempotencyStore
+    + Send
 {
 }
 
 impl<T> Store for T where
-    T: UserStore + AuthStore + ProjectStore + TaskStore + AuditStore + IdempotencyStore + Send
+    T: UserStore
+        + AuthStore
+        + ProjectStore
+        + TaskStore
+        + CommentStore
+        + AuditStore
+        + IdempotencyStore
+        + Send
 {
 }
 

@@ -14,6 +14,8 @@ pub enum Tag {
     Projects,
     /// Tasks inside projects: filters, sorting, cursor pagination, ETags.
     Tasks,
+    /// Comments on tasks (Markdown, stored as sent).
+    Comments,
     /// The audit log of changes.
     Audit,
     /// Administration: users and the whole audit log (administrators only).

@@ -7,6 +7,7 @@ use poem_openapi::{ApiResponse, Enum, OpenApi};
 use uuid::Uuid;
 
 use crate::auth::bearer::BearerAuth;
+use crate::error::AppError;
 use crate::etag;
 use crate::http::body::JsonBody;
 use crate::http::pagination;
@@ -19,7 +20,7 @@ use crate::tasks::model::{Priority, Task, TaskStatus, to_micros};
 use crate::tasks::requests::{CreateTaskRequest, UpdateTaskRequest};
 use crate::tasks::service::{self, ListRequest, ListedItem, NewTask, TaskChanges};
 use crate::tasks::store::{SortColumn, TaskFilter};
-use crate::validate::Text;
+use crate::validate::{FieldChecks, Text};
 
 crate::error_set! {
     /// Errors of creating a task.
@@ -50,6 +51,10 @@ pub enum TaskSort {
     DueAt,
     /// Priority (`low` < `medium` < `high` < `urgent`).
     Priority,
+    /// How well the task matches `q` (required with this sort): best match first in the
+    /// default `asc` order. Ranked by `ts_rank` on PostgreSQL and `bm25` on SQLite, title
+    /// matches above description matches above comment matches.
+    Relevance,
 }
 
 /// Sort direction.
@@ -174,7 +179,10 @@ impl TasksApi {
         due_before: Query<Option<DateTime<Utc>>>,
         /// Only tasks due strictly after this time.
         due_after: Query<Option<DateTime<Utc>>>,
-        /// Only tasks whose title or description contains this text (case-insensitive).
+        /// Full-text search: only tasks whose title, description or comments contain every
+        /// word of this text (words are runs of letters and digits; case, accents and word
+        /// endings do not matter; English stop words such as `the` are ignored, so a text of
+        /// stop words only finds nothing). Quotes, `*`, `-` and `or` are not operators.
         #[oai(validator(min_length = 1, max_length = 200))]
         q: Query<Option<String>>,
         /// Sort field (default `created_at`).
@@ -188,6 +196,12 @@ impl TasksApi {
         #[oai(validator(max_length = 1024))]
         cursor: Query<Option<String>>,
     ) -> Result<RenderedJson<TaskPage>, ApiError<ListTasksErrors>> {
+        if let Some(text) = &q.0 {
+            let errors = FieldChecks::default().text("q", text, 0, 200).finish();
+            if !errors.is_empty() {
+                return Err(AppError::Validation(errors).into());
+            }
+        }
         let filter = TaskFilter {
             status: status.0,
             priority: priority.0,
@@ -202,6 +216,7 @@ impl TasksApi {
             TaskSort::UpdatedAt => SortColumn::UpdatedAt,
             TaskSort::DueAt => SortColumn::DueAt,
             TaskSort::Priority => SortColumn::Priority,
+            TaskSort::Relevance => SortColumn::Relevance,
         };
         let known = |id, version| self.rendered.rendered(id, i64::from(version));
         let request = ListRequest {

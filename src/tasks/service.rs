@@ -113,6 +113,7 @@ pub async fn create(
         created_at: now,
         updated_at: now,
         version: 1,
+        comment_count: 0,
     };
     let mut tags = new.tags;
     tags.sort();
@@ -350,6 +351,12 @@ pub async fn list(
     project_id: Uuid,
     request: ListRequest<'_>,
 ) -> AppResult<(Vec<ListedItem>, Option<String>)> {
+    if request.sort == SortColumn::Relevance && request.filter.text.is_none() {
+        return Err(AppError::field(
+            "sort",
+            "`relevance` ranks the matches of a text search: give `q` too",
+        ));
+    }
     let mut store = ctx.read().await?;
     cached_role(ctx, project_id, principal.user_id, Some(&mut *store)).await?;
     let filter_json = serde_json::to_string(&request.filter).unwrap_or_default();
@@ -375,7 +382,7 @@ pub async fn list(
     let mut rows = store.list_tasks(&query).await?;
     let next = paging.finish(&mut rows, |row| match row {
         ListedRow::Known { key, .. } => key.clone(),
-        ListedRow::Full(row) => request.sort.key_of(&row.task, request.descending),
+        ListedRow::Full(row) => row.key(request.sort, request.descending),
     });
     let items = rows
         .into_iter()
