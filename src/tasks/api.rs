@@ -180,9 +180,9 @@ impl TasksApi {
         /// Only tasks due strictly after this time.
         due_after: Query<Option<DateTime<Utc>>>,
         /// Full-text search: only tasks whose title, description or comments contain every
-        /// word of this text (words are runs of letters and digits; case, accents and word
-        /// endings do not matter; English stop words such as `the` are ignored, so a text of
-        /// stop words only finds nothing). Quotes, `*`, `-` and `or` are not operators.
+        /// word of this text (words are runs of letters and digits; case and English word
+        /// endings do not matter; stop words such as `the` are ignored, so a text of stop words
+        /// only finds nothing). Quotes, `*`, `-` and `or` are not operators.
         #[oai(validator(min_length = 1, max_length = 200))]
         q: Query<Option<String>>,
         /// Sort field (default `created_at`).
