@@ -173,10 +173,7 @@ async fn the_index_follows_task_and_comment_changes() {
             .await
             .is_empty()
     );
-    assert_eq!(
-        search(&app, token, project, &q("seal")).await,
-        [id.clone()]
-    );
+    assert_eq!(search(&app, token, project, &q("seal")).await, [id.clone()]);
     assert_eq!(app.delete(&one, Some(token)).await.status(), 204);
     assert!(search(&app, token, project, &q("seal")).await.is_empty());
     // A deleted task is found no more.
