@@ -73,11 +73,11 @@ async fn q_finds_words_in_titles_descriptions_and_comments_whatever_their_ending
     // Every word must appear: a task with only one of them is not found.
     assert_eq!(
         search(&app, token, project, &q("launch valves")).await,
-        [described.clone()]
+        vec![described.clone()]
     );
     assert_eq!(
         search(&app, token, project, &q("paint launch")).await,
-        [commented.clone()]
+        vec![commented.clone()]
     );
     assert_eq!(search(&app, token, project, &q("lunch")).await, [unrelated]);
     assert!(
@@ -97,7 +97,10 @@ async fn q_finds_words_in_titles_descriptions_and_comments_whatever_their_ending
     )
     .await;
     let done = format!("status=done&{}", q("launch"));
-    assert_eq!(search(&app, token, project, &done).await, [titled.clone()]);
+    assert_eq!(
+        search(&app, token, project, &done).await,
+        vec![titled.clone()]
+    );
     let elsewhere = str_of(&app.create_project(token, "Elsewhere").await, "id");
     task(
         &app,
@@ -122,7 +125,7 @@ async fn the_index_follows_task_and_comment_changes() {
     let path = format!("/tasks/{id}");
     assert_eq!(
         search(&app, token, project, &q("zebra")).await,
-        [id.clone()]
+        vec![id.clone()]
     );
     // A change of title and description moves the task between searches.
     body(
@@ -138,7 +141,7 @@ async fn the_index_follows_task_and_comment_changes() {
     assert!(search(&app, token, project, &q("zebra")).await.is_empty());
     assert_eq!(
         search(&app, token, project, &q("giraffe tall")).await,
-        [id.clone()]
+        vec![id.clone()]
     );
     // A change of anything else keeps it where it was.
     body(
@@ -153,13 +156,13 @@ async fn the_index_follows_task_and_comment_changes() {
     .await;
     assert_eq!(
         search(&app, token, project, &q("giraffe")).await,
-        [id.clone()]
+        vec![id.clone()]
     );
     // Comments: written, edited, deleted.
     let c = comment(&app, token, &id, "a note about penguins").await;
     assert_eq!(
         search(&app, token, project, &q("penguin")).await,
-        [id.clone()]
+        vec![id.clone()]
     );
     let one = format!("/comments/{c}");
     body(
@@ -173,7 +176,10 @@ async fn the_index_follows_task_and_comment_changes() {
             .await
             .is_empty()
     );
-    assert_eq!(search(&app, token, project, &q("seal")).await, [id.clone()]);
+    assert_eq!(
+        search(&app, token, project, &q("seal")).await,
+        vec![id.clone()]
+    );
     assert_eq!(app.delete(&one, Some(token)).await.status(), 204);
     assert!(search(&app, token, project, &q("seal")).await.is_empty());
     // A deleted task is found no more.
