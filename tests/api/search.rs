@@ -239,9 +239,10 @@ async fn a_ranked_list_pages_without_duplicates_or_gaps() {
     }
     task(&app, token, project, json!({"title": "Unrelated"})).await;
     let query = format!("sort=relevance&{}", q("harbour"));
-    let whole = search(&app, token, project, &query).await;
-    assert_eq!(whole.iter().cloned().collect::<HashSet<_>>(), created);
-    for limit in [1, 2, 3] {
+    // The first walk reads every row cold (its cursors come from decoded rows), the later ones
+    // from documents already rendered (their cursors from the sort key alone).
+    let mut walks = Vec::new();
+    for limit in [2, 1, 3] {
         let mut seen = Vec::new();
         let mut cursor: Option<String> = None;
         loop {
@@ -255,8 +256,13 @@ async fn a_ranked_list_pages_without_duplicates_or_gaps() {
                 Some(next) => cursor = Some(next.to_owned()),
                 None => break,
             }
-            assert!(seen.len() <= whole.len(), "pages repeat rows");
+            assert!(seen.len() <= created.len(), "pages repeat rows");
         }
+        walks.push((limit, seen));
+    }
+    let whole = search(&app, token, project, &query).await;
+    assert_eq!(whole.iter().cloned().collect::<HashSet<_>>(), created);
+    for (limit, seen) in walks {
         assert_eq!(seen, whole, "pages of {limit}");
     }
     // A cursor of a ranked list is refused for another search.
