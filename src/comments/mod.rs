@@ -6,3 +6,5 @@ pub mod api;
 pub mod model;
 pub mod service;
 pub mod store;
+#[cfg(test)]
+mod tests;

@@ -1,6 +1,7 @@
 //! Several instances, one system: three servers on one database and one Redis key prefix. A
 //! change on one instance reaches the others' in-process caches through Redis within a second,
-//! not when the in-process TTL (set to a minute here) runs out; rate limits are shared; an
+//! not when the in-process TTL (set to a minute here) runs out (a task update, a comment that
+//! changes a task's count and ETag, a removed member, a logout); rate limits are shared; an
 //! idempotency key is honoured by every instance; and when Redis goes away the instances keep
 //! answering and come back to it without a restart.
 //!
