@@ -40,6 +40,7 @@ LAYERS = [
             "*/store.rs",
             "*/requests.rs",
             # The domain areas' own modules (Principal lives in auth/mod.rs).
+            "activity/mod.rs",
             "audit/mod.rs",
             "auth/mod.rs",
             "comments/mod.rs",

@@ -11,6 +11,8 @@ use std::sync::Arc;
 
 use uuid::Uuid;
 
+use crate::activity::model::TaskActivity;
+use crate::activity::store::ActivityStore;
 use crate::audit::model::Change;
 use crate::audit::store::{AuditRecord, AuditStore};
 use crate::cache::Cache;
@@ -83,6 +85,19 @@ impl<'a> UnitOfWork<'a> {
         };
         let audit: &mut dyn AuditStore = &mut *self.tx;
         audit.insert_audit(&entry).await
+    }
+
+    /// Appends `activity` to task `task_id`'s activity, stamped with the actor and the request
+    /// id, in this transaction.
+    pub async fn record_activity(
+        &mut self,
+        task_id: Uuid,
+        activity: TaskActivity,
+    ) -> StoreResult<()> {
+        let request_id = crate::telemetry::context::request_id();
+        let entries = activity.records(task_id, crate::db::now(), self.actor, &request_id);
+        let store: &mut dyn ActivityStore = &mut *self.tx;
+        store.insert_activity(&entries).await
     }
 
     /// Marks cache keys that this write makes stale.

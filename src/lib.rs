@@ -5,6 +5,7 @@
 //! database, the cache and the HTTP plumbing. README.md's "Code map" says which module may
 //! import which.
 
+pub mod activity;
 pub mod audit;
 pub mod auth;
 pub mod cache;

@@ -6,6 +6,7 @@ use poem::middleware::{CatchPanic, Compression};
 use poem::{Endpoint, EndpointExt, Route};
 use poem_openapi::OpenApiService;
 
+use crate::activity::api::ActivityApi;
 use crate::audit::api::AuditApi;
 use crate::auth::api::AuthApi;
 use crate::comments::api::CommentsApi;
@@ -28,6 +29,7 @@ pub type Apis = (
     ProjectsApi,
     TasksApi,
     CommentsApi,
+    ActivityApi,
     AuditApi,
 );
 
@@ -51,6 +53,9 @@ pub fn api_service(state: AppState) -> OpenApiService<Apis, ()> {
             rendered: Default::default(),
         },
         CommentsApi {
+            state: state.clone(),
+        },
+        ActivityApi {
             state: state.clone(),
         },
         AuditApi { state },

@@ -4,6 +4,7 @@
 
 use async_trait::async_trait;
 
+use crate::activity::store::ActivityStore;
 use crate::audit::store::AuditStore;
 use crate::auth::store::AuthStore;
 use crate::comments::store::CommentStore;
@@ -21,6 +22,7 @@ pub trait Store:
     + ProjectStore
     + TaskStore
     + CommentStore
+    + ActivityStore
     + AuditStore
     + IdempotencyStore
     + Send
@@ -33,6 +35,7 @@ impl<T> Store for T where
         + ProjectStore
         + TaskStore
         + CommentStore
+        + ActivityStore
         + AuditStore
         + IdempotencyStore
         + Send

@@ -8,6 +8,7 @@
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
+use crate::activity::model::{FieldChange, TaskActivity, TaskField};
 use crate::audit::model::Change;
 use crate::auth::Principal;
 use crate::cache::keys;
@@ -299,6 +300,15 @@ pub async fn remove_member(
     }
     work.delete_member(project_id, user_id).await?;
     let unassigned = work.unassign_member_tasks(project_id, user_id).await?;
+    for task_id in &unassigned {
+        let change = FieldChange {
+            field: TaskField::AssigneeId,
+            old: json!(user_id),
+            new: Value::Null,
+        };
+        work.record_activity(*task_id, TaskActivity::Updated(vec![change]))
+            .await?;
+    }
     work.record(Change {
         action: "member.removed",
         entity_type: "member",

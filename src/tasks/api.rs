@@ -7,7 +7,7 @@ use poem_openapi::{ApiResponse, Enum, OpenApi};
 use uuid::Uuid;
 
 use crate::auth::bearer::BearerAuth;
-use crate::error::AppError;
+use crate::error::{AppError, AppResult};
 use crate::etag;
 use crate::http::body::JsonBody;
 use crate::http::pagination;
@@ -19,8 +19,11 @@ use crate::state::AppState;
 use crate::tasks::model::{Priority, Task, TaskStatus, to_micros};
 use crate::tasks::requests::{CreateTaskRequest, UpdateTaskRequest};
 use crate::tasks::service::{self, ListRequest, ListedItem, NewTask, TaskChanges};
-use crate::tasks::store::{SortColumn, TaskFilter};
+use crate::tasks::store::{KnownDocuments, Relation, SortColumn, TaskFilter};
 use crate::validate::{FieldChecks, Text};
+use bytes::Bytes;
+use std::future::Future;
+use std::pin::Pin;
 
 crate::error_set! {
     /// Errors of creating a task.
@@ -67,6 +70,30 @@ pub enum SortOrder {
     Desc,
 }
 
+/// How the tasks of "my tasks" relate to the caller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+#[oai(rename_all = "snake_case")]
+pub enum TaskRelation {
+    /// Assigned to me.
+    Assigned,
+    /// Created by me.
+    Created,
+    /// Assigned to me or created by me (the default).
+    Any,
+}
+
+impl From<TaskSort> for SortColumn {
+    fn from(sort: TaskSort) -> Self {
+        match sort {
+            TaskSort::CreatedAt => Self::CreatedAt,
+            TaskSort::UpdatedAt => Self::UpdatedAt,
+            TaskSort::DueAt => Self::DueAt,
+            TaskSort::Priority => Self::Priority,
+            TaskSort::Relevance => Self::Relevance,
+        }
+    }
+}
+
 /// A created task.
 #[derive(ApiResponse)]
 pub enum TaskCreated {
@@ -96,6 +123,58 @@ pub enum TaskUpdated {
     /// The task after the change; `ETag` identifies the new version.
     #[oai(status = 200)]
     Ok(Json<Task>, #[oai(header = "ETag")] String),
+}
+
+impl KnownDocuments for RenderedByVersion<Task> {
+    fn document(&self, id: Uuid, version: i32) -> Option<Bytes> {
+        self.rendered(id, i64::from(version))
+    }
+}
+
+/// The sort and page parameters of a task list.
+struct PageQuery<'a> {
+    sort: Option<TaskSort>,
+    order: Option<SortOrder>,
+    limit: Option<u32>,
+    cursor: Option<&'a str>,
+}
+
+/// The answer of a task list's service function.
+type ListAnswer<'f> =
+    Pin<Box<dyn Future<Output = AppResult<(Vec<ListedItem>, Option<String>)>> + Send + 'f>>;
+
+impl TasksApi {
+    /// Runs a task list (`run` calls the service function with the request) and renders the
+    /// page, reusing the documents of task versions already rendered.
+    async fn page<'s>(
+        &'s self,
+        filter: TaskFilter,
+        page: PageQuery<'s>,
+        run: impl FnOnce(ListRequest<'s>) -> ListAnswer<'s>,
+    ) -> Result<RenderedJson<TaskPage>, ApiError<ListTasksErrors>> {
+        // `q` reaches the database's text-search functions: no control characters (PostgreSQL
+        // refuses a NUL in text with an error).
+        if let Some(text) = &filter.text {
+            let errors = FieldChecks::default().text("q", text, 0, 200).finish();
+            if !errors.is_empty() {
+                return Err(AppError::Validation(errors).into());
+            }
+        }
+        let request = ListRequest {
+            known: &self.rendered,
+            filter,
+            sort: page.sort.unwrap_or(TaskSort::CreatedAt).into(),
+            descending: page.order == Some(SortOrder::Desc),
+            cursor: page.cursor,
+            limit: pagination::limit(page.limit),
+        };
+        let (items, next_cursor) = run(request).await?;
+        let items = items.iter().map(|item| match item {
+            ListedItem::Rendered(body) => PageEntry::Rendered(body.clone()),
+            ListedItem::Task(task) => PageEntry::Value(task.id, i64::from(task.version), task),
+        });
+        Ok(self.rendered.page(items, next_cursor.as_deref()))
+    }
 }
 
 /// Tasks.
@@ -196,12 +275,6 @@ impl TasksApi {
         #[oai(validator(max_length = 1024))]
         cursor: Query<Option<String>>,
     ) -> Result<RenderedJson<TaskPage>, ApiError<ListTasksErrors>> {
-        if let Some(text) = &q.0 {
-            let errors = FieldChecks::default().text("q", text, 0, 200).finish();
-            if !errors.is_empty() {
-                return Err(AppError::Validation(errors).into());
-            }
-        }
         let filter = TaskFilter {
             status: status.0,
             priority: priority.0,
@@ -211,35 +284,94 @@ impl TasksApi {
             due_after: due_after.0,
             text: q.0,
         };
-        let sort = match sort.0.unwrap_or(TaskSort::CreatedAt) {
-            TaskSort::CreatedAt => SortColumn::CreatedAt,
-            TaskSort::UpdatedAt => SortColumn::UpdatedAt,
-            TaskSort::DueAt => SortColumn::DueAt,
-            TaskSort::Priority => SortColumn::Priority,
-            TaskSort::Relevance => SortColumn::Relevance,
-        };
-        let known = |id, version| self.rendered.rendered(id, i64::from(version));
-        let request = ListRequest {
-            known: &known,
-            filter,
-            sort,
-            descending: order.0 == Some(SortOrder::Desc),
+        let page = PageQuery {
+            sort: sort.0,
+            order: order.0,
+            limit: limit.0,
             cursor: cursor.0.as_deref(),
-            limit: pagination::limit(limit.0),
         };
-        // Boxed: the service's future is large, and poem's layers would move it several times.
-        let (items, next_cursor) = Box::pin(service::list(
-            &self.state.domain,
-            &auth.0,
-            project_id.0,
-            request,
-        ))
-        .await?;
-        let items = items.iter().map(|item| match item {
-            ListedItem::Rendered(body) => PageEntry::Rendered(body.clone()),
-            ListedItem::Task(task) => PageEntry::Value(task.id, i64::from(task.version), task),
-        });
-        Ok(self.rendered.page(items, next_cursor.as_deref()))
+        self.page(filter, page, |request| {
+            // Boxed: the service's future is large, and poem's layers would move it several times.
+            Box::pin(service::list(
+                &self.state.domain,
+                &auth.0,
+                project_id.0,
+                request,
+            ))
+        })
+        .await
+    }
+
+    /// List my tasks
+    ///
+    /// Tasks assigned to me or created by me (`relation`), across every project I am a member
+    /// of now, with the filters, sort orders and cursor pagination of the project task list.
+    /// Tasks of a project I have left or was removed from are not listed.
+    /// Times in the query must be URL-encoded (`+` as `%2B`).
+    #[oai(path = "/tasks", method = "get", operation_id = "listMyTasks")]
+    #[allow(clippy::too_many_arguments)]
+    async fn list_mine(
+        &self,
+        auth: BearerAuth,
+        /// Which of my tasks: assigned to me, created by me, or either (default `any`).
+        relation: Query<Option<TaskRelation>>,
+        /// Only tasks with this status.
+        status: Query<Option<TaskStatus>>,
+        /// Only tasks with this priority.
+        priority: Query<Option<Priority>>,
+        /// Only tasks with this tag.
+        #[oai(validator(min_length = 1, max_length = 40))]
+        tag: Query<Option<String>>,
+        /// Only tasks due strictly before this time.
+        due_before: Query<Option<DateTime<Utc>>>,
+        /// Only tasks due strictly after this time.
+        due_after: Query<Option<DateTime<Utc>>>,
+        /// Full-text search: only tasks whose title, description or comments contain every
+        /// word of this text (words are runs of letters and digits; case and English word
+        /// endings do not matter; stop words such as `the` are ignored, so a text of stop words
+        /// only finds nothing). Quotes, `*`, `-` and `or` are not operators.
+        #[oai(validator(min_length = 1, max_length = 200))]
+        q: Query<Option<String>>,
+        /// Sort field (default `created_at`).
+        sort: Query<Option<TaskSort>>,
+        /// Sort direction (default `asc`).
+        order: Query<Option<SortOrder>>,
+        /// Items per page (1 to 100, default 20).
+        #[oai(validator(minimum(value = "1"), maximum(value = "100")))]
+        limit: Query<Option<u32>>,
+        /// `next_cursor` from the previous page (with the same filters and sort).
+        #[oai(validator(max_length = 1024))]
+        cursor: Query<Option<String>>,
+    ) -> Result<RenderedJson<TaskPage>, ApiError<ListTasksErrors>> {
+        let filter = TaskFilter {
+            status: status.0,
+            priority: priority.0,
+            assignee_id: None,
+            tag: tag.0,
+            due_before: due_before.0,
+            due_after: due_after.0,
+            text: q.0,
+        };
+        let relation = match relation.0.unwrap_or(TaskRelation::Any) {
+            TaskRelation::Assigned => Relation::Assigned,
+            TaskRelation::Created => Relation::Created,
+            TaskRelation::Any => Relation::Any,
+        };
+        let page = PageQuery {
+            sort: sort.0,
+            order: order.0,
+            limit: limit.0,
+            cursor: cursor.0.as_deref(),
+        };
+        self.page(filter, page, |request| {
+            Box::pin(service::list_mine(
+                &self.state.domain,
+                &auth.0,
+                relation,
+                request,
+            ))
+        })
+        .await
     }
 
     /// Get a task

@@ -5,6 +5,7 @@ use poem_openapi::types::MaybeUndefined;
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
+use crate::activity::model::{FieldChange, TaskActivity, TaskField};
 use crate::audit::model::Change;
 use crate::auth::Principal;
 use crate::cache::keys;
@@ -17,7 +18,10 @@ use crate::projects::model::ProjectRole;
 use crate::projects::service::cached_role;
 use crate::projects::store::ProjectStore;
 use crate::tasks::model::{Priority, Task, TaskStatus};
-use crate::tasks::store::{ListedRow, SortColumn, SortKey, TaskFilter, TaskQuery, TaskRecord};
+use crate::tasks::store::{
+    KnownDocuments, ListedRow, Relation, SortColumn, SortKey, TaskFilter, TaskQuery, TaskRecord,
+    TaskScope, TaskStore,
+};
 use bytes::Bytes;
 
 /// A new task (already validated).
@@ -119,15 +123,18 @@ pub async fn create(
     tags.sort();
     work.insert_task(&task).await?;
     work.replace_tags(task.id, &tags).await?;
+    let summary = json!({
+        "title": task.title, "status": task.status, "priority": new.priority,
+        "assignee_id": task.assignee_id, "due_at": task.due_at, "tags": tags,
+    });
+    work.record_activity(task.id, TaskActivity::Created(summary.clone()))
+        .await?;
     work.record(Change {
         action: "task.created",
         entity_type: "task",
         entity_id: task.id,
         project_id: Some(project_id),
-        summary: json!({
-            "title": task.title, "status": task.status, "priority": new.priority,
-            "assignee_id": task.assignee_id, "due_at": task.due_at, "tags": tags,
-        }),
+        summary,
     })
     .await?;
     let committed = idempotency::commit(work, key, Task::new(task, tags)).await?;
@@ -212,6 +219,8 @@ pub async fn update(
     if applied.tags_changed {
         work.replace_tags(id, &applied.tags).await?;
     }
+    work.record_activity(id, TaskActivity::Updated(applied.changes))
+        .await?;
     work.record(Change {
         action: "task.updated",
         entity_type: "task",
@@ -227,9 +236,10 @@ pub async fn update(
 }
 
 /// What [`apply_changes`] did: the changed fields with their new values (empty when nothing
-/// changed), and the task's tags after the change.
+/// changed), each change with its old value too, and the task's tags after the change.
 struct Applied {
     summary: Map<String, Value>,
+    changes: Vec<FieldChange>,
     tags: Vec<String>,
     tags_changed: bool,
 }
@@ -238,29 +248,42 @@ struct Applied {
 /// to the value it already has is not a change.
 fn apply_changes(task: &mut TaskRecord, tags: Vec<String>, changes: TaskChanges) -> Applied {
     let mut summary = Map::new();
-    let mut note = |field: &str, value: Value| summary.insert(field.to_owned(), value);
+    let mut noted = Vec::new();
+    let mut note = |field: TaskField, old: Value, new: Value| {
+        summary.insert(field.as_str().to_owned(), new.clone());
+        noted.push(FieldChange { field, old, new });
+    };
     if let Some(title) = changes.title.filter(|t| *t != task.title) {
-        note("title", json!(title));
+        note(TaskField::Title, json!(task.title), json!(title));
         task.title = title;
     }
     if let Some(description) = changes.description.filter(|d| *d != task.description) {
-        note("description", json!(description));
+        note(
+            TaskField::Description,
+            json!(task.description),
+            json!(description),
+        );
         task.description = description;
     }
     if let Some(status) = changes.status.filter(|s| s.as_str() != task.status) {
-        note("status", json!(status));
+        note(TaskField::Status, json!(task.status), json!(status));
         task.status = status.as_str().to_owned();
     }
     if let Some(priority) = changes.priority.filter(|p| p.rank() != task.priority) {
-        note("priority", json!(priority));
+        let old = Priority::from_rank(task.priority);
+        note(TaskField::Priority, json!(old), json!(priority));
         task.priority = priority.rank();
     }
     if let Some(assignee) = changed(changes.assignee_id, task.assignee_id) {
-        note("assignee_id", json!(assignee));
+        note(
+            TaskField::AssigneeId,
+            json!(task.assignee_id),
+            json!(assignee),
+        );
         task.assignee_id = assignee;
     }
     if let Some(due_at) = changed(changes.due_at, task.due_at) {
-        note("due_at", json!(due_at));
+        note(TaskField::DueAt, json!(task.due_at), json!(due_at));
         task.due_at = due_at;
     }
     let new_tags = changes.tags.map(|mut t| {
@@ -270,13 +293,14 @@ fn apply_changes(task: &mut TaskRecord, tags: Vec<String>, changes: TaskChanges)
     let tags_changed = new_tags.as_ref().is_some_and(|t| *t != tags);
     let tags = match new_tags.filter(|_| tags_changed) {
         Some(new_tags) => {
-            note("tags", json!(new_tags));
+            note(TaskField::Tags, json!(tags), json!(new_tags));
             new_tags
         }
         None => tags,
     };
     Applied {
         summary,
+        changes: noted,
         tags,
         tags_changed,
     }
@@ -322,7 +346,7 @@ pub async fn delete(
 pub struct ListRequest<'a> {
     /// The document of a task version the caller already has, if it has it (see
     /// [`TaskQuery::known`]); such tasks come back as [`ListedItem::Rendered`].
-    pub known: &'a (dyn Fn(Uuid, i32) -> Option<Bytes> + Send + Sync),
+    pub known: &'a dyn KnownDocuments,
     /// Which tasks.
     pub filter: TaskFilter,
     /// The column the list is sorted by.
@@ -351,19 +375,46 @@ pub async fn list(
     project_id: Uuid,
     request: ListRequest<'_>,
 ) -> AppResult<(Vec<ListedItem>, Option<String>)> {
+    let mut store = ctx.read().await?;
+    cached_role(ctx, project_id, principal.user_id, Some(&mut *store)).await?;
+    list_in(&mut *store, TaskScope::Project(project_id), request).await
+}
+
+/// One page of the caller's tasks ("my tasks"): those `relation` ties to them, in every project
+/// they are a member of at the time of the query.
+pub async fn list_mine(
+    ctx: &DomainContext,
+    principal: &Principal,
+    relation: Relation,
+    request: ListRequest<'_>,
+) -> AppResult<(Vec<ListedItem>, Option<String>)> {
+    let mut store = ctx.read().await?;
+    let scope = TaskScope::Mine {
+        user_id: principal.user_id,
+        relation,
+    };
+    list_in(&mut *store, scope, request).await
+}
+
+/// One page of the tasks of `scope`. A cursor is bound to the scope, filters and sort it was
+/// made for.
+async fn list_in(
+    store: &mut dyn TaskStore,
+    scope: TaskScope,
+    request: ListRequest<'_>,
+) -> AppResult<(Vec<ListedItem>, Option<String>)> {
     if request.sort == SortColumn::Relevance && request.filter.text.is_none() {
         return Err(AppError::field(
             "sort",
             "`relevance` ranks the matches of a text search: give `q` too",
         ));
     }
-    let mut store = ctx.read().await?;
-    cached_role(ctx, project_id, principal.user_id, Some(&mut *store)).await?;
+    let scope_json = serde_json::to_string(&scope).unwrap_or_default();
     let filter_json = serde_json::to_string(&request.filter).unwrap_or_default();
     let mut paging = Paging::<SortKey>::new(
         &[
             "tasks",
-            &project_id.to_string(),
+            &scope_json,
             &format!("{:?}/{}", request.sort, request.descending),
             &filter_json,
         ],
@@ -372,7 +423,7 @@ pub async fn list(
     )?;
     let query = TaskQuery {
         known: request.known,
-        project_id,
+        scope,
         filter: &request.filter,
         sort: request.sort,
         descending: request.descending,

@@ -234,14 +234,54 @@ impl SortColumn {
     }
 }
 
+/// The documents of task versions a caller already has rendered.
+pub trait KnownDocuments: Send + Sync {
+    /// The document of version `version` of task `id`, if the caller has it.
+    fn document(&self, id: Uuid, version: i32) -> Option<Bytes>;
+}
+
+/// A caller that has no documents.
+impl KnownDocuments for () {
+    fn document(&self, _: Uuid, _: i32) -> Option<Bytes> {
+        None
+    }
+}
+
+/// Which tasks a list is drawn from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum TaskScope {
+    /// One project's tasks.
+    Project(Uuid),
+    /// "My tasks": tasks related to a user (see [`Relation`]) in every project the user is a
+    /// member of now. Membership is read in the same statement, so a project the user was
+    /// removed from drops out at once, on every instance.
+    Mine {
+        /// The user.
+        user_id: Uuid,
+        /// How the tasks relate to the user.
+        relation: Relation,
+    },
+}
+
+/// How a task relates to a user, for "my tasks".
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Relation {
+    /// Assigned to the user.
+    Assigned,
+    /// Created by the user.
+    Created,
+    /// Either.
+    Any,
+}
+
 /// A list query: filters, sort, and where the previous page ended.
 pub struct TaskQuery<'a> {
     /// The document of a task version the caller already has, if it has it: such rows are not
     /// decoded in full (at 20 rows a page, decoding was a fifth of a list request's work).
-    pub known: &'a (dyn Fn(Uuid, i32) -> Option<Bytes> + Send + Sync),
-    /// The project whose tasks are listed.
-    pub project_id: Uuid,
-    /// Which of its tasks.
+    pub known: &'a dyn KnownDocuments,
+    /// The tasks the list is drawn from.
+    pub scope: TaskScope,
+    /// Which of them.
     pub filter: &'a TaskFilter,
     /// The column the rows are ordered by (then by id).
     pub sort: SortColumn,
@@ -270,7 +310,7 @@ pub trait TaskStore: Send {
     async fn tags_of(&mut self, task_id: Uuid) -> StoreResult<Vec<String>>;
     /// A task by id with its tags, in one statement.
     async fn task_with_tags(&mut self, id: Uuid) -> StoreResult<Option<ListedTask>>;
-    /// One page of a project's tasks, each with its tags, in one statement.
+    /// One page of a project's (or a user's) tasks, each with its tags, in one statement.
     async fn list_tasks(&mut self, query: &TaskQuery<'_>) -> StoreResult<Vec<ListedRow>>;
     /// How many tasks a project has.
     async fn count_tasks(&mut self, project_id: Uuid) -> StoreResult<i64>;
@@ -465,8 +505,24 @@ crate::for_each_backend! {
                 query.push(", ");
                 push_score(&mut query, search.as_ref());
             }
-            query.push(" FROM tasks WHERE project_id = ");
-            query.push_bind(q.project_id);
+            query.push(" FROM tasks WHERE ");
+            match q.scope {
+                TaskScope::Project(project_id) => {
+                    query.push("project_id = ").push_bind(project_id);
+                }
+                TaskScope::Mine { user_id, relation } => {
+                    query.push("project_id IN (SELECT m.project_id FROM project_members m WHERE m.user_id = ");
+                    query.push_bind(user_id).push(") AND ");
+                    match relation {
+                        Relation::Assigned => { query.push("assignee_id = ").push_bind(user_id); }
+                        Relation::Created => { query.push("created_by = ").push_bind(user_id); }
+                        Relation::Any => {
+                            query.push("(assignee_id = ").push_bind(user_id);
+                            query.push(" OR created_by = ").push_bind(user_id).push(")");
+                        }
+                    }
+                }
+            }
             let f = q.filter;
             if let Some(status) = f.status {
                 query.push(" AND status = ").push_bind(status.as_str());
@@ -521,7 +577,7 @@ crate::for_each_backend! {
             for row in &rows {
                 use sqlx::{FromRow, Row};
                 let (id, version) = (row.try_get_unchecked(0)?, row.try_get_unchecked(11)?);
-                listed.push(match (q.known)(id, version) {
+                listed.push(match q.known.document(id, version) {
                     Some(document) => {
                         let value = match q.sort {
                             SortColumn::CreatedAt => SortValue::Time(row.try_get_unchecked(9)?),

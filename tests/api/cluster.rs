@@ -493,6 +493,57 @@ async fn b_and_c_serve_a_task_updated_through_a_within_a_second() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_removed_on_a_loses_the_projects_tasks_from_my_tasks_on_b_and_c_at_once() {
+    let Some(redis) = redis_url() else { return };
+    let cluster = Cluster::start(&redis).await;
+    let team = cluster.a.team().await;
+    let created = cluster
+        .a
+        .create_task(
+            &team.member.access,
+            &team.project_id,
+            json!({"title": "The member's own"}),
+        )
+        .await;
+    let count_on = |i: usize| {
+        let cluster = &cluster;
+        let token = team.member.access.clone();
+        async move {
+            let page: Value = cluster
+                .client
+                .get(format!("http://{}/api/v1/tasks", cluster.addr(i)))
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            page["items"].as_array().unwrap().len()
+        }
+    };
+    // B and C list it (and have the member's role cached from other reads).
+    for i in [1, 2] {
+        assert_eq!(count_on(i).await, 1);
+        let task = format!("/tasks/{}", created["id"].as_str().unwrap());
+        assert_eq!(cluster.get_on(i, &task, &team.member.access).await, 200);
+    }
+    let removed = cluster
+        .a
+        .delete(
+            &format!("/projects/{}/members/{}", team.project_id, team.member.id),
+            Some(&team.owner.access),
+        )
+        .await;
+    assert_eq!(removed.status(), 204);
+    // Membership is read in the list's own statement: no wait for any cache.
+    for i in [1, 2] {
+        assert_eq!(count_on(i).await, 0, "{} still lists it", NAMES[i]);
+    }
+    cluster.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_quota_is_shared_by_all_instances_not_multiplied_by_them() {
     let Some(redis) = redis_url() else { return };
     // 20 per 2 s with a burst of 5: over 2 s at most 20 + 5 may pass, on however many instances.

@@ -1,6 +1,7 @@
 //! Integration tests: one binary, the real server in-process on a fresh database per test.
 //! `TEST_DATABASE_URL=postgres://...` runs them on PostgreSQL; otherwise on SQLite.
 
+mod activity;
 mod admin;
 mod audit;
 mod audit_admin;
@@ -14,6 +15,7 @@ mod etag;
 mod helpers;
 mod idempotency;
 mod members;
+mod my_tasks;
 mod openapi_snapshot;
 mod owasp;
 mod pagination;

@@ -47,6 +47,8 @@ export const R = {
     project: '/api/v1/projects/{project_id}',
     tasks: '/api/v1/projects/{project_id}/tasks',
     task: '/api/v1/tasks/{task_id}',
+    myTasks: '/api/v1/tasks',
+    activity: '/api/v1/tasks/{task_id}/activity',
 };
 
 // Options every script starts from. No `url` system tag: with `name` set it would still make one
@@ -361,6 +363,13 @@ export function mixedIteration(data) {
     const token = currentToken(st);
     const project = st.user.projectId;
     const roll = Math.random();
+    if (roll < 0.05) {
+        // My tasks across every project, most recently changed first.
+        request('GET', '/tasks?limit=20&sort=updated_at&order=desc', {
+            name: R.myTasks, token, expect: 200, tags: { op: 'my_tasks' },
+        });
+        return 'my_tasks';
+    }
     if (roll < 0.25) {
         // List the project's tasks; now and then follow the cursor to the next page.
         const res = request('GET', `/projects/${project}/tasks?limit=20&sort=created_at&order=desc`, {

@@ -76,7 +76,7 @@ async fn api9_every_route_answered_is_documented_and_every_documented_route_answ
     for guess in [
         "/api/v2/tasks",
         "/api/v1",
-        "/api/v1/tasks",
+        "/api/v2/tasks/mine",
         "/api/v1/admin",
         "/api/v1/debug",
         "/api/v1/internal/users",
