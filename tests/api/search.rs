@@ -341,3 +341,47 @@ async fn no_input_makes_search_fail_operators_are_plain_words() {
     }
     app.stop().await;
 }
+
+#[tokio::test]
+async fn my_tasks_search_and_rank_across_my_projects_only() {
+    let app = spawn_app().await;
+    let team = app.team().await;
+    let token = &team.member.access;
+    let other = str_of(&app.create_project(token, "Second").await, "id");
+    let in_title = task(&app, token, &other, json!({"title": "Quasar survey"})).await;
+    let in_description = task(
+        &app,
+        token,
+        &team.project_id,
+        json!({"title": "Notes", "description": "a quasar, maybe"}),
+    )
+    .await;
+    // The owner's task in the shared project is neither assigned to nor created by the member.
+    task(
+        &app,
+        &team.owner.access,
+        &team.project_id,
+        json!({"title": "Quasar"}),
+    )
+    .await;
+    // Another user's project is never searched.
+    let stranger = str_of(&app.create_project(&team.outsider.access, "X").await, "id");
+    task(
+        &app,
+        &team.outsider.access,
+        &stranger,
+        json!({"title": "Quasar"}),
+    )
+    .await;
+    let path = format!("/tasks?sort=relevance&{}", q("quasars"));
+    let found = ids(&body(app.get(&path, Some(token)).await, 200).await);
+    assert_eq!(found, [in_title, in_description]);
+    invalid(app.get("/tasks?sort=relevance", Some(token)).await, "sort").await;
+    invalid(
+        app.get(&format!("/tasks?{}", q("x\u{0}")), Some(token))
+            .await,
+        "q",
+    )
+    .await;
+    app.stop().await;
+}
