@@ -6,6 +6,11 @@
 -- alone, without reading the comments. The triggers on `tasks` fire only when the title, the
 -- description or the comments' part really changed: a PATCH of status, priority, assignee,
 -- due time or tags (and the tags column's own trigger) does no text-search work.
+--
+-- A tsvector holds at most 1 MiB of lexemes, and a task may have any number of comments: only
+-- the first 200,000 characters of its comments (oldest first; at most 800 kB in UTF-8, which
+-- leaves room for the title and the description) are indexed, so no comment write can fail on
+-- the limit.
 ALTER TABLE tasks ADD COLUMN comments_search tsvector NOT NULL DEFAULT ''::tsvector;
 ALTER TABLE tasks ADD COLUMN search tsvector;
 
@@ -37,7 +42,7 @@ BEGIN
         changed := NEW.task_id;
     END IF;
     UPDATE tasks SET comments_search = COALESCE(
-        (SELECT to_tsvector('english', string_agg(c.body, E'\n' ORDER BY c.created_at, c.id))
+        (SELECT to_tsvector('english', left(string_agg(c.body, E'\n' ORDER BY c.created_at, c.id), 200000))
          FROM comments c WHERE c.task_id = changed), ''::tsvector)
     WHERE id = changed;
     RETURN NULL;
@@ -48,7 +53,7 @@ CREATE TRIGGER comments_search_changed AFTER INSERT OR DELETE OR UPDATE OF body 
     FOR EACH ROW EXECUTE FUNCTION comments_to_task_search();
 
 UPDATE tasks SET comments_search = COALESCE(
-    (SELECT to_tsvector('english', string_agg(c.body, E'\n' ORDER BY c.created_at, c.id))
+    (SELECT to_tsvector('english', left(string_agg(c.body, E'\n' ORDER BY c.created_at, c.id), 200000))
      FROM comments c WHERE c.task_id = tasks.id), ''::tsvector);
 UPDATE tasks SET search = setweight(to_tsvector('english', title), 'A')
     || setweight(to_tsvector('english', description), 'B')
