@@ -481,3 +481,38 @@ async fn deleting_a_task_deletes_its_comments() {
     drop(store);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_long_discussion_never_fails_a_comment_write() {
+    let app = spawn_app().await;
+    let team = app.team().await;
+    let list = comments_of(&team.task_id);
+    // 120 comments of 10,000 characters of distinct words: more lexemes than one PostgreSQL
+    // tsvector can hold (1 MiB), were they all indexed.
+    for i in 0..120 {
+        let words: Vec<String> = (0..300)
+            .map(|_| uuid::Uuid::new_v4().simple().to_string())
+            .collect();
+        let mut text = words.join(" ");
+        if i == 0 {
+            text.insert_str(0, "firstword ");
+        }
+        text.truncate(10_000);
+        let resp = app
+            .post(&list, Some(&team.member.access), &json!({ "body": text }))
+            .await;
+        assert_eq!(resp.status(), 201, "comment {i}");
+    }
+    let task = body(
+        app.get(&format!("/tasks/{}", team.task_id), Some(&team.member.access))
+            .await,
+        200,
+    )
+    .await;
+    assert_eq!(task["comment_count"], 120);
+    // The oldest comments stay searchable.
+    let path = format!("/projects/{}/tasks?q=firstword", team.project_id);
+    let found = body(app.get(&path, Some(&team.member.access)).await, 200).await;
+    assert_eq!(ids(&found), vec![team.task_id.clone()]);
+    app.stop().await;
+}
