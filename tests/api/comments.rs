@@ -504,8 +504,11 @@ async fn a_long_discussion_never_fails_a_comment_write() {
         assert_eq!(resp.status(), 201, "comment {i}");
     }
     let task = body(
-        app.get(&format!("/tasks/{}", team.task_id), Some(&team.member.access))
-            .await,
+        app.get(
+            &format!("/tasks/{}", team.task_id),
+            Some(&team.member.access),
+        )
+        .await,
         200,
     )
     .await;
