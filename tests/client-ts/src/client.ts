@@ -5,9 +5,9 @@
 // TASK_COUNT tasks, page through them with a small limit following next_cursor until it is null
 // (every task seen exactly once), read one task and keep its ETag, update it with If-Match (200, a
 // new ETag), then update again with the stale ETag (412, an application/problem+json body whose
-// status is 412), comment on it (its comment_count and ETag change), list its comments, and find it
-// by a word of the comment with a full-text search ranked by relevance. Any failed check prints a
-// clear message and exits 1.
+// status is 412), list "my tasks", read the task's activity, comment on the task (its
+// comment_count and ETag change), list its comments, and find it by a word of the comment with a
+// full-text search ranked by relevance. Any failed check prints a clear message and exits 1.
 //
 //   BASE_URL=http://127.0.0.1:8080 node dist/client.js
 //
@@ -190,7 +190,28 @@ async function main(): Promise<void> {
   check(after.response.headers.get("ETag") === newEtag, `re-read task: ETag is ${after.response.headers.get("ETag")}, expected ${newEtag}`);
   step("the refused update changed nothing");
 
-  // 9. A comment on the task: 201 with ETag "v1"; the task's comment_count and ETag change.
+  // 9. My tasks: every task this user created, across their projects, most urgent first.
+  const mine = await client.GET("/api/v1/tasks", {
+    params: { query: { relation: "created", sort: "priority", order: "desc", limit: 100 } },
+  });
+  check(mine.response.status === 200 && mine.data !== undefined, `my tasks: expected 200, got ${describe(mine.response.status, mine.error)}`);
+  const mineIds = new Set(mine.data.items.map((t: Task) => t.id));
+  const notMine = [...created.keys()].filter((id) => !mineIds.has(id));
+  check(notMine.length === 0 && mineIds.size === TASK_COUNT, `my tasks: ${mineIds.size} listed, ${notMine.length} of the ${TASK_COUNT} created missing`);
+  const assigned = await client.GET("/api/v1/tasks", { params: { query: { relation: "assigned" } } });
+  check(assigned.response.status === 200 && assigned.data !== undefined && assigned.data.items.length === 0, `my tasks assigned to me: expected none, got ${describe(assigned.response.status, assigned.data ?? assigned.error)}`);
+  step(`my tasks: all ${TASK_COUNT} created tasks, none assigned`);
+
+  // 10. The task's activity: the status change, with its old and new value, then the creation.
+  const activity = await client.GET("/api/v1/tasks/{task_id}/activity", { params: { path: { task_id: taskId } } });
+  check(activity.response.status === 200 && activity.data !== undefined, `activity: expected 200, got ${describe(activity.response.status, activity.error)}`);
+  const [latest, first] = activity.data.items;
+  check(activity.data.items.length === 2 && latest !== undefined && first !== undefined, `activity: expected 2 entries, got ${JSON.stringify(activity.data.items)}`);
+  check(latest.action === "updated" && latest.field === "status" && latest.old_value === "todo" && latest.new_value === "in_progress", `activity: the newest entry is ${JSON.stringify(latest)}`);
+  check(first.action === "created", `activity: the oldest entry is ${JSON.stringify(first)}`);
+  step(`activity: ${latest.field} ${JSON.stringify(latest.old_value)} -> ${JSON.stringify(latest.new_value)}, then created`);
+
+  // 11. A comment on the task: 201 with ETag "v1"; the task's comment_count and ETag change.
   const word = "heliotrope";
   const posted = await client.POST("/api/v1/tasks/{task_id}/comments", {
     params: { path: { task_id: taskId } },
@@ -211,7 +232,7 @@ async function main(): Promise<void> {
   check(comments.data.next_cursor === null, "list comments: a next_cursor after the only comment");
   step(`commented on task ${taskId}: comment_count 1, ETag ${commented.response.headers.get("ETag")}`);
 
-  // 10. Full-text search finds the task by a word of its comment, ranked; stop words find nothing.
+  // 12. Full-text search finds the task by a word of its comment, ranked; stop words find nothing.
   const found = await client.GET("/api/v1/projects/{project_id}/tasks", {
     params: { path: { project_id: projectId }, query: { q: `${word}s`, sort: "relevance" } },
   });
