@@ -43,6 +43,7 @@ LAYERS = [
             "activity/mod.rs",
             "audit/mod.rs",
             "auth/mod.rs",
+            "comments/mod.rs",
             "invitations/mod.rs",
             "projects/mod.rs",
             "tasks/mod.rs",

@@ -1,7 +1,7 @@
 //! Tasklight: a task-manager REST backend built to run as several stateless instances.
 //!
-//! Domain areas (`auth`, `users`, `projects`, `tasks`, `audit`) each hold their API, rules,
-//! model and storage; the platform modules below them hold configuration, telemetry, the
+//! Domain areas (`auth`, `users`, `projects`, `tasks`, `comments`, `audit`) each hold their API,
+//! rules, model and storage; the platform modules below them hold configuration, telemetry, the
 //! database, the cache and the HTTP plumbing. README.md's "Code map" says which module may
 //! import which.
 
@@ -10,6 +10,7 @@ pub mod audit;
 pub mod auth;
 pub mod cache;
 pub mod cli;
+pub mod comments;
 pub mod config;
 pub mod db;
 pub mod domain;

@@ -9,6 +9,7 @@ use poem_openapi::OpenApiService;
 use crate::activity::api::ActivityApi;
 use crate::audit::api::AuditApi;
 use crate::auth::api::AuthApi;
+use crate::comments::api::CommentsApi;
 use crate::health::HealthApi;
 use crate::http::middleware::{BodyLimit, HeadLimit, SecurityHeaders, Timeout, panic_response};
 use crate::http::observe::Observe;
@@ -29,6 +30,7 @@ pub type Apis = (
     UsersApi,
     ProjectsApi,
     TasksApi,
+    CommentsApi,
     ActivityApi,
     AuditApi,
     InvitationsApi,
@@ -53,6 +55,9 @@ pub fn api_service(state: AppState) -> OpenApiService<Apis, ()> {
         TasksApi {
             state: state.clone(),
             rendered: Default::default(),
+        },
+        CommentsApi {
+            state: state.clone(),
         },
         ActivityApi {
             state: state.clone(),

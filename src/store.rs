@@ -7,6 +7,7 @@ use async_trait::async_trait;
 use crate::activity::store::ActivityStore;
 use crate::audit::store::AuditStore;
 use crate::auth::store::AuthStore;
+use crate::comments::store::CommentStore;
 use crate::db::{AnyConnection, Connection, Db, StoreResult};
 use crate::idempotency::store::IdempotencyStore;
 use crate::invitations::store::InvitationStore;
@@ -22,6 +23,7 @@ pub trait Store:
     + AuthStore
     + ProjectStore
     + TaskStore
+    + CommentStore
     + ActivityStore
     + AuditStore
     + IdempotencyStore
@@ -36,6 +38,7 @@ impl<T> Store for T where
         + AuthStore
         + ProjectStore
         + TaskStore
+        + CommentStore
         + ActivityStore
         + AuditStore
         + IdempotencyStore

@@ -7,6 +7,7 @@
 //! that differ come from [`Dialect`]. `crate::store` gathers the traits into one.
 
 mod connect;
+pub mod fulltext;
 mod text_list;
 pub mod traced;
 mod warm;

@@ -14,6 +14,8 @@ pub enum Tag {
     Projects,
     /// Tasks inside projects: filters, sorting, cursor pagination, ETags.
     Tasks,
+    /// Comments on tasks (Markdown, stored as sent).
+    Comments,
     /// Invitations by email into projects: owners invite, the invitee accepts or declines.
     Invitations,
     /// The audit log of changes.

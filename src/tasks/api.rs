@@ -7,7 +7,7 @@ use poem_openapi::{ApiResponse, Enum, OpenApi};
 use uuid::Uuid;
 
 use crate::auth::bearer::BearerAuth;
-use crate::error::AppResult;
+use crate::error::{AppError, AppResult};
 use crate::etag;
 use crate::http::body::JsonBody;
 use crate::http::pagination;
@@ -20,7 +20,7 @@ use crate::tasks::model::{Priority, Task, TaskStatus, to_micros};
 use crate::tasks::requests::{CreateTaskRequest, UpdateTaskRequest};
 use crate::tasks::service::{self, ListRequest, ListedItem, NewTask, TaskChanges};
 use crate::tasks::store::{KnownDocuments, Relation, SortColumn, TaskFilter};
-use crate::validate::Text;
+use crate::validate::{FieldChecks, Text};
 use bytes::Bytes;
 use std::future::Future;
 use std::pin::Pin;
@@ -54,6 +54,10 @@ pub enum TaskSort {
     DueAt,
     /// Priority (`low` < `medium` < `high` < `urgent`).
     Priority,
+    /// How well the task matches `q` (required with this sort): best match first in the
+    /// default `asc` order. Ranked by `ts_rank` on PostgreSQL and `bm25` on SQLite, title
+    /// matches above description matches above comment matches.
+    Relevance,
 }
 
 /// Sort direction.
@@ -85,6 +89,7 @@ impl From<TaskSort> for SortColumn {
             TaskSort::UpdatedAt => Self::UpdatedAt,
             TaskSort::DueAt => Self::DueAt,
             TaskSort::Priority => Self::Priority,
+            TaskSort::Relevance => Self::Relevance,
         }
     }
 }
@@ -147,6 +152,14 @@ impl TasksApi {
         page: PageQuery<'s>,
         run: impl FnOnce(ListRequest<'s>) -> ListAnswer<'s>,
     ) -> Result<RenderedJson<TaskPage>, ApiError<ListTasksErrors>> {
+        // `q` reaches the database's text-search functions: no control characters (PostgreSQL
+        // refuses a NUL in text with an error).
+        if let Some(text) = &filter.text {
+            let errors = FieldChecks::default().text("q", text, 0, 200).finish();
+            if !errors.is_empty() {
+                return Err(AppError::Validation(errors).into());
+            }
+        }
         let request = ListRequest {
             known: &self.rendered,
             filter,
@@ -245,7 +258,10 @@ impl TasksApi {
         due_before: Query<Option<DateTime<Utc>>>,
         /// Only tasks due strictly after this time.
         due_after: Query<Option<DateTime<Utc>>>,
-        /// Only tasks whose title or description contains this text (case-insensitive).
+        /// Full-text search: only tasks whose title, description or comments contain every
+        /// word of this text (words are runs of letters and digits; case and English word
+        /// endings do not matter; stop words such as `the` are ignored, so a text of stop words
+        /// only finds nothing). Quotes, `*`, `-` and `or` are not operators.
         #[oai(validator(min_length = 1, max_length = 200))]
         q: Query<Option<String>>,
         /// Sort field (default `created_at`).
@@ -310,7 +326,10 @@ impl TasksApi {
         due_before: Query<Option<DateTime<Utc>>>,
         /// Only tasks due strictly after this time.
         due_after: Query<Option<DateTime<Utc>>>,
-        /// Only tasks whose title or description contains this text (case-insensitive).
+        /// Full-text search: only tasks whose title, description or comments contain every
+        /// word of this text (words are runs of letters and digits; case and English word
+        /// endings do not matter; stop words such as `the` are ignored, so a text of stop words
+        /// only finds nothing). Quotes, `*`, `-` and `or` are not operators.
         #[oai(validator(min_length = 1, max_length = 200))]
         q: Query<Option<String>>,
         /// Sort field (default `created_at`).

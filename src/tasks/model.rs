@@ -124,6 +124,10 @@ pub struct Task {
     pub created_at: DateTime<Utc>,
     /// When it last changed.
     pub updated_at: DateTime<Utc>,
+    /// How many comments the task has. Adding or deleting a comment changes the task's
+    /// `version` (and so its `ETag`).
+    #[oai(validator(minimum(value = "0"), maximum(value = "2147483647")))]
+    pub comment_count: i32,
     /// Incremented on every change; the `ETag` is `"v<version>"`.
     pub version: i32,
 }
@@ -144,6 +148,7 @@ impl Task {
             created_by: record.created_by,
             created_at: record.created_at,
             updated_at: record.updated_at,
+            comment_count: record.comment_count,
             version: record.version,
         }
     }

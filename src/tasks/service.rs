@@ -117,6 +117,7 @@ pub async fn create(
         created_at: now,
         updated_at: now,
         version: 1,
+        comment_count: 0,
     };
     let mut tags = new.tags;
     tags.sort();
@@ -402,6 +403,12 @@ async fn list_in(
     scope: TaskScope,
     request: ListRequest<'_>,
 ) -> AppResult<(Vec<ListedItem>, Option<String>)> {
+    if request.sort == SortColumn::Relevance && request.filter.text.is_none() {
+        return Err(AppError::field(
+            "sort",
+            "`relevance` ranks the matches of a text search: give `q` too",
+        ));
+    }
     let scope_json = serde_json::to_string(&scope).unwrap_or_default();
     let filter_json = serde_json::to_string(&request.filter).unwrap_or_default();
     let mut paging = Paging::<SortKey>::new(
@@ -426,7 +433,7 @@ async fn list_in(
     let mut rows = store.list_tasks(&query).await?;
     let next = paging.finish(&mut rows, |row| match row {
         ListedRow::Known { key, .. } => key.clone(),
-        ListedRow::Full(row) => request.sort.key_of(&row.task, request.descending),
+        ListedRow::Full(row) => row.key(request.sort, request.descending),
     });
     let items = rows
         .into_iter()

@@ -35,8 +35,12 @@ pub struct TaskRecord {
     pub created_at: DateTime<Utc>,
     /// When it last changed.
     pub updated_at: DateTime<Utc>,
-    /// 1 on creation, one more on every change (the ETag is `"v<version>"`).
+    /// 1 on creation, one more on every change (the ETag is `"v<version>"`), including the
+    /// addition or deletion of a comment.
     pub version: i32,
+    /// How many comments it has (0 in cache entries written before comments existed).
+    #[serde(default)]
+    pub comment_count: i32,
 }
 
 /// A task with its tags, read in the same statement.
@@ -45,6 +49,22 @@ pub struct ListedTask {
     pub task: TaskRecord,
     /// Its tags, sorted.
     pub tags: TextList,
+    /// Its relevance score in a list sorted by [`SortColumn::Relevance`] (lower is a better
+    /// match); 0 otherwise.
+    pub score: f64,
+}
+
+impl ListedTask {
+    /// The row's key in a list sorted by `sort`.
+    pub fn key(&self, sort: SortColumn, descending: bool) -> SortKey {
+        match sort {
+            SortColumn::Relevance => SortKey {
+                value: SortValue::Score(self.score),
+                id: self.task.id,
+            },
+            _ => sort.key_of(&self.task, descending),
+        }
+    }
 }
 
 /// A row of a task list page.
@@ -90,6 +110,7 @@ where
             created_at: row.try_get_unchecked(9)?,
             updated_at: row.try_get_unchecked(10)?,
             version: row.try_get_unchecked(11)?,
+            comment_count: row.try_get_unchecked(12)?,
         })
     }
 }
@@ -104,7 +125,8 @@ where
     fn from_row(row: &'r R) -> Result<Self, sqlx::Error> {
         Ok(Self {
             task: TaskRecord::from_row(row)?,
-            tags: row.try_get_unchecked(12)?,
+            tags: row.try_get_unchecked(13)?,
+            score: 0.0,
         })
     }
 }
@@ -124,7 +146,8 @@ pub struct TaskFilter {
     pub due_before: Option<DateTime<Utc>>,
     /// Only tasks due strictly after this time (compared at microsecond precision).
     pub due_after: Option<DateTime<Utc>>,
-    /// Only tasks whose title or description contains this text, case-insensitively.
+    /// Only tasks whose title, description or comments contain every word of this text
+    /// (full-text search: stemmed, stop words ignored; see `db::fulltext`).
     pub text: Option<String>,
 }
 
@@ -139,6 +162,9 @@ pub enum SortColumn {
     DueAt,
     /// Priority rank.
     Priority,
+    /// How well a task matches [`TaskFilter::text`] (only with a text): best match first when
+    /// ascending. The score is `-ts_rank` on PostgreSQL and `bm25` on SQLite, lower is better.
+    Relevance,
 }
 
 /// A row's position in a sorted list: its sort value and id (the tie-breaker).
@@ -158,6 +184,27 @@ pub enum SortValue {
     Rank(i32),
     /// A time (for `due_at`, absent values sort as [`SortColumn::null_due`]).
     Time(DateTime<Utc>),
+    /// A relevance score, kept in the cursor as the shortest decimal that reads back as the
+    /// same `f64` (Rust's own formatting and parsing; serde_json's float parsing may be off by
+    /// one unit in the last place, which would repeat or skip a row at a page boundary).
+    Score(#[serde(with = "score_text")] f64),
+}
+
+/// A score as text that parses back exactly.
+mod score_text {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(score: &f64, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&format!("s{score:?}"))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<f64, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        text.strip_prefix('s')
+            .and_then(|number| number.parse::<f64>().ok())
+            .filter(|score| score.is_finite())
+            .ok_or_else(|| serde::de::Error::custom("not a score"))
+    }
 }
 
 impl SortColumn {
@@ -180,6 +227,8 @@ impl SortColumn {
                 SortValue::Time(task.due_at.unwrap_or_else(|| Self::null_due(descending)))
             }
             Self::Priority => SortValue::Rank(task.priority),
+            // The score is not part of the task: [`ListedTask::key`] has it.
+            Self::Relevance => SortValue::Score(0.0),
         };
         SortKey { value, id: task.id }
     }
@@ -278,25 +327,88 @@ pub trait TaskStore: Send {
 macro_rules! task_columns {
     () => {
         "id, project_id, title, description, status, priority, assignee_id, due_at, created_by, \
-         created_at, updated_at, version"
+         created_at, updated_at, version, comment_count"
     };
 }
 
 crate::for_each_backend! {
-    use crate::db::Dialect;
+    use crate::db::{Backend, Dialect, fulltext};
 
     fn bind_sort_value(query: &mut sqlx::QueryBuilder<DB>, value: &SortValue) {
         match value {
             SortValue::Rank(rank) => query.push_bind(*rank),
             SortValue::Time(time) => query.push_bind(*time),
+            SortValue::Score(score) => query.push_bind(*score),
         };
+    }
+
+    /// A task-list text query in this dialect's form: on PostgreSQL the words for
+    /// `websearch_to_tsquery('english', ...)`, on SQLite an FTS5 MATCH expression of quoted
+    /// words. Both are built from `db::fulltext::search_words`, so both databases look for the
+    /// same words and no input can be read as query syntax.
+    struct SearchText(String);
+
+    impl SearchText {
+        fn new<D: Dialect>(text: &str) -> Option<Self> {
+            match D::BACKEND {
+                Backend::Postgres => {
+                    let words = fulltext::search_words(text);
+                    (!words.is_empty()).then(|| Self(words.join(" ")))
+                }
+                Backend::Sqlite => fulltext::fts5_match(text).map(Self),
+            }
+        }
+    }
+
+    /// ` AND <the task matches the search>`: the GIN-indexed `search` column on PostgreSQL, the
+    /// FTS5 table (mapped to task ids by `task_search_rows`) on SQLite.
+    fn push_search(query: &mut sqlx::QueryBuilder<DB>, search: &SearchText) {
+        match <DB as Dialect>::BACKEND {
+            Backend::Postgres => {
+                query.push(" AND search @@ websearch_to_tsquery('english', ");
+                query.push_bind(search.0.clone()).push(")");
+            }
+            Backend::Sqlite => {
+                query.push(
+                    " AND tasks.id IN (SELECT r.task_id FROM task_fts JOIN task_search_rows r \
+                     ON r.fts_id = task_fts.rowid WHERE task_fts MATCH ",
+                );
+                query.push_bind(search.0.clone()).push(")");
+            }
+        }
+    }
+
+    /// A task's relevance score, lower is better: `-ts_rank` (weights: title A, description B,
+    /// comments C) on PostgreSQL, `bm25` with the weights 5, 2 and 1 on SQLite; 0 without a
+    /// search.
+    fn push_score(query: &mut sqlx::QueryBuilder<DB>, search: Option<&SearchText>) {
+        let Some(search) = search else {
+            query.push("CAST(0 AS double precision)");
+            return;
+        };
+        match <DB as Dialect>::BACKEND {
+            Backend::Postgres => {
+                query.push("CAST(-ts_rank(search, websearch_to_tsquery('english', ");
+                query.push_bind(search.0.clone()).push(")) AS double precision)");
+            }
+            Backend::Sqlite => {
+                query.push(
+                    "(SELECT bm25(task_fts, 5.0, 2.0, 1.0) FROM task_fts WHERE task_fts MATCH ",
+                );
+                query.push_bind(search.0.clone());
+                query.push(
+                    " AND task_fts.rowid = (SELECT fts_id FROM task_search_rows \
+                     WHERE task_id = tasks.id))",
+                );
+            }
+        }
     }
 
     #[async_trait]
     impl TaskStore for Connection<DB> {
         async fn insert_task(&mut self, t: &TaskRecord) -> StoreResult<()> {
             const SQL: &str = concat!(
-                "INSERT INTO tasks (", task_columns!(), ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+                "INSERT INTO tasks (", task_columns!(), ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
             );
             sqlx::query(SQL)
                 .bind(t.id)
@@ -311,6 +423,7 @@ crate::for_each_backend! {
                 .bind(t.created_at)
                 .bind(t.updated_at)
                 .bind(t.version)
+                .bind(t.comment_count)
                 .execute(self.db())
                 .await?;
             Ok(())
@@ -377,9 +490,22 @@ crate::for_each_backend! {
             // The tags come from the row's own `tags` column (kept by triggers): a second
             // statement would cost a round trip a page, and a subquery per row was 40% of the
             // database's time per page.
-            let mut query = sqlx::QueryBuilder::<DB>::new(concat!(
-                "SELECT ", task_columns!(), ", tags FROM tasks WHERE "
-            ));
+            // Full-text search: the words to look for, in each dialect's form (see
+            // `push_search` and `push_score`). A text without words finds nothing.
+            let search = match &q.filter.text {
+                Some(text) => match SearchText::new::<DB>(text) {
+                    Some(search) => Some(search),
+                    None => return Ok(Vec::new()),
+                },
+                None => None,
+            };
+            let ranked = q.sort == SortColumn::Relevance;
+            let mut query = sqlx::QueryBuilder::<DB>::new(concat!("SELECT ", task_columns!(), ", tags"));
+            if ranked {
+                query.push(", ");
+                push_score(&mut query, search.as_ref());
+            }
+            query.push(" FROM tasks WHERE ");
             match q.scope {
                 TaskScope::Project(project_id) => {
                     query.push("project_id = ").push_bind(project_id);
@@ -417,12 +543,8 @@ crate::for_each_backend! {
             if let Some(after) = f.due_after {
                 query.push(" AND due_at > ").push_bind(to_micros(after));
             }
-            if let Some(text) = &f.text {
-                let like = <DB as Dialect>::ILIKE;
-                let pattern = crate::db::like_pattern(text);
-                query.push(format!(" AND (title {like} ")).push_bind(pattern.clone());
-                query.push(format!(" ESCAPE '\\' OR description {like} ")).push_bind(pattern);
-                query.push(" ESCAPE '\\')");
+            if let Some(search) = &search {
+                push_search(&mut query, search);
             }
             // The sort expression; a missing due time sorts last in either direction.
             let null_due = SortColumn::null_due(q.descending);
@@ -432,6 +554,7 @@ crate::for_each_backend! {
                     SortColumn::UpdatedAt => { query.push("updated_at"); }
                     SortColumn::Priority => { query.push("priority"); }
                     SortColumn::DueAt => { query.push("COALESCE(due_at, ").push_bind(null_due).push(")"); }
+                    SortColumn::Relevance => push_score(query, search.as_ref()),
                 }
             };
             let (cmp, dir) = if q.descending { ("<", "DESC") } else { (">", "ASC") };
@@ -463,10 +586,17 @@ crate::for_each_backend! {
                                 row.try_get_unchecked::<Option<_>, _>(7)?.unwrap_or(null_due),
                             ),
                             SortColumn::Priority => SortValue::Rank(row.try_get_unchecked(5)?),
+                            SortColumn::Relevance => SortValue::Score(row.try_get_unchecked(14)?),
                         };
                         ListedRow::Known { document, key: SortKey { value, id } }
                     }
-                    None => ListedRow::Full(ListedTask::from_row(row)?),
+                    None => {
+                        let mut task = ListedTask::from_row(row)?;
+                        if ranked {
+                            task.score = row.try_get_unchecked(14)?;
+                        }
+                        ListedRow::Full(task)
+                    }
                 });
             }
             Ok(listed)

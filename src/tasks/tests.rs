@@ -218,3 +218,30 @@ async fn an_assignee_must_be_a_member_of_the_project() {
         .unwrap();
     assert_eq!(task.assignee_id, Some(b.viewer.user_id));
 }
+
+#[test]
+fn a_relevance_cursor_carries_the_exact_score() {
+    use crate::tasks::store::{SortKey, SortValue};
+    // Scores whose shortest decimal serde_json's default float parsing may not read back
+    // exactly; a cursor must, or a page boundary would repeat or skip a row.
+    let fingerprint = crate::paging::fingerprint(&["relevance"]);
+    for score in [
+        -1.0000000000000002e-6,
+        0.1 + 0.2,
+        -2.0553359683794467e-6,
+        f64::MIN_POSITIVE,
+        -0.0,
+        -123.456_789_012_345_68,
+    ] {
+        let key = SortKey {
+            value: SortValue::Score(score),
+            id: uuid::Uuid::now_v7(),
+        };
+        let cursor = crate::paging::encode(&fingerprint, &key);
+        let back: SortKey = crate::paging::decode(&fingerprint, &cursor).unwrap();
+        match back.value {
+            SortValue::Score(read) => assert_eq!(read.to_bits(), score.to_bits(), "{score:e}"),
+            other => panic!("{score:e} read back as {other:?}"),
+        }
+    }
+}

@@ -1,6 +1,7 @@
 //! Several instances, one system: three servers on one database and one Redis key prefix. A
 //! change on one instance reaches the others' in-process caches through Redis within a second,
-//! not when the in-process TTL (set to a minute here) runs out; rate limits are shared; an
+//! not when the in-process TTL (set to a minute here) runs out (a task update, a comment that
+//! changes a task's count and ETag, a removed member, a logout); rate limits are shared; an
 //! idempotency key is honoured by every instance; and when Redis goes away the instances keep
 //! answering and come back to it without a restart.
 //!
@@ -819,5 +820,92 @@ async fn without_redis_the_instances_keep_answering_and_recover_when_it_returns(
             "member removal after Redis returned",
         )
         .await;
+    cluster.stop().await;
+}
+
+/// The comment count and the ETag of a task as instance `i` serves it.
+async fn comment_count_on(cluster: &Cluster, i: usize, task: &str, token: &str) -> (i64, String) {
+    let resp = cluster
+        .client
+        .get(format!("http://{}/api/v1{task}", cluster.addr(i)))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    let etag = resp.headers()["etag"].to_str().unwrap().to_owned();
+    let body: Value = resp.json().await.unwrap();
+    (body["comment_count"].as_i64().unwrap(), etag)
+}
+
+/// Polls instances A and C (at most 3 s) until they serve `expected` for the task; asserts that
+/// both did within a second.
+async fn assert_a_and_c_count_within_a_second(
+    cluster: &Cluster,
+    task: &str,
+    token: &str,
+    expected: (i64, &str),
+) {
+    let started = Instant::now();
+    let mut seen = [None, None];
+    while started.elapsed() < Duration::from_secs(3) && seen.iter().any(Option::is_none) {
+        for (slot, i) in [0, 2].into_iter().enumerate() {
+            if seen[slot].is_none() {
+                let (count, etag) = comment_count_on(cluster, i, task, token).await;
+                if count == expected.0 && etag == expected.1 {
+                    seen[slot] = Some(started.elapsed());
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    eprintln!(
+        "[measured] comment count {}: A after {:?}, C after {:?}",
+        expected.0, seen[0], seen[1]
+    );
+    for (slot, i) in [0, 2].into_iter().enumerate() {
+        let took = seen[slot].unwrap_or_else(|| panic!("{} never served {expected:?}", NAMES[i]));
+        assert!(took < Duration::from_secs(1), "{} took {took:?}", NAMES[i]);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_comment_written_on_b_changes_the_count_and_etag_a_and_c_serve_within_a_second() {
+    let Some(redis) = redis_url() else { return };
+    let cluster = Cluster::start(&redis).await;
+    let team = cluster.a.team().await;
+    let task = format!("/tasks/{}", team.task_id);
+    let token = &team.member.access;
+    // A and C hold the task (no comments, version 1) in their in-process caches.
+    for i in [0, 2, 0, 2] {
+        assert_eq!(
+            comment_count_on(&cluster, i, &task, token).await,
+            (0, "\"v1\"".to_owned())
+        );
+    }
+    let written = cluster
+        .client
+        .post(format!("http://{}/api/v1{task}/comments", cluster.addr(1)))
+        .bearer_auth(token)
+        .json(&json!({"body": "written on B"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(written.status(), 201);
+    let comment: Value = written.json().await.unwrap();
+    assert_a_and_c_count_within_a_second(&cluster, &task, token, (1, "\"v2\"")).await;
+    // And back down when B deletes it.
+    let deleted = cluster
+        .client
+        .delete(format!(
+            "http://{}/api/v1/comments/{}",
+            cluster.addr(1),
+            comment["id"].as_str().unwrap()
+        ))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(deleted.status(), 204);
+    assert_a_and_c_count_within_a_second(&cluster, &task, token, (0, "\"v3\"")).await;
     cluster.stop().await;
 }

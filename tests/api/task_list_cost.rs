@@ -119,6 +119,19 @@ async fn a_task_list_page_is_one_statement_with_the_tags_once_the_role_is_cached
         .collect();
     matching.sort();
     assert_eq!(walked, matching);
+    // So does a ranked full-text search, first and next page.
+    let ranked = format!(
+        "/projects/{}/tasks?limit=2&sort=relevance&q=tags",
+        team.project_id
+    );
+    let (page_one, statements) = counted(&app, &ranked, token).await;
+    assert_eq!(statements, STATEMENTS_PER_LIST);
+    let cursor = str_of(&page_one, "next_cursor");
+    let (page_two, statements) = counted(&app, &format!("{ranked}&cursor={cursor}"), token).await;
+    assert_eq!(statements, STATEMENTS_PER_LIST);
+    let mut walked = [ids(&page_one), ids(&page_two)].concat();
+    walked.sort();
+    assert_eq!(walked, matching);
 
     // A change of tags reaches the list (a new version, the column rewritten by the trigger).
     let several = items.iter().find(|i| i["title"] == "Several tags").unwrap();

@@ -5,8 +5,10 @@
 // TASK_COUNT tasks, page through them with a small limit following next_cursor until it is null
 // (every task seen exactly once), read one task and keep its ETag, update it with If-Match (200, a
 // new ETag), then update again with the stale ETag (412, an application/problem+json body whose
-// status is 412), list "my tasks", read the task's activity, then the invitation checks of
-// src/invitations.ts. Any failed check prints a clear message and exits 1.
+// status is 412), list "my tasks", read the task's activity, comment on the task (its
+// comment_count and ETag change), list its comments, and find it by a word of the comment with a
+// full-text search ranked by relevance, then the invitation checks of src/invitations.ts. Any
+// failed check prints a clear message and exits 1.
 //
 //   BASE_URL=http://127.0.0.1:8080 node dist/client.js
 //
@@ -211,7 +213,45 @@ async function main(): Promise<void> {
   check(first.action === "created", `activity: the oldest entry is ${JSON.stringify(first)}`);
   step(`activity: ${latest.field} ${JSON.stringify(latest.old_value)} -> ${JSON.stringify(latest.new_value)}, then created`);
 
-  // 11. Invitations by email (src/invitations.ts).
+  // 11. A comment on the task: 201 with ETag "v1"; the task's comment_count and ETag change.
+  const word = "heliotrope";
+  const posted = await client.POST("/api/v1/tasks/{task_id}/comments", {
+    params: { path: { task_id: taskId } },
+    body: { body: `Looks good.\n\n- check the **${word}** colour` },
+  });
+  check(posted.response.status === 201 && posted.data !== undefined, `comment: expected 201, got ${describe(posted.response.status, posted.error)}`);
+  check(posted.data.task_id === taskId, `comment: task_id is ${posted.data.task_id}, expected ${taskId}`);
+  check(posted.response.headers.get("ETag") === '"v1"', `comment: ETag is ${posted.response.headers.get("ETag")}, expected "v1"`);
+  const commented = await client.GET("/api/v1/tasks/{task_id}", { params: { path: { task_id: taskId } } });
+  check(commented.response.status === 200 && commented.data !== undefined, `re-read commented task: expected 200, got ${describe(commented.response.status, commented.error)}`);
+  check(commented.data.comment_count === 1, `commented task: comment_count is ${commented.data.comment_count}, expected 1`);
+  check(commented.response.headers.get("ETag") !== newEtag, "commented task: the ETag did not change with the comment count");
+  const comments = await client.GET("/api/v1/tasks/{task_id}/comments", {
+    params: { path: { task_id: taskId }, query: { limit: 10 } },
+  });
+  check(comments.response.status === 200 && comments.data !== undefined, `list comments: expected 200, got ${describe(comments.response.status, comments.error)}`);
+  check(comments.data.items.length === 1 && comments.data.items[0]?.id === posted.data.id, `list comments: expected the one comment, got ${JSON.stringify(comments.data.items)}`);
+  check(comments.data.next_cursor === null, "list comments: a next_cursor after the only comment");
+  step(`commented on task ${taskId}: comment_count 1, ETag ${commented.response.headers.get("ETag")}`);
+
+  // 12. Full-text search finds the task by a word of its comment, ranked; stop words find nothing.
+  const found = await client.GET("/api/v1/projects/{project_id}/tasks", {
+    params: { path: { project_id: projectId }, query: { q: `${word}s`, sort: "relevance" } },
+  });
+  check(found.response.status === 200 && found.data !== undefined, `search: expected 200, got ${describe(found.response.status, found.error)}`);
+  const foundIds = found.data.items.map((t) => t.id);
+  check(foundIds.length === 1 && foundIds[0] === taskId, `search for '${word}s': expected [${taskId}], got [${foundIds.join(", ")}]`);
+  const stopWords = await client.GET("/api/v1/projects/{project_id}/tasks", {
+    params: { path: { project_id: projectId }, query: { q: "the of and" } },
+  });
+  check(stopWords.response.status === 200 && stopWords.data !== undefined && stopWords.data.items.length === 0, `search for stop words: expected 200 and no task, got ${describe(stopWords.response.status, stopWords.data ?? stopWords.error)}`);
+  const unranked = await client.GET("/api/v1/projects/{project_id}/tasks", {
+    params: { path: { project_id: projectId }, query: { sort: "relevance" } },
+  });
+  check(unranked.response.status === 400, `sort=relevance without q: expected 400, got ${unranked.response.status}`);
+  step(`search: '${word}s' found the commented task; stop words found nothing; relevance without q is a 400`);
+
+  // 13. Invitations by email (src/invitations.ts).
   await checkInvitations({ check, step, describe }, client, BASE_URL, projectId);
 }
 
