@@ -49,6 +49,7 @@ export const R = {
     task: '/api/v1/tasks/{task_id}',
     myTasks: '/api/v1/tasks',
     activity: '/api/v1/tasks/{task_id}/activity',
+    comments: '/api/v1/tasks/{task_id}/comments',
 };
 
 // Options every script starts from. No `url` system tag: with `name` set it would still make one
@@ -383,11 +384,17 @@ export function mixedIteration(data) {
         }
         return 'list_tasks';
     }
-    if (roll < 0.45) {
+    if (roll < 0.40) {
         const pool = st.own.length > 0 && Math.random() < 0.5 ? st.own.map((t) => t.id) : st.user.taskIds;
         const id = pool[Math.floor(Math.random() * pool.length)];
         request('GET', `/tasks/${id}`, { name: R.task, token, expect: 200, tags: { op: 'get_task' } });
         return 'get_task';
+    }
+    if (roll < 0.45) {
+        // A seed task's discussion, oldest first.
+        const id = st.user.taskIds[Math.floor(Math.random() * st.user.taskIds.length)];
+        request('GET', `/tasks/${id}/comments?limit=20`, { name: R.comments, token, expect: 200, tags: { op: 'list_comments' } });
+        return 'list_comments';
     }
     if (roll < 0.6) {
         request('GET', '/users/me', { name: R.me, token, expect: 200, tags: { op: 'users_me' } });
@@ -398,6 +405,16 @@ export function mixedIteration(data) {
         return 'list_projects';
     }
     if (roll < 0.9) {
+        if (roll < 0.73) {
+            // Comment on a seed task (not on the VU's own tasks: a comment bumps the task's
+            // version, and the updates below hold their tasks' ETags).
+            const id = st.user.taskIds[Math.floor(Math.random() * st.user.taskIds.length)];
+            request('POST', `/tasks/${id}/comments`, {
+                name: R.comments, token, expect: 201, tags: { op: 'create_comment' },
+                body: { body: `k6 ${SCRIPT} comment: looks **fine** to VU ${exec.vu.idInTest}` },
+            });
+            return 'create_comment';
+        }
         if (roll < 0.8 || st.own.length === 0) {
             const task = createTask(token, project, { title: `k6 ${SCRIPT} ${exec.vu.idInTest}`, tags: ['k6', SCRIPT] }, {
                 idempotent: true, tags: { op: 'create_task' },
