@@ -19,10 +19,11 @@ macro_rules! page_type {
         $(#[$meta])*
         #[derive(Debug, poem_openapi::Object)]
         pub struct $name {
-            /// The items of this page.
+            /// The items of this page (at most `limit`, which is at most 100).
+            #[oai(validator(max_items = 100))]
             pub items: Vec<$item>,
             /// Pass as `cursor` to get the next page; `null` on the last page.
-            #[oai(nullable)]
+            #[oai(nullable, validator(max_length = 1024, pattern = "^[A-Za-z0-9_-]+$"))]
             pub next_cursor: Option<String>,
         }
     };
