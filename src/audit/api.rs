@@ -8,7 +8,7 @@ use uuid::Uuid;
 use crate::audit::model::AuditEntry;
 use crate::audit::service;
 use crate::audit::store::AuditFilter;
-use crate::auth::bearer::BearerAuth;
+use crate::auth::bearer::{AdminBearerAuth, BearerAuth};
 use crate::http::pagination;
 use crate::http::problem::ApiError;
 use crate::http::tags::Tag;
@@ -55,8 +55,11 @@ impl AuditApi {
         #[oai(validator(min_length = 1, max_length = 32))]
         entity_type: Query<Option<String>>,
         /// Items per page (1 to 100, default 20).
-        #[oai(validator(minimum(value = "1"), maximum(value = "100")))]
-        limit: Query<Option<u32>>,
+        #[oai(
+            default = "crate::http::pagination::default_limit",
+            validator(minimum(value = "1"), maximum(value = "100"))
+        )]
+        limit: Query<u32>,
         /// `next_cursor` from the previous page.
         #[oai(validator(max_length = 1024))]
         cursor: Query<Option<String>>,
@@ -72,7 +75,7 @@ impl AuditApi {
             project_id.0,
             filter,
             cursor.0.as_deref(),
-            pagination::limit(limit.0),
+            pagination::limit(Some(limit.0)),
         )
         .await?;
         Ok(Json(AuditPage { items, next_cursor }))
@@ -80,7 +83,8 @@ impl AuditApi {
 
     /// Read the whole audit log (admin)
     ///
-    /// Every change, newest first, filtered by project, actor, action and entity kind.
+    /// Administrators only (`adminBearerAuth`; others get 403). Every change, newest first,
+    /// filtered by project, actor, action and entity kind.
     #[oai(
         path = "/admin/audit",
         method = "get",
@@ -90,7 +94,7 @@ impl AuditApi {
     #[allow(clippy::too_many_arguments)]
     async fn admin_audit(
         &self,
-        auth: BearerAuth,
+        auth: AdminBearerAuth,
         /// Only this project's entries.
         project_id: Query<Option<Uuid>>,
         /// Only changes made by this user.
@@ -102,8 +106,11 @@ impl AuditApi {
         #[oai(validator(min_length = 1, max_length = 32))]
         entity_type: Query<Option<String>>,
         /// Items per page (1 to 100, default 20).
-        #[oai(validator(minimum(value = "1"), maximum(value = "100")))]
-        limit: Query<Option<u32>>,
+        #[oai(
+            default = "crate::http::pagination::default_limit",
+            validator(minimum(value = "1"), maximum(value = "100"))
+        )]
+        limit: Query<u32>,
         /// `next_cursor` from the previous page.
         #[oai(validator(max_length = 1024))]
         cursor: Query<Option<String>>,
@@ -119,7 +126,7 @@ impl AuditApi {
             &auth.0,
             filter,
             cursor.0.as_deref(),
-            pagination::limit(limit.0),
+            pagination::limit(Some(limit.0)),
         )
         .await?;
         Ok(Json(AuditPage { items, next_cursor }))

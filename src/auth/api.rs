@@ -10,7 +10,7 @@ use crate::auth::service::{self, TokenPair};
 use crate::error::FieldError;
 use crate::http::body::JsonBody;
 use crate::http::problem::ApiError;
-use crate::http::responses::{Created, NoContent};
+use crate::http::responses::{Created, NoContent, ResourcePath};
 use crate::http::tags::Tag;
 use crate::state::AppState;
 use crate::users::model::{DISPLAY_NAME_MAX, User, parse_email};
@@ -126,7 +126,10 @@ impl AuthApi {
             password,
         )
         .await?;
-        Ok(Created::Created(Json(user), "/api/v1/users/me".to_owned()))
+        Ok(Created::Created(
+            Json(user),
+            ResourcePath("/api/v1/users/me".to_owned()),
+        ))
     }
 
     /// Log in

@@ -7,6 +7,12 @@ pub const DEFAULT_LIMIT: u32 = 20;
 /// The largest accepted `limit`.
 pub const MAX_LIMIT: u32 = 100;
 
+/// The `limit` default, for `#[oai(default = "crate::http::pagination::default_limit")]`, so
+/// the document states it.
+pub fn default_limit() -> u32 {
+    DEFAULT_LIMIT
+}
+
 /// The page size to use for an optional `limit` (already range-checked by the parameter).
 pub fn limit(requested: Option<u32>) -> u32 {
     requested.unwrap_or(DEFAULT_LIMIT).clamp(1, MAX_LIMIT)

@@ -10,12 +10,51 @@ use poem_openapi::registry::{MetaResponses, MetaSchemaRef, Registry};
 use poem_openapi::types::{ToJSON, Type};
 use uuid::Uuid;
 
+/// Declares the text of a response header as a type whose schema states its bound and shape.
+macro_rules! header_text {
+    ($(#[$meta:meta])* $name:ident, max = $max:expr, pattern = $pattern:expr, example = $example:expr) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone)]
+        pub struct $name(pub String);
+
+        crate::schema_newtype!([] $name, String, "string", {
+            let mut schema = poem_openapi::registry::MetaSchema::new("string");
+            schema.max_length = Some($max);
+            schema.pattern = Some($pattern.to_owned());
+            schema.example = Some(serde_json::Value::from($example));
+            schema
+        });
+
+        impl poem_openapi::types::ToHeader for $name {
+            fn to_header(&self) -> Option<poem::http::HeaderValue> {
+                poem::http::HeaderValue::from_str(&self.0).ok()
+            }
+        }
+    };
+}
+
+header_text!(
+    /// An `ETag`: the version of a resource, `"v<version>"`.
+    EntityTag,
+    max = 16,
+    pattern = "^\"v[0-9]{1,10}\"$",
+    example = "\"v3\""
+);
+
+header_text!(
+    /// A `Location`: the path of a resource, `/api/v1/<collection>/<id>` (or `/api/v1/users/me`).
+    ResourcePath,
+    max = 100,
+    pattern = "^/api/v1/[a-z]+/([0-9a-f-]{36}|me)$",
+    example = "/api/v1/tasks/0194f0aa-2b1c-7d3e-8f40-5a6b7c8d9e0f"
+);
+
 /// `201 Created` with the new resource and its `Location`.
 #[derive(ApiResponse)]
 pub enum Created<T: Type + ToJSON> {
     /// Created. `Location` is the new resource's URL.
     #[oai(status = 201)]
-    Created(Json<T>, #[oai(header = "Location")] String),
+    Created(Json<T>, #[oai(header = "Location")] ResourcePath),
 }
 
 /// `204 No Content`.

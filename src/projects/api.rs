@@ -11,7 +11,7 @@ use crate::error::FieldError;
 use crate::http::body::JsonBody;
 use crate::http::pagination;
 use crate::http::problem::ApiError;
-use crate::http::responses::{Created, NoContent};
+use crate::http::responses::{Created, NoContent, ResourcePath};
 use crate::http::tags::Tag;
 use crate::idempotency::IdempotencyKey;
 use crate::projects::model::{DESCRIPTION_MAX, Member, NAME_MAX, Project, ProjectRole};
@@ -28,6 +28,8 @@ crate::error_set! {
     ReadProjectErrors = [400, 401, 404];
     /// Errors of changes that only owners may make.
     OwnerWriteErrors = [400, 401, 403, 404, 409, 413, 415];
+    /// Errors of deletions that only owners may make (no body, so no 413 or 415).
+    OwnerDeleteErrors = [400, 401, 403, 404, 409];
 }
 
 crate::page_type!(
@@ -149,7 +151,7 @@ impl ProjectsApi {
         )
         .await?;
         let location = format!("/api/v1/projects/{}", project.id);
-        Ok(Created::Created(Json(project), location))
+        Ok(Created::Created(Json(project), ResourcePath(location)))
     }
 
     /// List my projects
@@ -160,13 +162,16 @@ impl ProjectsApi {
         &self,
         auth: BearerAuth,
         /// Items per page (1 to 100, default 20).
-        #[oai(validator(minimum(value = "1"), maximum(value = "100")))]
-        limit: Query<Option<u32>>,
+        #[oai(
+            default = "crate::http::pagination::default_limit",
+            validator(minimum(value = "1"), maximum(value = "100"))
+        )]
+        limit: Query<u32>,
         /// `next_cursor` from the previous page.
         #[oai(validator(max_length = 1024))]
         cursor: Query<Option<String>>,
     ) -> Result<Json<ProjectPage>, ApiError<ListErrors>> {
-        let limit = pagination::limit(limit.0);
+        let limit = pagination::limit(Some(limit.0));
         let (items, next_cursor) =
             service::list_mine(&self.state.domain, &auth.0, cursor.0.as_deref(), limit).await?;
         Ok(Json(ProjectPage { items, next_cursor }))
@@ -228,7 +233,7 @@ impl ProjectsApi {
         auth: BearerAuth,
         /// The project.
         project_id: Path<Uuid>,
-    ) -> Result<NoContent, ApiError<OwnerWriteErrors>> {
+    ) -> Result<NoContent, ApiError<OwnerDeleteErrors>> {
         service::delete(&self.state.domain, &auth.0, project_id.0).await?;
         Ok(NoContent::NoContent)
     }
@@ -247,13 +252,16 @@ impl ProjectsApi {
         /// The project.
         project_id: Path<Uuid>,
         /// Items per page (1 to 100, default 20).
-        #[oai(validator(minimum(value = "1"), maximum(value = "100")))]
-        limit: Query<Option<u32>>,
+        #[oai(
+            default = "crate::http::pagination::default_limit",
+            validator(minimum(value = "1"), maximum(value = "100"))
+        )]
+        limit: Query<u32>,
         /// `next_cursor` from the previous page.
         #[oai(validator(max_length = 1024))]
         cursor: Query<Option<String>>,
     ) -> Result<Json<MemberPage>, ApiError<ListErrors>> {
-        let limit = pagination::limit(limit.0);
+        let limit = pagination::limit(Some(limit.0));
         let (items, next_cursor) = service::members(
             &self.state.domain,
             &auth.0,
@@ -310,7 +318,7 @@ impl ProjectsApi {
         project_id: Path<Uuid>,
         /// The member to remove.
         user_id: Path<Uuid>,
-    ) -> Result<NoContent, ApiError<OwnerWriteErrors>> {
+    ) -> Result<NoContent, ApiError<OwnerDeleteErrors>> {
         service::remove_member(&self.state.domain, &auth.0, project_id.0, user_id.0).await?;
         Ok(NoContent::NoContent)
     }

@@ -56,8 +56,10 @@ pub struct Project {
     /// Project id.
     pub id: Uuid,
     /// Name (1 to 100 characters).
+    #[oai(validator(max_length = 100))]
     pub name: String,
     /// Description (up to 2000 characters).
+    #[oai(validator(max_length = 2000))]
     pub description: String,
     /// Who created it.
     pub created_by: Uuid,
@@ -90,8 +92,10 @@ pub struct Member {
     /// The member's user id.
     pub user_id: Uuid,
     /// The member's email.
+    #[oai(validator(max_length = 254, pattern = "^[^@\\s]+@[^@\\s]+$"))]
     pub email: String,
-    /// The member's display name.
+    /// The member's display name (1 to 100 characters).
+    #[oai(validator(max_length = 100))]
     pub display_name: String,
     /// The member's role in the project.
     pub role: ProjectRole,

@@ -103,8 +103,10 @@ pub struct Task {
     /// The project it belongs to.
     pub project_id: Uuid,
     /// Title (1 to 200 characters, one line).
+    #[oai(validator(max_length = 200))]
     pub title: String,
     /// Description (up to 10000 characters).
+    #[oai(validator(max_length = 10000))]
     pub description: String,
     /// Status.
     pub status: TaskStatus,
@@ -117,6 +119,7 @@ pub struct Task {
     #[oai(nullable)]
     pub due_at: Option<DateTime<Utc>>,
     /// Tags (up to 20, each 1 to 40 characters of `a-z 0-9 . _ : -`), sorted.
+    #[oai(validator(max_items = 20, max_length = 40, pattern = "^[a-z0-9._:-]+$"))]
     pub tags: Vec<String>,
     /// Who created it.
     pub created_by: Uuid,
@@ -125,6 +128,7 @@ pub struct Task {
     /// When it last changed.
     pub updated_at: DateTime<Utc>,
     /// Incremented on every change; the `ETag` is `"v<version>"`.
+    #[oai(validator(minimum(value = "1"), maximum(value = "2147483647")))]
     pub version: i32,
 }
 

@@ -6,7 +6,7 @@ use poem_openapi::{Object, OpenApi};
 use serde::Deserialize;
 use uuid::Uuid;
 
-use crate::auth::bearer::BearerAuth;
+use crate::auth::bearer::{AdminBearerAuth, BearerAuth};
 use crate::auth::password;
 use crate::error::{AppError, FieldError};
 use crate::http::body::JsonBody;
@@ -152,7 +152,8 @@ impl UsersApi {
 
     /// List users (admin)
     ///
-    /// Users in creation order, filtered by text (email or display name), role and status.
+    /// Administrators only (`adminBearerAuth`; others get 403). Users in creation order,
+    /// filtered by text (email or display name), role and status.
     #[oai(
         path = "/admin/users",
         method = "get",
@@ -161,7 +162,7 @@ impl UsersApi {
     )]
     async fn list_users(
         &self,
-        auth: BearerAuth,
+        auth: AdminBearerAuth,
         /// Substring of the email or display name (case-insensitive).
         #[oai(validator(min_length = 1, max_length = 100))]
         q: Query<Option<String>>,
@@ -170,8 +171,11 @@ impl UsersApi {
         /// Only disabled (`true`) or enabled (`false`) users.
         disabled: Query<Option<bool>>,
         /// Items per page (1 to 100, default 20).
-        #[oai(validator(minimum(value = "1"), maximum(value = "100")))]
-        limit: Query<Option<u32>>,
+        #[oai(
+            default = "crate::http::pagination::default_limit",
+            validator(minimum(value = "1"), maximum(value = "100"))
+        )]
+        limit: Query<u32>,
         /// `next_cursor` from the previous page.
         #[oai(validator(max_length = 1024))]
         cursor: Query<Option<String>>,
@@ -181,7 +185,7 @@ impl UsersApi {
             role: role.0,
             disabled: disabled.0,
         };
-        let limit = pagination::limit(limit.0);
+        let limit = pagination::limit(Some(limit.0));
         let (items, next_cursor) = service::list(
             &self.state.domain,
             &auth.0,
@@ -195,8 +199,9 @@ impl UsersApi {
 
     /// Change a user (admin)
     ///
-    /// Changes a user's role or disabled status. Disabling ends the user's sessions at once.
-    /// Administrators cannot change their own role or status.
+    /// Administrators only (`adminBearerAuth`; others get 403). Changes a user's role or
+    /// disabled status. Disabling ends the user's sessions at once. Administrators cannot change
+    /// their own role or status.
     #[oai(
         path = "/admin/users/:user_id",
         method = "patch",
@@ -205,7 +210,7 @@ impl UsersApi {
     )]
     async fn admin_update_user(
         &self,
-        auth: BearerAuth,
+        auth: AdminBearerAuth,
         /// The user to change.
         user_id: Path<Uuid>,
         body: JsonBody<AdminUpdateUserRequest>,

@@ -48,8 +48,10 @@ pub struct User {
     /// The user's id.
     pub id: Uuid,
     /// Email address (stored lower-case; unique regardless of case).
+    #[oai(validator(max_length = 254, pattern = "^[^@\\s]+@[^@\\s]+$"))]
     pub email: String,
-    /// Name shown to other project members.
+    /// Name shown to other project members (1 to 100 characters).
+    #[oai(validator(max_length = 100))]
     pub display_name: String,
     /// Role across the service.
     pub role: Role,
