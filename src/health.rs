@@ -51,10 +51,7 @@ pub struct DependencyChecks {
 #[derive(Debug, Object)]
 pub struct Ready {
     /// `ready`, `degraded` (ready, Redis down), `draining` (shutting down) or `not_ready`.
-    #[oai(validator(
-        max_length = 9,
-        pattern = "^(ready|degraded|draining|not_ready)$"
-    ))]
+    #[oai(validator(max_length = 9, pattern = "^(ready|degraded|draining|not_ready)$"))]
     pub status: String,
     /// Whether the instance is shutting down.
     pub draining: bool,

@@ -57,6 +57,7 @@ pub fn api_service(state: AppState) -> OpenApiService<Apis, ()> {
              `status`, `detail`, `request_id` and, for invalid input, `errors` naming each field. \
              Lists return `{ items, next_cursor }`; pass `next_cursor` back as `cursor`.",
         )
+        .license(poem_openapi::LicenseObject::new("MIT").url("https://opensource.org/license/mit"))
         .server("/")
 }
 
@@ -133,7 +134,7 @@ pub fn with_middleware(
         .with(SecurityHeaders::new(state.config.hsts_max_age))
         // Without a configured origin no CORS header is sent: browsers keep other sites out.
         .with_if(cors_enabled, cors)
-        .with(CacheHeaders)
+        .with(CacheHeaders::new(cors_enabled))
         .data(state.clone())
         .boxed()
         .with(Observe::new(

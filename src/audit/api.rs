@@ -2,7 +2,6 @@
 
 use poem_openapi::OpenApi;
 use poem_openapi::param::{Path, Query};
-use poem_openapi::payload::Json;
 use uuid::Uuid;
 
 use crate::audit::model::AuditEntry;
@@ -11,6 +10,7 @@ use crate::audit::store::AuditFilter;
 use crate::auth::bearer::{AdminBearerAuth, BearerAuth};
 use crate::http::pagination;
 use crate::http::problem::ApiError;
+use crate::http::responses::Page;
 use crate::http::tags::Tag;
 use crate::state::AppState;
 
@@ -63,7 +63,7 @@ impl AuditApi {
         /// `next_cursor` from the previous page.
         #[oai(validator(max_length = 1024))]
         cursor: Query<Option<String>>,
-    ) -> Result<Json<AuditPage>, ApiError<AuditErrors>> {
+    ) -> Result<Page<AuditPage>, ApiError<AuditErrors>> {
         let filter = AuditFilter {
             action: action.0,
             entity_type: entity_type.0,
@@ -78,7 +78,7 @@ impl AuditApi {
             pagination::limit(Some(limit.0)),
         )
         .await?;
-        Ok(Json(AuditPage { items, next_cursor }))
+        Ok(Page(AuditPage { items, next_cursor }))
     }
 
     /// Read the whole audit log (admin)
@@ -114,7 +114,7 @@ impl AuditApi {
         /// `next_cursor` from the previous page.
         #[oai(validator(max_length = 1024))]
         cursor: Query<Option<String>>,
-    ) -> Result<Json<AuditPage>, ApiError<AuditErrors>> {
+    ) -> Result<Page<AuditPage>, ApiError<AuditErrors>> {
         let filter = AuditFilter {
             project_id: project_id.0,
             actor_id: actor_id.0,
@@ -129,6 +129,6 @@ impl AuditApi {
             pagination::limit(Some(limit.0)),
         )
         .await?;
-        Ok(Json(AuditPage { items, next_cursor }))
+        Ok(Page(AuditPage { items, next_cursor }))
     }
 }

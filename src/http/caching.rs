@@ -9,9 +9,11 @@
 //! | every other API read, 2xx or 304 (per caller; revalidate with the `ETag` where there is one) | `private, no-cache` |
 //!
 //! `Vary` is `Accept-Encoding` on every answer (any body may be compressed), plus
-//! `Authorization` on the API's (the body depends on the caller), after whatever the CORS layer
-//! put there (`Origin`). A value an operation set itself is kept. Every value is a static
-//! `HeaderValue`: nothing is allocated per request unless CORS already set `Vary`.
+//! `Authorization` on the API's (the body depends on the caller), plus `Origin` first when CORS
+//! is configured (`Access-Control-Allow-Origin` echoes the request's origin; poem's CORS layer
+//! adds `Vary: Origin` only for wildcard origins). A `Cache-Control` an operation set itself is
+//! kept. Every value is a static `HeaderValue`: nothing is allocated per request unless an
+//! inner layer set a `Vary` of its own.
 
 use poem::http::{HeaderValue, Method, StatusCode, header};
 use poem::{Endpoint, IntoResponse, Middleware, Request, Response};
@@ -25,6 +27,9 @@ static PRIVATE_NO_CACHE: HeaderValue = HeaderValue::from_static("private, no-cac
 static PUBLIC_FIVE_MINUTES: HeaderValue = HeaderValue::from_static("public, max-age=300");
 static VARY_ENCODING: HeaderValue = HeaderValue::from_static("Accept-Encoding");
 static VARY_CALLER: HeaderValue = HeaderValue::from_static("Authorization, Accept-Encoding");
+static VARY_ORIGIN_ENCODING: HeaderValue = HeaderValue::from_static("Origin, Accept-Encoding");
+static VARY_ORIGIN_CALLER: HeaderValue =
+    HeaderValue::from_static("Origin, Authorization, Accept-Encoding");
 
 /// What a route serves, as far as caching goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,34 +72,51 @@ fn cache_control(kind: RouteKind, method: &Method, status: StatusCode) -> &'stat
     }
 }
 
-/// The `Vary` this layer adds for a route of `kind`.
-fn vary(kind: RouteKind) -> &'static HeaderValue {
-    match kind {
-        RouteKind::Document | RouteKind::Health => &VARY_ENCODING,
-        RouteKind::Credentials | RouteKind::Api => &VARY_CALLER,
+/// The `Vary` this layer adds for a route of `kind`, with `Origin` when CORS is on.
+fn vary(kind: RouteKind, cors: bool) -> &'static HeaderValue {
+    match (kind, cors) {
+        (RouteKind::Document | RouteKind::Health, false) => &VARY_ENCODING,
+        (RouteKind::Credentials | RouteKind::Api, false) => &VARY_CALLER,
+        (RouteKind::Document | RouteKind::Health, true) => &VARY_ORIGIN_ENCODING,
+        (RouteKind::Credentials | RouteKind::Api, true) => &VARY_ORIGIN_CALLER,
     }
 }
 
 /// See the module documentation.
-pub struct CacheHeaders;
+pub struct CacheHeaders {
+    cors: bool,
+}
+
+impl CacheHeaders {
+    /// The layer for an app with CORS on (`cors`: some origin is allowed) or off.
+    pub fn new(cors: bool) -> Self {
+        Self { cors }
+    }
+}
 
 impl<E: Endpoint> Middleware<E> for CacheHeaders {
     type Output = CacheHeadersEndpoint<E>;
 
     fn transform(&self, ep: E) -> Self::Output {
-        CacheHeadersEndpoint(ep)
+        CacheHeadersEndpoint {
+            ep,
+            cors: self.cors,
+        }
     }
 }
 
 /// See [`CacheHeaders`].
-pub struct CacheHeadersEndpoint<E>(E);
+pub struct CacheHeadersEndpoint<E> {
+    ep: E,
+    cors: bool,
+}
 
 impl<E: Endpoint> Endpoint for CacheHeadersEndpoint<E> {
     type Output = Response;
 
     async fn call(&self, req: Request) -> poem::Result<Response> {
         let method = req.method().clone();
-        let mut response = match self.0.call(req).await {
+        let mut response = match self.ep.call(req).await {
             Ok(output) => output.into_response(),
             Err(err) => err.into_response(),
         };
@@ -104,9 +126,13 @@ impl<E: Endpoint> Endpoint for CacheHeadersEndpoint<E> {
         headers
             .entry(header::CACHE_CONTROL)
             .or_insert_with(|| cache_control(kind, &method, status).clone());
-        let ours = vary(kind);
+        let ours = vary(kind, self.cors);
         match headers.get(header::VARY) {
+            // CORS's own `Vary: Origin` is already in ours.
             None => {
+                headers.insert(header::VARY, ours.clone());
+            }
+            Some(theirs) if self.cors && theirs == "Origin" => {
                 headers.insert(header::VARY, ours.clone());
             }
             Some(theirs) => {
@@ -146,7 +172,10 @@ mod tests {
             policy("/api/v1/projects", Method::GET, 200),
             "private, no-cache"
         );
-        assert_eq!(policy("/api/v1/users/me", Method::HEAD, 200), "private, no-cache");
+        assert_eq!(
+            policy("/api/v1/users/me", Method::HEAD, 200),
+            "private, no-cache"
+        );
     }
 
     #[test]
@@ -163,7 +192,11 @@ mod tests {
             ("/health/ready", Method::GET, 200),
             (UNMATCHED, Method::GET, 404),
         ] {
-            assert_eq!(policy(route, method.clone(), status), "no-store", "{method} {route} {status}");
+            assert_eq!(
+                policy(route, method.clone(), status),
+                "no-store",
+                "{method} {route} {status}"
+            );
         }
     }
 
@@ -171,11 +204,16 @@ mod tests {
     fn documents_are_public_for_five_minutes() {
         for route in ["/api/v1/openapi.json", "/api/v1/openapi.yaml", DOCS] {
             assert_eq!(policy(route, Method::GET, 200), "public, max-age=300");
-            assert_eq!(vary(route_kind(route)), "Accept-Encoding");
+            assert_eq!(vary(route_kind(route), false), "Accept-Encoding");
+            assert_eq!(vary(route_kind(route), true), "Origin, Accept-Encoding");
         }
         assert_eq!(
-            vary(route_kind("/api/v1/tasks/{task_id}")),
+            vary(route_kind("/api/v1/tasks/{task_id}"), false),
             "Authorization, Accept-Encoding"
+        );
+        assert_eq!(
+            vary(route_kind("/api/v1/tasks/{task_id}"), true),
+            "Origin, Authorization, Accept-Encoding"
         );
     }
 }

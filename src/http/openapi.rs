@@ -145,7 +145,11 @@ pub fn finish(spec: &str) -> Value {
     if let Some(paths) = doc.get_mut("paths").and_then(Value::as_object_mut) {
         for (path, item) in paths.iter_mut() {
             let limited = rate_limited(path);
-            for operation in item.as_object_mut().into_iter().flat_map(|i| i.values_mut()) {
+            for operation in item
+                .as_object_mut()
+                .into_iter()
+                .flat_map(|i| i.values_mut())
+            {
                 finish_operation(operation, limited);
             }
         }
@@ -313,7 +317,11 @@ mod tests {
             assert!(headers["Access-Control-Allow-Origin"].is_object());
         }
         let components = &doc["components"]["headers"];
-        for name in ["RateLimit", "RateLimit-Policy", "Access-Control-Allow-Origin"] {
+        for name in [
+            "RateLimit",
+            "RateLimit-Policy",
+            "Access-Control-Allow-Origin",
+        ] {
             assert!(components[name]["schema"]["maxLength"].is_u64(), "{name}");
         }
     }

@@ -49,6 +49,56 @@ header_text!(
     example = "/api/v1/tasks/0194f0aa-2b1c-7d3e-8f40-5a6b7c8d9e0f"
 );
 
+/// Declares a `200` JSON answer whose OpenAPI description says what the body is (a bare
+/// `Json<T>` has none).
+macro_rules! described_json {
+    ($(#[$meta:meta])* $name:ident, $description:literal) => {
+        $(#[$meta])*
+        pub struct $name<T>(pub T);
+
+        impl<T: ToJSON> ApiResponse for $name<T> {
+            fn meta() -> MetaResponses {
+                let mut meta = <Json<T> as ApiResponse>::meta();
+                for response in &mut meta.responses {
+                    response.description = $description;
+                }
+                meta
+            }
+
+            fn register(registry: &mut Registry) {
+                <Json<T> as ApiResponse>::register(registry);
+            }
+        }
+
+        impl<T: ToJSON> IntoResponse for $name<T> {
+            fn into_response(self) -> Response {
+                Json(self.0).into_response()
+            }
+        }
+    };
+}
+
+described_json!(
+    /// `200` with a page of a list.
+    Page,
+    "A page of items; pass `next_cursor` back as `cursor` for the next one (`null`: the last page)."
+);
+described_json!(
+    /// `200` with the resource read.
+    Found,
+    "The resource."
+);
+described_json!(
+    /// `200` with the resource after a change.
+    Changed,
+    "The resource after the change."
+);
+described_json!(
+    /// `200` with newly issued tokens.
+    Issued,
+    "A new access token and a new single-use refresh token."
+);
+
 /// `201 Created` with the new resource and its `Location`.
 #[derive(ApiResponse)]
 pub enum Created<T: Type + ToJSON> {
@@ -102,10 +152,15 @@ impl<T: Type> Payload for RenderedJson<T> {
     }
 }
 
-/// As an answer on its own: `200` with the same description in the OpenAPI document as `Json<T>`.
+/// As an answer on its own: `200` with the schema of `Json<T>` (a task list uses it).
 impl<T: ToJSON> ApiResponse for RenderedJson<T> {
     fn meta() -> MetaResponses {
-        <Json<T> as ApiResponse>::meta()
+        let mut meta = <Json<T> as ApiResponse>::meta();
+        for response in &mut meta.responses {
+            response.description = "The requested document: a resource, or a page of them (pass \
+                `next_cursor` back as `cursor` for the next page).";
+        }
+        meta
     }
 
     fn register(registry: &mut Registry) {

@@ -11,7 +11,7 @@ use crate::error::FieldError;
 use crate::http::body::JsonBody;
 use crate::http::pagination;
 use crate::http::problem::ApiError;
-use crate::http::responses::{Created, NoContent, ResourcePath};
+use crate::http::responses::{Changed, Created, Found, NoContent, Page, ResourcePath};
 use crate::http::tags::Tag;
 use crate::idempotency::IdempotencyKey;
 use crate::projects::model::{DESCRIPTION_MAX, Member, NAME_MAX, Project, ProjectRole};
@@ -170,11 +170,11 @@ impl ProjectsApi {
         /// `next_cursor` from the previous page.
         #[oai(validator(max_length = 1024))]
         cursor: Query<Option<String>>,
-    ) -> Result<Json<ProjectPage>, ApiError<ListErrors>> {
+    ) -> Result<Page<ProjectPage>, ApiError<ListErrors>> {
         let limit = pagination::limit(Some(limit.0));
         let (items, next_cursor) =
             service::list_mine(&self.state.domain, &auth.0, cursor.0.as_deref(), limit).await?;
-        Ok(Json(ProjectPage { items, next_cursor }))
+        Ok(Page(ProjectPage { items, next_cursor }))
     }
 
     /// Get a project
@@ -186,8 +186,8 @@ impl ProjectsApi {
         auth: BearerAuth,
         /// The project.
         project_id: Path<Uuid>,
-    ) -> Result<Json<Project>, ApiError<ReadProjectErrors>> {
-        Ok(Json(
+    ) -> Result<Found<Project>, ApiError<ReadProjectErrors>> {
+        Ok(Found(
             service::get(&self.state.domain, &auth.0, project_id.0).await?,
         ))
     }
@@ -206,7 +206,7 @@ impl ProjectsApi {
         /// The project.
         project_id: Path<Uuid>,
         body: JsonBody<UpdateProjectRequest>,
-    ) -> Result<Json<Project>, ApiError<OwnerWriteErrors>> {
+    ) -> Result<Changed<Project>, ApiError<OwnerWriteErrors>> {
         let body = body.0;
         let name = body.name.map(|n| n.trim().to_owned());
         let project = service::update(
@@ -217,7 +217,7 @@ impl ProjectsApi {
             body.description,
         )
         .await?;
-        Ok(Json(project))
+        Ok(Changed(project))
     }
 
     /// Delete a project
@@ -260,7 +260,7 @@ impl ProjectsApi {
         /// `next_cursor` from the previous page.
         #[oai(validator(max_length = 1024))]
         cursor: Query<Option<String>>,
-    ) -> Result<Json<MemberPage>, ApiError<ListErrors>> {
+    ) -> Result<Page<MemberPage>, ApiError<ListErrors>> {
         let limit = pagination::limit(Some(limit.0));
         let (items, next_cursor) = service::members(
             &self.state.domain,
@@ -270,7 +270,7 @@ impl ProjectsApi {
             limit,
         )
         .await?;
-        Ok(Json(MemberPage { items, next_cursor }))
+        Ok(Page(MemberPage { items, next_cursor }))
     }
 
     /// Add a member or change a role
@@ -290,7 +290,7 @@ impl ProjectsApi {
         /// The user to add or change.
         user_id: Path<Uuid>,
         body: JsonBody<PutMemberRequest>,
-    ) -> Result<Json<Member>, ApiError<OwnerWriteErrors>> {
+    ) -> Result<Changed<Member>, ApiError<OwnerWriteErrors>> {
         let member = service::put_member(
             &self.state.domain,
             &auth.0,
@@ -299,7 +299,7 @@ impl ProjectsApi {
             body.0.role,
         )
         .await?;
-        Ok(Json(member))
+        Ok(Changed(member))
     }
 
     /// Remove a member

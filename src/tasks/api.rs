@@ -259,7 +259,9 @@ impl TasksApi {
         let task = service::get(&self.state.domain, &auth.0, task_id.0).await?;
         let tag = etag::for_version(task.version);
         match if_none_match.0 {
-            Some(header) if etag::if_none_match(&header, &tag) => Ok(TaskRead::NotModified(EntityTag(tag))),
+            Some(header) if etag::if_none_match(&header, &tag) => {
+                Ok(TaskRead::NotModified(EntityTag(tag)))
+            }
             _ => {
                 let body = self.rendered.get(task.id, i64::from(task.version), &task);
                 Ok(TaskRead::Ok(body, EntityTag(tag)))

@@ -1,7 +1,6 @@
 //! `/api/v1/users/me` and the admin user endpoints `/api/v1/admin/users`.
 
 use poem_openapi::param::{Path, Query};
-use poem_openapi::payload::Json;
 use poem_openapi::{Object, OpenApi};
 use serde::Deserialize;
 use uuid::Uuid;
@@ -12,6 +11,7 @@ use crate::error::{AppError, FieldError};
 use crate::http::body::JsonBody;
 use crate::http::pagination;
 use crate::http::problem::ApiError;
+use crate::http::responses::{Changed, Found, Page};
 use crate::http::tags::Tag;
 use crate::state::AppState;
 use crate::users::model::{DISPLAY_NAME_MAX, Role, User, parse_email};
@@ -45,8 +45,11 @@ pub struct UpdateMeRequest {
     #[oai(validator(min_length = 1, max_length = 100))]
     #[serde(default, deserialize_with = "crate::http::body::present")]
     pub display_name: Option<String>,
-    /// New email address; needs `current_password`.
-    #[oai(validator(max_length = 254))]
+    /// New email address; needs `current_password`. Case does not matter.
+    #[oai(validator(
+        max_length = 254,
+        pattern = r"^\s*[^@\s]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+\s*$"
+    ))]
     #[serde(default, deserialize_with = "crate::http::body::present")]
     pub email: Option<String>,
     /// The current password; required with `email` or `new_password`.
@@ -115,8 +118,8 @@ impl UsersApi {
         operation_id = "getMe",
         tag = "Tag::Users"
     )]
-    async fn get_me(&self, auth: BearerAuth) -> Result<Json<User>, ApiError<MeErrors>> {
-        Ok(Json(service::me(&self.state.domain, &auth.0).await?))
+    async fn get_me(&self, auth: BearerAuth) -> Result<Found<User>, ApiError<MeErrors>> {
+        Ok(Found(service::me(&self.state.domain, &auth.0).await?))
     }
 
     /// Update my profile
@@ -133,7 +136,7 @@ impl UsersApi {
         &self,
         auth: BearerAuth,
         body: JsonBody<UpdateMeRequest>,
-    ) -> Result<Json<User>, ApiError<UpdateMeErrors>> {
+    ) -> Result<Changed<User>, ApiError<UpdateMeErrors>> {
         let body = body.0;
         let changes = ProfileChanges {
             display_name: body.display_name.map(|n| n.trim().to_owned()),
@@ -145,7 +148,7 @@ impl UsersApi {
             current_password: body.current_password,
             new_password: body.new_password,
         };
-        Ok(Json(
+        Ok(Changed(
             service::update_me(&self.state.domain, &auth.0, changes).await?,
         ))
     }
@@ -179,7 +182,7 @@ impl UsersApi {
         /// `next_cursor` from the previous page.
         #[oai(validator(max_length = 1024))]
         cursor: Query<Option<String>>,
-    ) -> Result<Json<UserPage>, ApiError<ListUsersErrors>> {
+    ) -> Result<Page<UserPage>, ApiError<ListUsersErrors>> {
         let filter = UserFilter {
             text: q.0,
             role: role.0,
@@ -194,7 +197,7 @@ impl UsersApi {
             limit,
         )
         .await?;
-        Ok(Json(UserPage { items, next_cursor }))
+        Ok(Page(UserPage { items, next_cursor }))
     }
 
     /// Change a user (admin)
@@ -214,7 +217,7 @@ impl UsersApi {
         /// The user to change.
         user_id: Path<Uuid>,
         body: JsonBody<AdminUpdateUserRequest>,
-    ) -> Result<Json<User>, ApiError<AdminUpdateErrors>> {
+    ) -> Result<Changed<User>, ApiError<AdminUpdateErrors>> {
         let body = body.0;
         let user = service::admin_update(
             &self.state.domain,
@@ -224,6 +227,6 @@ impl UsersApi {
             body.disabled,
         )
         .await?;
-        Ok(Json(user))
+        Ok(Changed(user))
     }
 }
