@@ -79,6 +79,11 @@ impl Document {
     }
 }
 
+/// The time the document's examples show (a fixed one, so the document is stable).
+pub fn example_time() -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::from_timestamp(1_793_611_800, 0).unwrap_or_default()
+}
+
 /// Routes whose answers carry no rate-limit fields: they are not rate-limited.
 fn rate_limited(path: &str) -> bool {
     path.starts_with("/api/v1/") && !path.starts_with("/api/v1/openapi.")

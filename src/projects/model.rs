@@ -52,6 +52,7 @@ impl ProjectRole {
 
 /// A project, as seen by one of its members.
 #[derive(Debug, Clone, Object)]
+#[oai(example)]
 pub struct Project {
     /// Project id.
     pub id: Uuid,
@@ -82,6 +83,22 @@ impl Project {
             created_at: record.created_at,
             updated_at: record.updated_at,
             role,
+        }
+    }
+}
+
+/// The document's example project.
+impl poem_openapi::types::Example for Project {
+    fn example() -> Self {
+        let at = crate::http::openapi::example_time();
+        Self {
+            id: Uuid::from_u128(0x0194f0a9_1111_7222_8333_444455556666),
+            name: "Website relaunch".to_owned(),
+            description: "Everything for the November release.".to_owned(),
+            created_by: Uuid::from_u128(0x0194f0a8_aaaa_7bbb_8ccc_dddddddddddd),
+            created_at: at,
+            updated_at: at,
+            role: ProjectRole::Owner,
         }
     }
 }

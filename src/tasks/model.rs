@@ -97,6 +97,7 @@ impl Priority {
 
 /// A task.
 #[derive(Debug, Clone, Object)]
+#[oai(example)]
 pub struct Task {
     /// Task id.
     pub id: Uuid,
@@ -149,6 +150,28 @@ impl Task {
             created_at: record.created_at,
             updated_at: record.updated_at,
             version: record.version,
+        }
+    }
+}
+
+/// The document's example task.
+impl poem_openapi::types::Example for Task {
+    fn example() -> Self {
+        let at = crate::http::openapi::example_time();
+        Self {
+            id: Uuid::from_u128(0x0194f0aa_2b1c_7d3e_8f40_5a6b7c8d9e0f),
+            project_id: Uuid::from_u128(0x0194f0a9_1111_7222_8333_444455556666),
+            title: "Write the release notes".to_owned(),
+            description: "Cover the new caching headers.".to_owned(),
+            status: TaskStatus::InProgress,
+            priority: Priority::High,
+            assignee_id: None,
+            due_at: None,
+            tags: vec!["docs".to_owned(), "release".to_owned()],
+            created_by: Uuid::from_u128(0x0194f0a8_aaaa_7bbb_8ccc_dddddddddddd),
+            created_at: at,
+            updated_at: at,
+            version: 2,
         }
     }
 }

@@ -44,6 +44,7 @@ impl Role {
 
 /// A user as the API shows it (never with a password hash).
 #[derive(Debug, Clone, Object, Serialize, Deserialize)]
+#[oai(example)]
 pub struct User {
     /// The user's id.
     pub id: Uuid,
@@ -61,6 +62,22 @@ pub struct User {
     pub created_at: DateTime<Utc>,
     /// When the account last changed.
     pub updated_at: DateTime<Utc>,
+}
+
+/// The document's example user.
+impl poem_openapi::types::Example for User {
+    fn example() -> Self {
+        let at = crate::http::openapi::example_time();
+        Self {
+            id: Uuid::from_u128(0x0194f0a8_aaaa_7bbb_8ccc_dddddddddddd),
+            email: "ada@example.com".to_owned(),
+            display_name: "Ada Lovelace".to_owned(),
+            role: Role::User,
+            disabled: false,
+            created_at: at,
+            updated_at: at,
+        }
+    }
 }
 
 impl From<UserRecord> for User {
