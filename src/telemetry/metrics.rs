@@ -165,10 +165,14 @@ impl Metrics {
         Self {
             http: RwLock::new(HashMap::new()),
             cache: RwLock::new(HashMap::new()),
-            cache_invalidations_sent: r
-                .counter("tasklight_cache_invalidations_total", &[("direction", "sent")]),
-            cache_invalidations_received: r
-                .counter("tasklight_cache_invalidations_total", &[("direction", "received")]),
+            cache_invalidations_sent: r.counter(
+                "tasklight_cache_invalidations_total",
+                &[("direction", "sent")],
+            ),
+            cache_invalidations_received: r.counter(
+                "tasklight_cache_invalidations_total",
+                &[("direction", "received")],
+            ),
             tasklight_cache_l1_entries: r.gauge("tasklight_cache_l1_entries", &[]),
             active_requests: r.gauge("http_server_active_requests", &[]),
             db: DbMetrics::register(&r),
@@ -364,7 +368,10 @@ impl RateLimitMetrics {
                 [
                     decisions(policy, "allowed"),
                     decisions(policy, "limited"),
-                    r.counter("tasklight_rate_limit_fallback_decisions_total", &[("policy", policy)]),
+                    r.counter(
+                        "tasklight_rate_limit_fallback_decisions_total",
+                        &[("policy", policy)],
+                    ),
                 ]
             })
             .collect();

@@ -709,7 +709,10 @@ async fn without_redis_the_instances_keep_answering_and_recover_when_it_returns(
             "instance {} did not count its fallback decisions",
             name
         );
-        assert_eq!(sample(&metrics, "tasklight_rate_limit_fallback_active"), 1.0);
+        assert_eq!(
+            sample(&metrics, "tasklight_rate_limit_fallback_active"),
+            1.0
+        );
     }
 
     redis.restart();
