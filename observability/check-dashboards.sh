@@ -10,7 +10,9 @@
 #   3. observability/dashboard-check/check.py: bounded traffic, then every PromQL expression of the
 #      dashboards and rule files evaluated through Prometheus's API (must parse; must return data
 #      unless allowed empty, see ALLOWED_EMPTY_PROMQL there), and every LogQL query of the
-#      dashboards checked against the captured log lines.
+#      dashboards checked against the captured log lines,
+#   4. `promtool check metrics` on each instance's /metrics after the traffic (every family has
+#      samples by then): it must report nothing.
 #
 # Usage:   observability/check-dashboards.sh
 #          (CHECK_DASHBOARDS_DIR checks another folder of dashboards, CHECK_TRAFFIC_SECONDS sets the
@@ -141,6 +143,17 @@ python3 "$REPO/observability/dashboard-check/check.py" \
     --traffic-seconds "$TRAFFIC_SECONDS"
 RESULT=$?
 set -e
+for admin in "$ADMIN_A" "$ADMIN_B"; do
+    lint_status=0
+    lint=$(curl -fsS "http://127.0.0.1:$admin/metrics" | promtool check metrics 2>&1) || lint_status=$?
+    if ((lint_status != 0)) || [[ -n $lint ]]; then
+        echo "$ME: promtool check metrics on 127.0.0.1:$admin/metrics (exit $lint_status):" >&2
+        echo "$lint" >&2
+        RESULT=1
+    else
+        say "promtool check metrics on 127.0.0.1:$admin/metrics: nothing to report"
+    fi
+done
 if ((RESULT != 0)) && [[ -s $SCRATCH/prometheus.out ]]; then
     echo "--- Prometheus output:"
     tail -n 20 "$SCRATCH/prometheus.out"

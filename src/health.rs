@@ -17,6 +17,7 @@ use crate::state::AppState;
 #[derive(Debug, Object)]
 pub struct Live {
     /// Always `ok`.
+    #[oai(validator(max_length = 2, pattern = "^ok$"))]
     pub status: String,
 }
 
@@ -24,11 +25,13 @@ pub struct Live {
 #[derive(Debug, Object)]
 pub struct Check {
     /// `up` or `down`.
+    #[oai(validator(max_length = 4, pattern = "^(up|down)$"))]
     pub status: String,
     /// How long the check took, in milliseconds.
+    #[oai(validator(minimum(value = "0")))]
     pub latency_ms: f64,
-    /// Why the check failed, when it did.
-    #[oai(skip_serializing_if_is_none)]
+    /// Why the check failed, when it did (at most 500 characters).
+    #[oai(skip_serializing_if_is_none, validator(max_length = 500))]
     pub error: Option<String>,
 }
 
@@ -48,11 +51,20 @@ pub struct DependencyChecks {
 #[derive(Debug, Object)]
 pub struct Ready {
     /// `ready`, `degraded` (ready, Redis down), `draining` (shutting down) or `not_ready`.
+    #[oai(validator(max_length = 9, pattern = "^(ready|degraded|draining|not_ready)$"))]
     pub status: String,
     /// Whether the instance is shutting down.
     pub draining: bool,
     /// Each dependency's state.
     pub checks: DependencyChecks,
+}
+
+/// Liveness answer.
+#[derive(ApiResponse)]
+pub enum LiveResponse {
+    /// The process runs.
+    #[oai(status = 200)]
+    Live(Json<Live>),
 }
 
 /// Readiness answer.
@@ -109,7 +121,7 @@ fn check(started: Instant, result: Result<(), String>) -> Check {
     Check {
         status: if result.is_ok() { "up" } else { "down" }.to_owned(),
         latency_ms: (started.elapsed().as_secs_f64() * 1_000_000.0).round() / 1000.0,
-        error: result.err(),
+        error: result.err().map(|e| e.chars().take(500).collect()),
     }
 }
 
@@ -148,8 +160,8 @@ impl HealthApi {
     ///
     /// Answers 200 while the process runs.
     #[oai(path = "/live", method = "get", operation_id = "live")]
-    async fn live(&self) -> Json<Live> {
-        Json(live())
+    async fn live(&self) -> LiveResponse {
+        LiveResponse::Live(Json(live()))
     }
 
     /// Readiness

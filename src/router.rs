@@ -11,6 +11,7 @@ use crate::audit::api::AuditApi;
 use crate::auth::api::AuthApi;
 use crate::comments::api::CommentsApi;
 use crate::health::HealthApi;
+use crate::http::caching::CacheHeaders;
 use crate::http::middleware::{BodyLimit, HeadLimit, SecurityHeaders, Timeout, panic_response};
 use crate::http::observe::Observe;
 use crate::http::problem::render_poem_error;
@@ -76,6 +77,7 @@ pub fn api_service(state: AppState) -> OpenApiService<Apis, ()> {
              `status`, `detail`, `request_id` and, for invalid input, `errors` naming each field. \
              Lists return `{ items, next_cursor }`; pass `next_cursor` back as `cursor`.",
         )
+        .license(poem_openapi::LicenseObject::new("MIT").url("https://opensource.org/license/mit"))
         .server("/")
 }
 
@@ -83,20 +85,20 @@ pub fn api_service(state: AppState) -> OpenApiService<Apis, ()> {
 /// stack.
 pub fn routes(state: AppState) -> impl Endpoint {
     let api = api_service(state.clone());
-    let route_table = RouteTable::from_spec(&api.spec());
-    let spec_json = api.spec_endpoint();
-    let spec_yaml = api.spec_endpoint_yaml();
-    let docs = api.swagger_ui();
+    let spec = api.spec();
+    let route_table = RouteTable::from_spec(&spec);
+    let document = crate::http::openapi::Document::finish(&spec, api.swagger_ui_html());
     let tree = Route::new()
         .nest("/", api)
-        .at("/api/v1/openapi.json", spec_json)
-        .at("/api/v1/openapi.yaml", spec_yaml)
-        .nest("/docs", docs);
+        .at("/api/v1/openapi.json", document.json_endpoint())
+        .at("/api/v1/openapi.yaml", document.yaml_endpoint())
+        .at("/docs", document.swagger_ui_endpoint());
     with_middleware(state, route_table, tree)
 }
 
 /// Wraps an endpoint in the middleware stack, outermost first: compression, observation
-/// (request id, client address, trace, metrics, access log, Sentry), state, security headers,
+/// (request id, client address, trace, metrics, access log, Sentry), state, caching headers
+/// (outside CORS, so its `Vary: Origin` is kept), security headers,
 /// the request-head limits, rate limits, the timeout, problem rendering of every error, panic
 /// recovery, and the body limit.
 pub fn with_middleware(
@@ -152,6 +154,7 @@ pub fn with_middleware(
         .with(SecurityHeaders::new(state.config.hsts_max_age))
         // Without a configured origin no CORS header is sent: browsers keep other sites out.
         .with_if(cors_enabled, cors)
+        .with(CacheHeaders::new(cors_enabled))
         .data(state.clone())
         .boxed()
         .with(Observe::new(

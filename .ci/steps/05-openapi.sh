@@ -1,11 +1,16 @@
 # shellcheck shell=bash
-# release binary on SQLite: OpenAPI document, schemathesis
+# release binary on SQLite: OpenAPI document (validated, linted), schemathesis
 ensure_venv openapi-spec-validator schemathesis
 ensure_sqlite_server
 curl -fsS -o "$SQLITE_DIR/openapi.json" "$SQLITE_ORIGIN/api/v1/openapi.json"
 curl -fsS -o "$SQLITE_DIR/openapi.yaml" "$SQLITE_ORIGIN/api/v1/openapi.yaml"
 "$VENV/bin/openapi-spec-validator" "$SQLITE_DIR/openapi.json"
 "$VENV/bin/openapi-spec-validator" "$SQLITE_DIR/openapi.yaml"
+# Redocly CLI (recommended) and Spectral (spectral:oas + OWASP), from tests/openapi-lint's
+# lockfile: 0 errors, and the replacement rules of its .spectral.yaml still catch planted gaps.
+need npm npm
+tests/openapi-lint/run.sh "$SQLITE_DIR/openapi.json" ||
+    die "Redocly or Spectral found errors in the served OpenAPI document (above)"
 docs_type=$(curl -fsS -o /dev/null -w '%{content_type}' "$SQLITE_ORIGIN/docs")
 [[ $docs_type == text/html* ]] || die "/docs answered with content type '$docs_type', not HTML"
 echo "Swagger UI is served at /docs"

@@ -2,15 +2,15 @@
 
 use poem_openapi::OpenApi;
 use poem_openapi::param::{Path, Query};
-use poem_openapi::payload::Json;
 use uuid::Uuid;
 
 use crate::audit::model::AuditEntry;
 use crate::audit::service;
 use crate::audit::store::AuditFilter;
-use crate::auth::bearer::BearerAuth;
+use crate::auth::bearer::{AdminBearerAuth, BearerAuth};
 use crate::http::pagination;
 use crate::http::problem::ApiError;
+use crate::http::responses::Page;
 use crate::http::tags::Tag;
 use crate::state::AppState;
 
@@ -55,12 +55,15 @@ impl AuditApi {
         #[oai(validator(min_length = 1, max_length = 32))]
         entity_type: Query<Option<String>>,
         /// Items per page (1 to 100, default 20).
-        #[oai(validator(minimum(value = "1"), maximum(value = "100")))]
-        limit: Query<Option<u32>>,
+        #[oai(
+            default = "crate::http::pagination::default_limit",
+            validator(minimum(value = "1"), maximum(value = "100"))
+        )]
+        limit: Query<u32>,
         /// `next_cursor` from the previous page.
         #[oai(validator(max_length = 1024))]
         cursor: Query<Option<String>>,
-    ) -> Result<Json<AuditPage>, ApiError<AuditErrors>> {
+    ) -> Result<Page<AuditPage>, ApiError<AuditErrors>> {
         let filter = AuditFilter {
             action: action.0,
             entity_type: entity_type.0,
@@ -72,15 +75,16 @@ impl AuditApi {
             project_id.0,
             filter,
             cursor.0.as_deref(),
-            pagination::limit(limit.0),
+            pagination::limit(Some(limit.0)),
         )
         .await?;
-        Ok(Json(AuditPage { items, next_cursor }))
+        Ok(Page(AuditPage { items, next_cursor }))
     }
 
     /// Read the whole audit log (admin)
     ///
-    /// Every change, newest first, filtered by project, actor, action and entity kind.
+    /// Administrators only (`adminBearerAuth`; others get 403). Every change, newest first,
+    /// filtered by project, actor, action and entity kind.
     #[oai(
         path = "/admin/audit",
         method = "get",
@@ -90,7 +94,7 @@ impl AuditApi {
     #[allow(clippy::too_many_arguments)]
     async fn admin_audit(
         &self,
-        auth: BearerAuth,
+        auth: AdminBearerAuth,
         /// Only this project's entries.
         project_id: Query<Option<Uuid>>,
         /// Only changes made by this user.
@@ -102,12 +106,15 @@ impl AuditApi {
         #[oai(validator(min_length = 1, max_length = 32))]
         entity_type: Query<Option<String>>,
         /// Items per page (1 to 100, default 20).
-        #[oai(validator(minimum(value = "1"), maximum(value = "100")))]
-        limit: Query<Option<u32>>,
+        #[oai(
+            default = "crate::http::pagination::default_limit",
+            validator(minimum(value = "1"), maximum(value = "100"))
+        )]
+        limit: Query<u32>,
         /// `next_cursor` from the previous page.
         #[oai(validator(max_length = 1024))]
         cursor: Query<Option<String>>,
-    ) -> Result<Json<AuditPage>, ApiError<AuditErrors>> {
+    ) -> Result<Page<AuditPage>, ApiError<AuditErrors>> {
         let filter = AuditFilter {
             project_id: project_id.0,
             actor_id: actor_id.0,
@@ -119,9 +126,9 @@ impl AuditApi {
             &auth.0,
             filter,
             cursor.0.as_deref(),
-            pagination::limit(limit.0),
+            pagination::limit(Some(limit.0)),
         )
         .await?;
-        Ok(Json(AuditPage { items, next_cursor }))
+        Ok(Page(AuditPage { items, next_cursor }))
     }
 }

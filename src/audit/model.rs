@@ -33,8 +33,10 @@ pub struct AuditEntry {
     #[oai(nullable)]
     pub actor_id: Option<Uuid>,
     /// What happened, as `<entity>.<verb>`: `project.created`, `member.removed`, `task.updated`, ...
+    #[oai(validator(max_length = 64, pattern = "^[a-z_]+\\.[a-z_]+$"))]
     pub action: String,
     /// `user`, `project`, `member` or `task`.
+    #[oai(validator(max_length = 32, pattern = "^[a-z_]+$"))]
     pub entity_type: String,
     /// The changed entity's id (for `member`, the member's user id).
     pub entity_id: Uuid,
@@ -44,8 +46,10 @@ pub struct AuditEntry {
     /// The changed fields and their new values.
     pub summary: Value,
     /// The request that made the change.
+    #[oai(validator(max_length = 128, pattern = "^[A-Za-z0-9._-]{1,128}$"))]
     pub request_id: String,
     /// The instance that served it.
+    #[oai(validator(max_length = 64, pattern = "^[A-Za-z0-9._-]*$"))]
     pub instance_id: String,
 }
 

@@ -10,7 +10,7 @@ use crate::auth::service::{self, TokenPair};
 use crate::error::FieldError;
 use crate::http::body::JsonBody;
 use crate::http::problem::ApiError;
-use crate::http::responses::{Created, NoContent};
+use crate::http::responses::{Created, Issued, NoContent, ResourcePath};
 use crate::http::tags::Tag;
 use crate::state::AppState;
 use crate::users::model::{DISPLAY_NAME_MAX, User, parse_email};
@@ -84,7 +84,7 @@ impl Validate for LoginRequest {
 #[serde(deny_unknown_fields)]
 pub struct RefreshRequest {
     /// The refresh token from the last login or refresh.
-    #[oai(validator(min_length = 1, max_length = 128))]
+    #[oai(validator(min_length = 1, max_length = 128, pattern = "^[A-Za-z0-9_-]+$"))]
     pub refresh_token: String,
 }
 
@@ -126,7 +126,10 @@ impl AuthApi {
             password,
         )
         .await?;
-        Ok(Created::Created(Json(user), "/api/v1/users/me".to_owned()))
+        Ok(Created::Created(
+            Json(user),
+            ResourcePath("/api/v1/users/me".to_owned()),
+        ))
     }
 
     /// Log in
@@ -137,9 +140,9 @@ impl AuthApi {
     async fn login(
         &self,
         body: JsonBody<LoginRequest>,
-    ) -> Result<Json<TokenPair>, ApiError<CredentialErrors>> {
+    ) -> Result<Issued<TokenPair>, ApiError<CredentialErrors>> {
         let email = body.0.email.trim().to_lowercase();
-        Ok(Json(
+        Ok(Issued(
             service::login(&self.state.auth, &email, body.0.password).await?,
         ))
     }
@@ -152,8 +155,8 @@ impl AuthApi {
     async fn refresh(
         &self,
         body: JsonBody<RefreshRequest>,
-    ) -> Result<Json<TokenPair>, ApiError<CredentialErrors>> {
-        Ok(Json(
+    ) -> Result<Issued<TokenPair>, ApiError<CredentialErrors>> {
+        Ok(Issued(
             service::refresh(&self.state.auth, &body.0.refresh_token).await?,
         ))
     }

@@ -12,7 +12,9 @@ use crate::http::problem::ApiError;
 use crate::state::AppState;
 
 /// An access token from `POST /api/v1/auth/login` or `/auth/refresh`, sent as
-/// `Authorization: Bearer <token>`. Tokens in the query string are not accepted.
+/// `Authorization: Bearer <token>`. Tokens in the query string are not accepted. The tokens
+/// follow RFC8725 (JWT Best Current Practices): HS256 only, `alg: none` and every other
+/// algorithm refused, `exp` always checked, and the session behind the token looked up too.
 #[derive(SecurityScheme)]
 #[oai(
     rename = "bearerAuth",
@@ -21,6 +23,18 @@ use crate::state::AppState;
     checker = "check_bearer"
 )]
 pub struct BearerAuth(pub Principal);
+
+/// An administrator's access token: the same token as `bearerAuth` (RFC8725, HS256 only), from
+/// an account whose role is `admin`. Marks the operations only administrators may call; any
+/// other account gets 403.
+#[derive(SecurityScheme)]
+#[oai(
+    rename = "adminBearerAuth",
+    ty = "bearer",
+    bearer_format = "JWT",
+    checker = "check_bearer"
+)]
+pub struct AdminBearerAuth(pub Principal);
 
 async fn check_bearer(req: &Request, bearer: Bearer) -> poem::Result<Principal> {
     let Some(state) = req.data::<AppState>() else {

@@ -48,14 +48,23 @@ impl AuthContext {
 #[derive(Debug, Object)]
 pub struct TokenPair {
     /// JWT for `Authorization: Bearer`; valid for `expires_in` seconds.
+    #[oai(validator(
+        max_length = 4096,
+        pattern = "^[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]+$"
+    ))]
     pub access_token: String,
     /// Always `Bearer`.
+    #[oai(validator(max_length = 6, pattern = "^Bearer$"))]
     pub token_type: String,
-    /// Seconds until the access token expires.
+    /// Seconds until the access token expires (`TASKLIGHT_ACCESS_TOKEN_TTL_SECS`, 30 s to 24 h).
+    #[oai(validator(minimum(value = "1"), maximum(value = "86400")))]
     pub expires_in: u64,
     /// Opaque token for `POST /auth/refresh`; single use (each refresh returns a new one).
+    #[oai(validator(max_length = 128, pattern = "^[A-Za-z0-9_-]+$"))]
     pub refresh_token: String,
-    /// Seconds until the refresh token expires.
+    /// Seconds until the refresh token expires (`TASKLIGHT_REFRESH_TOKEN_TTL_SECS`, 60 s to
+    /// 365 days).
+    #[oai(validator(minimum(value = "1"), maximum(value = "31536000")))]
     pub refresh_expires_in: u64,
 }
 

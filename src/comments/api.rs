@@ -12,7 +12,7 @@ use crate::etag;
 use crate::http::body::JsonBody;
 use crate::http::pagination;
 use crate::http::problem::ApiError;
-use crate::http::responses::NoContent;
+use crate::http::responses::{EntityTag, NoContent, ResourcePath};
 use crate::http::tags::Tag;
 use crate::state::AppState;
 
@@ -40,8 +40,8 @@ pub enum CommentCreated {
     #[oai(status = 201)]
     Created(
         Json<Comment>,
-        #[oai(header = "Location")] String,
-        #[oai(header = "ETag")] String,
+        #[oai(header = "Location")] ResourcePath,
+        #[oai(header = "ETag")] EntityTag,
     ),
 }
 
@@ -50,7 +50,7 @@ pub enum CommentCreated {
 pub enum CommentRead {
     /// The comment; `ETag` identifies this version (send it as `If-Match` to edit or delete).
     #[oai(status = 200)]
-    Ok(Json<Comment>, #[oai(header = "ETag")] String),
+    Ok(Json<Comment>, #[oai(header = "ETag")] EntityTag),
 }
 
 /// Comments on tasks.
@@ -81,7 +81,11 @@ impl CommentsApi {
         let comment = service::create(&self.state.domain, &auth.0, task_id.0, body).await?;
         let location = format!("/api/v1/comments/{}", comment.id);
         let tag = etag::for_version(comment.version);
-        Ok(CommentCreated::Created(Json(comment), location, tag))
+        Ok(CommentCreated::Created(
+            Json(comment),
+            ResourcePath(location),
+            EntityTag(tag),
+        ))
     }
 
     /// List a task's comments
@@ -132,7 +136,7 @@ impl CommentsApi {
     ) -> Result<CommentRead, ApiError<ReadCommentErrors>> {
         let comment = service::get(&self.state.domain, &auth.0, comment_id.0).await?;
         let tag = etag::for_version(comment.version);
-        Ok(CommentRead::Ok(Json(comment), tag))
+        Ok(CommentRead::Ok(Json(comment), EntityTag(tag)))
     }
 
     /// Edit a comment
@@ -164,7 +168,7 @@ impl CommentsApi {
         )
         .await?;
         let tag = etag::for_version(comment.version);
-        Ok(CommentRead::Ok(Json(comment), tag))
+        Ok(CommentRead::Ok(Json(comment), EntityTag(tag)))
     }
 
     /// Delete a comment

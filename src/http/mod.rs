@@ -3,10 +3,12 @@
 //! It imports no domain area.
 
 pub mod body;
+pub mod caching;
 pub mod client_ip;
 pub mod drain;
 pub mod middleware;
 pub mod observe;
+pub mod openapi;
 pub mod pagination;
 pub mod problem;
 pub mod request_id;

@@ -10,7 +10,9 @@ use std::marker::PhantomData;
 
 use poem::http::{HeaderValue, StatusCode, header};
 use poem::{IntoResponse, Response};
-use poem_openapi::registry::{MetaHeader, MetaMediaType, MetaResponse, MetaResponses, Registry};
+use poem_openapi::registry::{
+    MetaHeader, MetaMediaType, MetaResponse, MetaResponses, MetaSchema, MetaSchemaRef, Registry,
+};
 use poem_openapi::types::{ToJSON, Type};
 use poem_openapi::{ApiResponse, Object};
 
@@ -21,32 +23,78 @@ use crate::ratelimit::Decision;
 /// The media type of every error body.
 pub const CONTENT_TYPE: &str = "application/problem+json";
 
+/// Longest `detail` (characters); longer ones are cut, ending in `…`.
+const DETAIL_MAX: usize = 2000;
+/// Longest `errors[].field` and `errors[].message` (characters); longer ones are cut.
+const FIELD_MAX: usize = 200;
+const MESSAGE_MAX: usize = 1000;
+/// Most field errors in one answer; the rest are left out.
+const ERRORS_MAX: usize = 50;
+
 /// An error response (RFC 9457 problem details).
 #[derive(Debug, Clone, Object)]
+#[oai(example)]
 pub struct Problem {
     /// A URI that identifies the kind of problem (`urn:tasklight:problem:<kind>`).
-    #[oai(rename = "type")]
+    #[oai(
+        rename = "type",
+        validator(max_length = 100, pattern = "^urn:tasklight:problem:[a-z0-9-]+$")
+    )]
     pub kind: String,
-    /// A short summary of the kind of problem.
+    /// A short summary of the kind of problem (the status's reason phrase).
+    #[oai(validator(max_length = 100))]
     pub title: String,
     /// The HTTP status code.
+    #[oai(validator(minimum(value = "400"), maximum(value = "599")))]
     pub status: u16,
-    /// What went wrong with this request, in words a developer can act on.
+    /// What went wrong with this request, in words a developer can act on (at most 2000
+    /// characters).
+    #[oai(validator(max_length = 2000))]
     pub detail: String,
     /// The request id (also in the `X-Request-Id` header); quote it when reporting a problem.
+    #[oai(validator(max_length = 128, pattern = "^[A-Za-z0-9._-]{1,128}$"))]
     pub request_id: String,
-    /// The invalid fields, when the input was invalid.
-    #[oai(skip_serializing_if_is_none)]
+    /// The invalid fields, when the input was invalid (at most 50).
+    #[oai(skip_serializing_if_is_none, validator(max_items = 50))]
     pub errors: Option<Vec<ProblemField>>,
+}
+
+impl poem_openapi::types::Example for Problem {
+    fn example() -> Self {
+        Self {
+            kind: "urn:tasklight:problem:validation".to_owned(),
+            title: "Bad Request".to_owned(),
+            status: 400,
+            detail: "title: must be 1 to 200 characters".to_owned(),
+            request_id: "0194f0aa-2b1c-7d3e-8f40-5a6b7c8d9e0f".to_owned(),
+            errors: Some(vec![ProblemField {
+                field: "title".to_owned(),
+                message: "must be 1 to 200 characters".to_owned(),
+            }]),
+        }
+    }
 }
 
 /// One invalid field of a request.
 #[derive(Debug, Clone, Object)]
 pub struct ProblemField {
-    /// The field: a JSON path in the body (`tags[2]`), or a parameter name (`limit`).
+    /// The field: a JSON path in the body (`tags[2]`), or a parameter or header name (`limit`).
+    #[oai(validator(max_length = 200))]
     pub field: String,
     /// Why the value was refused.
+    #[oai(validator(max_length = 1000))]
     pub message: String,
+}
+
+/// `text`, cut to at most `max` characters (the last one `…` when cut).
+fn bounded(mut text: String, max: usize) -> String {
+    if let Some((cut, _)) = text.char_indices().nth(max.saturating_sub(1))
+        && text[cut..].chars().nth(1).is_some()
+    {
+        text.truncate(cut);
+        text.push('…');
+    }
+    text
 }
 
 impl Problem {
@@ -56,7 +104,7 @@ impl Problem {
             kind: format!("urn:tasklight:problem:{kind}"),
             title: status.canonical_reason().unwrap_or("Error").to_owned(),
             status: status.as_u16(),
-            detail: detail.into(),
+            detail: bounded(detail.into(), DETAIL_MAX),
             request_id: request_id::current(),
             errors: None,
         }
@@ -67,9 +115,10 @@ impl Problem {
         self.errors = Some(
             fields
                 .into_iter()
+                .take(ERRORS_MAX)
                 .map(|f| ProblemField {
-                    field: f.field,
-                    message: f.message,
+                    field: bounded(f.field, FIELD_MAX),
+                    message: bounded(f.message, MESSAGE_MAX),
                 })
                 .collect(),
         );
@@ -264,33 +313,31 @@ impl<S> From<ApiError<S>> for poem::Error {
     }
 }
 
-/// The documented headers of an error response: `Retry-After` on 429 and 503, and the rate-limit
-/// fields on 429 (the middleware sets them on every response of a limited route).
+/// The documented headers of an error response: `Retry-After` on 429 and 503. (The rate-limit
+/// fields, on every answer of a limited route, are added to the document in
+/// [`crate::http::openapi`].)
 fn headers(status: u16) -> Vec<MetaHeader> {
-    let header = |name: &str, description: &str| MetaHeader {
-        name: name.to_owned(),
+    let retry_after = |description: &str| MetaHeader {
+        name: "Retry-After".to_owned(),
         description: Some(description.to_owned()),
         required: true,
         deprecated: false,
-        schema: String::schema_ref(),
+        schema: retry_after_schema(),
     };
     match status {
-        429 => vec![
-            header("Retry-After", "Seconds until a retry can succeed."),
-            header(
-                "RateLimit-Policy",
-                "The quota policies that apply (draft-ietf-httpapi-ratelimit-headers-11), \
-                 such as `\"user\";q=1200;w=60`.",
-            ),
-            header(
-                "RateLimit",
-                "What remains of each policy's quota and when it resets, such as \
-                 `\"user\";r=0;t=3`.",
-            ),
-        ],
-        503 => vec![header("Retry-After", "Seconds until a retry may succeed.")],
+        429 => vec![retry_after("Seconds until a retry can succeed.")],
+        503 => vec![retry_after("Seconds until a retry may succeed.")],
         _ => vec![],
     }
+}
+
+/// `Retry-After` in whole seconds: at least 1, at most a rate-limit window (24 h).
+fn retry_after_schema() -> MetaSchemaRef {
+    let mut schema = MetaSchema::new_with_format("integer", "int32");
+    schema.minimum = Some(1.0);
+    schema.maximum = Some(86_400.0);
+    schema.example = Some(serde_json::json!(1));
+    MetaSchemaRef::Inline(Box::new(schema))
 }
 
 fn describe(status: u16) -> &'static str {
@@ -386,4 +433,25 @@ pub fn render_poem_error(err: poem::Error) -> Response {
         Problem::new(status, &kind, err.to_string())
     };
     problem.into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_texts_are_cut_to_their_documented_bound() {
+        assert_eq!(bounded("short".to_owned(), 5), "short");
+        assert_eq!(bounded("too long".to_owned(), 5), "too …");
+        assert_eq!(bounded("ééééééé".to_owned(), 3).chars().count(), 3);
+        let fields = (0..80)
+            .map(|i| FieldError::new(format!("f{i}"), "x".repeat(5000)))
+            .collect();
+        let problem = Problem::new(StatusCode::BAD_REQUEST, "validation", "d".repeat(9000))
+            .with_fields(fields);
+        assert_eq!(problem.detail.chars().count(), DETAIL_MAX);
+        let errors = problem.errors.unwrap();
+        assert_eq!(errors.len(), ERRORS_MAX);
+        assert_eq!(errors[0].message.chars().count(), MESSAGE_MAX);
+    }
 }

@@ -10,12 +10,102 @@ use poem_openapi::registry::{MetaResponses, MetaSchemaRef, Registry};
 use poem_openapi::types::{ToJSON, Type};
 use uuid::Uuid;
 
+/// Declares the text of a response header as a type whose schema states its bound and shape.
+macro_rules! header_text {
+    ($(#[$meta:meta])* $name:ident, max = $max:expr, pattern = $pattern:expr, example = $example:expr) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone)]
+        pub struct $name(pub String);
+
+        crate::schema_newtype!([] $name, String, "string", {
+            let mut schema = poem_openapi::registry::MetaSchema::new("string");
+            schema.max_length = Some($max);
+            schema.pattern = Some($pattern.to_owned());
+            schema.example = Some(serde_json::Value::from($example));
+            schema
+        });
+
+        impl poem_openapi::types::ToHeader for $name {
+            fn to_header(&self) -> Option<poem::http::HeaderValue> {
+                poem::http::HeaderValue::from_str(&self.0).ok()
+            }
+        }
+    };
+}
+
+header_text!(
+    /// An `ETag`: the version of a resource, `"v<version>"`.
+    EntityTag,
+    max = 16,
+    pattern = "^\"v[0-9]{1,10}\"$",
+    example = "\"v3\""
+);
+
+header_text!(
+    /// A `Location`: the path of a resource, `/api/v1/<collection>/<id>` (or `/api/v1/users/me`),
+    /// or of a collection inside one (`/api/v1/projects/<id>/invitations`).
+    ResourcePath,
+    max = 100,
+    pattern = "^/api/v1/[a-z]+/([0-9a-f-]{36}|me)(/[a-z]+)?$",
+    example = "/api/v1/tasks/0194f0aa-2b1c-7d3e-8f40-5a6b7c8d9e0f"
+);
+
+/// Declares a `200` JSON answer whose OpenAPI description says what the body is (a bare
+/// `Json<T>` has none).
+macro_rules! described_json {
+    ($(#[$meta:meta])* $name:ident, $description:literal) => {
+        $(#[$meta])*
+        pub struct $name<T>(pub T);
+
+        impl<T: ToJSON> ApiResponse for $name<T> {
+            fn meta() -> MetaResponses {
+                let mut meta = <Json<T> as ApiResponse>::meta();
+                for response in &mut meta.responses {
+                    response.description = $description;
+                }
+                meta
+            }
+
+            fn register(registry: &mut Registry) {
+                <Json<T> as ApiResponse>::register(registry);
+            }
+        }
+
+        impl<T: ToJSON> IntoResponse for $name<T> {
+            fn into_response(self) -> Response {
+                Json(self.0).into_response()
+            }
+        }
+    };
+}
+
+described_json!(
+    /// `200` with a page of a list.
+    Page,
+    "A page of items; pass `next_cursor` back as `cursor` for the next one (`null`: the last page)."
+);
+described_json!(
+    /// `200` with the resource read.
+    Found,
+    "The resource."
+);
+described_json!(
+    /// `200` with the resource after a change.
+    Changed,
+    "The resource after the change."
+);
+described_json!(
+    /// `200` with newly issued tokens.
+    Issued,
+    "A new access token and a new single-use refresh token."
+);
+
 /// `201 Created` with the new resource and its `Location`.
 #[derive(ApiResponse)]
 pub enum Created<T: Type + ToJSON> {
     /// Created. `Location` is the new resource's URL.
     #[oai(status = 201)]
-    Created(Json<T>, #[oai(header = "Location")] String),
+    Created(Json<T>, #[oai(header = "Location")] ResourcePath),
 }
 
 /// `204 No Content`.
@@ -63,10 +153,15 @@ impl<T: Type> Payload for RenderedJson<T> {
     }
 }
 
-/// As an answer on its own: `200` with the same description in the OpenAPI document as `Json<T>`.
+/// As an answer on its own: `200` with the schema of `Json<T>` (a task list uses it).
 impl<T: ToJSON> ApiResponse for RenderedJson<T> {
     fn meta() -> MetaResponses {
-        <Json<T> as ApiResponse>::meta()
+        let mut meta = <Json<T> as ApiResponse>::meta();
+        for response in &mut meta.responses {
+            response.description = "The requested document: a resource, or a page of them (pass \
+                `next_cursor` back as `cursor` for the next page).";
+        }
+        meta
     }
 
     fn register(registry: &mut Registry) {

@@ -12,7 +12,7 @@ use crate::error::{AppError, FieldError};
 use crate::http::body::JsonBody;
 use crate::http::pagination;
 use crate::http::problem::ApiError;
-use crate::http::responses::{Created, NoContent};
+use crate::http::responses::{Created, NoContent, ResourcePath};
 use crate::http::tags::Tag;
 use crate::invitations::model::Invitation;
 use crate::invitations::service;
@@ -103,7 +103,7 @@ impl InvitationsApi {
         )
         .await?;
         let location = format!("/api/v1/projects/{}/invitations", project_id.0);
-        Ok(Created::Created(Json(invitation), location))
+        Ok(Created::Created(Json(invitation), ResourcePath(location)))
     }
 
     /// List a project's invitations

@@ -11,7 +11,7 @@ use crate::error::FieldError;
 use crate::http::body::JsonBody;
 use crate::http::pagination;
 use crate::http::problem::ApiError;
-use crate::http::responses::{Created, NoContent};
+use crate::http::responses::{Changed, Created, Found, NoContent, Page, ResourcePath};
 use crate::http::tags::Tag;
 use crate::idempotency::IdempotencyKey;
 use crate::projects::model::{DESCRIPTION_MAX, Member, NAME_MAX, Project, ProjectRole};
@@ -28,6 +28,8 @@ crate::error_set! {
     ReadProjectErrors = [400, 401, 404];
     /// Errors of changes that only owners may make.
     OwnerWriteErrors = [400, 401, 403, 404, 409, 413, 415];
+    /// Errors of deletions that only owners may make (no body, so no 413 or 415).
+    OwnerDeleteErrors = [400, 401, 403, 404, 409];
 }
 
 crate::page_type!(
@@ -149,7 +151,7 @@ impl ProjectsApi {
         )
         .await?;
         let location = format!("/api/v1/projects/{}", project.id);
-        Ok(Created::Created(Json(project), location))
+        Ok(Created::Created(Json(project), ResourcePath(location)))
     }
 
     /// List my projects
@@ -160,16 +162,19 @@ impl ProjectsApi {
         &self,
         auth: BearerAuth,
         /// Items per page (1 to 100, default 20).
-        #[oai(validator(minimum(value = "1"), maximum(value = "100")))]
-        limit: Query<Option<u32>>,
+        #[oai(
+            default = "crate::http::pagination::default_limit",
+            validator(minimum(value = "1"), maximum(value = "100"))
+        )]
+        limit: Query<u32>,
         /// `next_cursor` from the previous page.
         #[oai(validator(max_length = 1024))]
         cursor: Query<Option<String>>,
-    ) -> Result<Json<ProjectPage>, ApiError<ListErrors>> {
-        let limit = pagination::limit(limit.0);
+    ) -> Result<Page<ProjectPage>, ApiError<ListErrors>> {
+        let limit = pagination::limit(Some(limit.0));
         let (items, next_cursor) =
             service::list_mine(&self.state.domain, &auth.0, cursor.0.as_deref(), limit).await?;
-        Ok(Json(ProjectPage { items, next_cursor }))
+        Ok(Page(ProjectPage { items, next_cursor }))
     }
 
     /// Get a project
@@ -181,8 +186,8 @@ impl ProjectsApi {
         auth: BearerAuth,
         /// The project.
         project_id: Path<Uuid>,
-    ) -> Result<Json<Project>, ApiError<ReadProjectErrors>> {
-        Ok(Json(
+    ) -> Result<Found<Project>, ApiError<ReadProjectErrors>> {
+        Ok(Found(
             service::get(&self.state.domain, &auth.0, project_id.0).await?,
         ))
     }
@@ -201,7 +206,7 @@ impl ProjectsApi {
         /// The project.
         project_id: Path<Uuid>,
         body: JsonBody<UpdateProjectRequest>,
-    ) -> Result<Json<Project>, ApiError<OwnerWriteErrors>> {
+    ) -> Result<Changed<Project>, ApiError<OwnerWriteErrors>> {
         let body = body.0;
         let name = body.name.map(|n| n.trim().to_owned());
         let project = service::update(
@@ -212,7 +217,7 @@ impl ProjectsApi {
             body.description,
         )
         .await?;
-        Ok(Json(project))
+        Ok(Changed(project))
     }
 
     /// Delete a project
@@ -228,7 +233,7 @@ impl ProjectsApi {
         auth: BearerAuth,
         /// The project.
         project_id: Path<Uuid>,
-    ) -> Result<NoContent, ApiError<OwnerWriteErrors>> {
+    ) -> Result<NoContent, ApiError<OwnerDeleteErrors>> {
         service::delete(&self.state.domain, &auth.0, project_id.0).await?;
         Ok(NoContent::NoContent)
     }
@@ -247,13 +252,16 @@ impl ProjectsApi {
         /// The project.
         project_id: Path<Uuid>,
         /// Items per page (1 to 100, default 20).
-        #[oai(validator(minimum(value = "1"), maximum(value = "100")))]
-        limit: Query<Option<u32>>,
+        #[oai(
+            default = "crate::http::pagination::default_limit",
+            validator(minimum(value = "1"), maximum(value = "100"))
+        )]
+        limit: Query<u32>,
         /// `next_cursor` from the previous page.
         #[oai(validator(max_length = 1024))]
         cursor: Query<Option<String>>,
-    ) -> Result<Json<MemberPage>, ApiError<ListErrors>> {
-        let limit = pagination::limit(limit.0);
+    ) -> Result<Page<MemberPage>, ApiError<ListErrors>> {
+        let limit = pagination::limit(Some(limit.0));
         let (items, next_cursor) = service::members(
             &self.state.domain,
             &auth.0,
@@ -262,7 +270,7 @@ impl ProjectsApi {
             limit,
         )
         .await?;
-        Ok(Json(MemberPage { items, next_cursor }))
+        Ok(Page(MemberPage { items, next_cursor }))
     }
 
     /// Add a member or change a role
@@ -282,7 +290,7 @@ impl ProjectsApi {
         /// The user to add or change.
         user_id: Path<Uuid>,
         body: JsonBody<PutMemberRequest>,
-    ) -> Result<Json<Member>, ApiError<OwnerWriteErrors>> {
+    ) -> Result<Changed<Member>, ApiError<OwnerWriteErrors>> {
         let member = service::put_member(
             &self.state.domain,
             &auth.0,
@@ -291,7 +299,7 @@ impl ProjectsApi {
             body.0.role,
         )
         .await?;
-        Ok(Json(member))
+        Ok(Changed(member))
     }
 
     /// Remove a member
@@ -310,7 +318,7 @@ impl ProjectsApi {
         project_id: Path<Uuid>,
         /// The member to remove.
         user_id: Path<Uuid>,
-    ) -> Result<NoContent, ApiError<OwnerWriteErrors>> {
+    ) -> Result<NoContent, ApiError<OwnerDeleteErrors>> {
         service::remove_member(&self.state.domain, &auth.0, project_id.0, user_id.0).await?;
         Ok(NoContent::NoContent)
     }

@@ -52,12 +52,15 @@ impl ProjectRole {
 
 /// A project, as seen by one of its members.
 #[derive(Debug, Clone, Object)]
+#[oai(example)]
 pub struct Project {
     /// Project id.
     pub id: Uuid,
     /// Name (1 to 100 characters).
+    #[oai(validator(max_length = 100))]
     pub name: String,
     /// Description (up to 2000 characters).
+    #[oai(validator(max_length = 2000))]
     pub description: String,
     /// Who created it.
     pub created_by: Uuid,
@@ -84,14 +87,32 @@ impl Project {
     }
 }
 
+/// The document's example project.
+impl poem_openapi::types::Example for Project {
+    fn example() -> Self {
+        let at = crate::http::openapi::example_time();
+        Self {
+            id: Uuid::from_u128(0x0194f0a9_1111_7222_8333_444455556666),
+            name: "Website relaunch".to_owned(),
+            description: "Everything for the November release.".to_owned(),
+            created_by: Uuid::from_u128(0x0194f0a8_aaaa_7bbb_8ccc_dddddddddddd),
+            created_at: at,
+            updated_at: at,
+            role: ProjectRole::Owner,
+        }
+    }
+}
+
 /// A member of a project.
 #[derive(Debug, Clone, Object)]
 pub struct Member {
     /// The member's user id.
     pub user_id: Uuid,
     /// The member's email.
+    #[oai(validator(max_length = 254, pattern = "^[^@\\s]+@[^@\\s]+$"))]
     pub email: String,
-    /// The member's display name.
+    /// The member's display name (1 to 100 characters).
+    #[oai(validator(max_length = 100))]
     pub display_name: String,
     /// The member's role in the project.
     pub role: ProjectRole,

@@ -4,7 +4,7 @@
 //!
 //! Requests are limited per user when they carry a valid access token and per client address
 //! otherwise; login, register and refresh have stricter policies per address and per account.
-//! Every decision is a count in `rate_limit_decisions_total{policy, result}`, and either a span
+//! Every decision is a count in `tasklight_rate_limit_decisions_total{policy, result}`, and either a span
 //! (`rate_limit.check`, when it goes to Redis, and for the per-account decision) or attributes of
 //! the server span (an in-process decision, which costs less than a span would).
 

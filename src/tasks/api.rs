@@ -12,7 +12,9 @@ use crate::etag;
 use crate::http::body::JsonBody;
 use crate::http::pagination;
 use crate::http::problem::ApiError;
-use crate::http::responses::{NoContent, PageEntry, RenderedByVersion, RenderedJson};
+use crate::http::responses::{
+    EntityTag, NoContent, PageEntry, RenderedByVersion, RenderedJson, ResourcePath,
+};
 use crate::http::tags::Tag;
 use crate::idempotency::IdempotencyKey;
 use crate::state::AppState;
@@ -32,8 +34,10 @@ crate::error_set! {
     ListTasksErrors = [400, 401, 404];
     /// Errors of reading a task.
     ReadTaskErrors = [400, 401, 404];
-    /// Errors of changing or deleting a task.
+    /// Errors of changing a task.
     WriteTaskErrors = [400, 401, 403, 404, 412, 413, 415];
+    /// Errors of deleting a task (no body, so no 413 or 415).
+    DeleteTaskErrors = [400, 401, 403, 404, 412];
 }
 
 crate::page_type!(
@@ -43,10 +47,11 @@ crate::page_type!(
 );
 
 /// The field a task list is sorted by.
-#[derive(Debug, Clone, Copy, Enum)]
+#[derive(Debug, Clone, Copy, Default, Enum)]
 #[oai(rename_all = "snake_case")]
 pub enum TaskSort {
     /// Creation time (the default).
+    #[default]
     CreatedAt,
     /// Last change.
     UpdatedAt,
@@ -61,17 +66,18 @@ pub enum TaskSort {
 }
 
 /// Sort direction.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Enum)]
 #[oai(rename_all = "snake_case")]
 pub enum SortOrder {
     /// Ascending (the default).
+    #[default]
     Asc,
     /// Descending.
     Desc,
 }
 
 /// How the tasks of "my tasks" relate to the caller.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Enum)]
 #[oai(rename_all = "snake_case")]
 pub enum TaskRelation {
     /// Assigned to me.
@@ -79,6 +85,7 @@ pub enum TaskRelation {
     /// Created by me.
     Created,
     /// Assigned to me or created by me (the default).
+    #[default]
     Any,
 }
 
@@ -101,8 +108,8 @@ pub enum TaskCreated {
     #[oai(status = 201)]
     Created(
         Json<Task>,
-        #[oai(header = "Location")] String,
-        #[oai(header = "ETag")] String,
+        #[oai(header = "Location")] ResourcePath,
+        #[oai(header = "ETag")] EntityTag,
     ),
 }
 
@@ -111,10 +118,10 @@ pub enum TaskCreated {
 pub enum TaskRead {
     /// The task; `ETag` identifies this version (send it as `If-Match` when changing it).
     #[oai(status = 200)]
-    Ok(RenderedJson<Task>, #[oai(header = "ETag")] String),
+    Ok(RenderedJson<Task>, #[oai(header = "ETag")] EntityTag),
     /// The task has not changed since the version in `If-None-Match`.
     #[oai(status = 304)]
-    NotModified(#[oai(header = "ETag")] String),
+    NotModified(#[oai(header = "ETag")] EntityTag),
 }
 
 /// A changed task.
@@ -122,7 +129,7 @@ pub enum TaskRead {
 pub enum TaskUpdated {
     /// The task after the change; `ETag` identifies the new version.
     #[oai(status = 200)]
-    Ok(Json<Task>, #[oai(header = "ETag")] String),
+    Ok(Json<Task>, #[oai(header = "ETag")] EntityTag),
 }
 
 impl KnownDocuments for RenderedByVersion<Task> {
@@ -133,9 +140,9 @@ impl KnownDocuments for RenderedByVersion<Task> {
 
 /// The sort and page parameters of a task list.
 struct PageQuery<'a> {
-    sort: Option<TaskSort>,
-    order: Option<SortOrder>,
-    limit: Option<u32>,
+    sort: TaskSort,
+    order: SortOrder,
+    limit: u32,
     cursor: Option<&'a str>,
 }
 
@@ -163,10 +170,10 @@ impl TasksApi {
         let request = ListRequest {
             known: &self.rendered,
             filter,
-            sort: page.sort.unwrap_or(TaskSort::CreatedAt).into(),
-            descending: page.order == Some(SortOrder::Desc),
+            sort: page.sort.into(),
+            descending: page.order == SortOrder::Desc,
             cursor: page.cursor,
-            limit: pagination::limit(page.limit),
+            limit: pagination::limit(Some(page.limit)),
         };
         let (items, next_cursor) = run(request).await?;
         let items = items.iter().map(|item| match item {
@@ -227,7 +234,11 @@ impl TasksApi {
             service::create(&self.state.domain, &auth.0, project_id.0, new, key.as_ref()).await?;
         let location = format!("/api/v1/tasks/{}", task.id);
         let tag = etag::for_version(task.version);
-        Ok(TaskCreated::Created(Json(task), location, tag))
+        Ok(TaskCreated::Created(
+            Json(task),
+            ResourcePath(location),
+            EntityTag(tag),
+        ))
     }
 
     /// List tasks
@@ -265,12 +276,17 @@ impl TasksApi {
         #[oai(validator(min_length = 1, max_length = 200))]
         q: Query<Option<String>>,
         /// Sort field (default `created_at`).
-        sort: Query<Option<TaskSort>>,
+        #[oai(default)]
+        sort: Query<TaskSort>,
         /// Sort direction (default `asc`).
-        order: Query<Option<SortOrder>>,
+        #[oai(default)]
+        order: Query<SortOrder>,
         /// Items per page (1 to 100, default 20).
-        #[oai(validator(minimum(value = "1"), maximum(value = "100")))]
-        limit: Query<Option<u32>>,
+        #[oai(
+            default = "crate::http::pagination::default_limit",
+            validator(minimum(value = "1"), maximum(value = "100"))
+        )]
+        limit: Query<u32>,
         /// `next_cursor` from the previous page (with the same filters and sort).
         #[oai(validator(max_length = 1024))]
         cursor: Query<Option<String>>,
@@ -314,7 +330,8 @@ impl TasksApi {
         &self,
         auth: BearerAuth,
         /// Which of my tasks: assigned to me, created by me, or either (default `any`).
-        relation: Query<Option<TaskRelation>>,
+        #[oai(default)]
+        relation: Query<TaskRelation>,
         /// Only tasks with this status.
         status: Query<Option<TaskStatus>>,
         /// Only tasks with this priority.
@@ -333,12 +350,17 @@ impl TasksApi {
         #[oai(validator(min_length = 1, max_length = 200))]
         q: Query<Option<String>>,
         /// Sort field (default `created_at`).
-        sort: Query<Option<TaskSort>>,
+        #[oai(default)]
+        sort: Query<TaskSort>,
         /// Sort direction (default `asc`).
-        order: Query<Option<SortOrder>>,
+        #[oai(default)]
+        order: Query<SortOrder>,
         /// Items per page (1 to 100, default 20).
-        #[oai(validator(minimum(value = "1"), maximum(value = "100")))]
-        limit: Query<Option<u32>>,
+        #[oai(
+            default = "crate::http::pagination::default_limit",
+            validator(minimum(value = "1"), maximum(value = "100"))
+        )]
+        limit: Query<u32>,
         /// `next_cursor` from the previous page (with the same filters and sort).
         #[oai(validator(max_length = 1024))]
         cursor: Query<Option<String>>,
@@ -352,7 +374,7 @@ impl TasksApi {
             due_after: due_after.0,
             text: q.0,
         };
-        let relation = match relation.0.unwrap_or(TaskRelation::Any) {
+        let relation = match relation.0 {
             TaskRelation::Assigned => Relation::Assigned,
             TaskRelation::Created => Relation::Created,
             TaskRelation::Any => Relation::Any,
@@ -385,16 +407,18 @@ impl TasksApi {
         /// The task.
         task_id: Path<Uuid>,
         /// ETags the client already has.
-        #[oai(name = "If-None-Match")]
+        #[oai(name = "If-None-Match", validator(max_length = 1024))]
         if_none_match: Header<Option<String>>,
     ) -> Result<TaskRead, ApiError<ReadTaskErrors>> {
         let task = service::get(&self.state.domain, &auth.0, task_id.0).await?;
         let tag = etag::for_version(task.version);
         match if_none_match.0 {
-            Some(header) if etag::if_none_match(&header, &tag) => Ok(TaskRead::NotModified(tag)),
+            Some(header) if etag::if_none_match(&header, &tag) => {
+                Ok(TaskRead::NotModified(EntityTag(tag)))
+            }
             _ => {
                 let body = self.rendered.get(task.id, i64::from(task.version), &task);
-                Ok(TaskRead::Ok(body, tag))
+                Ok(TaskRead::Ok(body, EntityTag(tag)))
             }
         }
     }
@@ -414,7 +438,7 @@ impl TasksApi {
         /// The task.
         task_id: Path<Uuid>,
         /// The ETag the change is based on.
-        #[oai(name = "If-Match")]
+        #[oai(name = "If-Match", validator(max_length = 1024))]
         if_match: Header<Option<String>>,
         body: JsonBody<UpdateTaskRequest>,
     ) -> Result<TaskUpdated, ApiError<WriteTaskErrors>> {
@@ -437,7 +461,7 @@ impl TasksApi {
         )
         .await?;
         let tag = etag::for_version(task.version);
-        Ok(TaskUpdated::Ok(Json(task), tag))
+        Ok(TaskUpdated::Ok(Json(task), EntityTag(tag)))
     }
 
     /// Delete a task
@@ -454,9 +478,9 @@ impl TasksApi {
         /// The task.
         task_id: Path<Uuid>,
         /// The ETag the deletion is based on.
-        #[oai(name = "If-Match")]
+        #[oai(name = "If-Match", validator(max_length = 1024))]
         if_match: Header<Option<String>>,
-    ) -> Result<NoContent, ApiError<WriteTaskErrors>> {
+    ) -> Result<NoContent, ApiError<DeleteTaskErrors>> {
         service::delete(
             &self.state.domain,
             &auth.0,

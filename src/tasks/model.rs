@@ -97,14 +97,17 @@ impl Priority {
 
 /// A task.
 #[derive(Debug, Clone, Object)]
+#[oai(example)]
 pub struct Task {
     /// Task id.
     pub id: Uuid,
     /// The project it belongs to.
     pub project_id: Uuid,
     /// Title (1 to 200 characters, one line).
+    #[oai(validator(max_length = 200))]
     pub title: String,
     /// Description (up to 10000 characters).
+    #[oai(validator(max_length = 10000))]
     pub description: String,
     /// Status.
     pub status: TaskStatus,
@@ -117,6 +120,7 @@ pub struct Task {
     #[oai(nullable)]
     pub due_at: Option<DateTime<Utc>>,
     /// Tags (up to 20, each 1 to 40 characters of `a-z 0-9 . _ : -`), sorted.
+    #[oai(validator(max_items = 20, max_length = 40, pattern = "^[a-z0-9._:-]+$"))]
     pub tags: Vec<String>,
     /// Who created it.
     pub created_by: Uuid,
@@ -129,6 +133,7 @@ pub struct Task {
     #[oai(validator(minimum(value = "0"), maximum(value = "2147483647")))]
     pub comment_count: i32,
     /// Incremented on every change; the `ETag` is `"v<version>"`.
+    #[oai(validator(minimum(value = "1"), maximum(value = "2147483647")))]
     pub version: i32,
 }
 
@@ -150,6 +155,29 @@ impl Task {
             updated_at: record.updated_at,
             comment_count: record.comment_count,
             version: record.version,
+        }
+    }
+}
+
+/// The document's example task.
+impl poem_openapi::types::Example for Task {
+    fn example() -> Self {
+        let at = crate::http::openapi::example_time();
+        Self {
+            id: Uuid::from_u128(0x0194f0aa_2b1c_7d3e_8f40_5a6b7c8d9e0f),
+            project_id: Uuid::from_u128(0x0194f0a9_1111_7222_8333_444455556666),
+            title: "Write the release notes".to_owned(),
+            description: "Cover the new caching headers.".to_owned(),
+            status: TaskStatus::InProgress,
+            priority: Priority::High,
+            assignee_id: None,
+            due_at: None,
+            tags: vec!["docs".to_owned(), "release".to_owned()],
+            created_by: Uuid::from_u128(0x0194f0a8_aaaa_7bbb_8ccc_dddddddddddd),
+            created_at: at,
+            updated_at: at,
+            comment_count: 1,
+            version: 2,
         }
     }
 }

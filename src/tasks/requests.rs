@@ -23,9 +23,11 @@ pub struct CreateTaskRequest {
     #[serde(default, deserialize_with = "crate::http::body::present")]
     pub description: Option<Description>,
     /// Status (default `todo`).
+    #[oai(default = "default_status")]
     #[serde(default, deserialize_with = "crate::http::body::present")]
     pub status: Option<TaskStatus>,
     /// Priority (default `medium`).
+    #[oai(default = "default_priority")]
     #[serde(default, deserialize_with = "crate::http::body::present")]
     pub priority: Option<Priority>,
     /// A member of the project to assign it to (`null` or absent: unassigned).
@@ -39,6 +41,16 @@ pub struct CreateTaskRequest {
     /// Tags: up to 20, each 1 to 40 characters of `a-z 0-9 . _ : -`, no duplicates.
     #[serde(default, deserialize_with = "crate::http::body::present")]
     pub tags: Option<TagList>,
+}
+
+/// A new task's status when the body has none (stated in the document).
+fn default_status() -> Option<TaskStatus> {
+    Some(TaskStatus::Todo)
+}
+
+/// A new task's priority when the body has none (stated in the document).
+fn default_priority() -> Option<Priority> {
+    Some(Priority::Medium)
 }
 
 impl Validate for CreateTaskRequest {

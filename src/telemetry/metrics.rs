@@ -121,9 +121,9 @@ struct PoolGauges {
     max: Gauge,
 }
 
-/// Process state, set at scrape time.
+/// Process state, set at scrape time. (`process_cpu_seconds_total` is a counter of fractional
+/// seconds, which the recorder's integer counters cannot hold: [`Metrics::render`] writes it.)
 struct ProcessGauges {
-    cpu_seconds: Gauge,
     resident_bytes: Gauge,
     open_fds: Gauge,
     start_time: Gauge,
@@ -137,7 +137,7 @@ pub struct Metrics {
     cache: RwLock<HashMap<(&'static str, &'static str, &'static str), Counter>>,
     cache_invalidations_sent: Counter,
     cache_invalidations_received: Counter,
-    cache_l1_entries: Gauge,
+    tasklight_cache_l1_entries: Gauge,
     /// Requests being served now.
     pub active_requests: Gauge,
     /// Query durations.
@@ -165,11 +165,15 @@ impl Metrics {
         Self {
             http: RwLock::new(HashMap::new()),
             cache: RwLock::new(HashMap::new()),
-            cache_invalidations_sent: r
-                .counter("cache_invalidations_total", &[("direction", "sent")]),
-            cache_invalidations_received: r
-                .counter("cache_invalidations_total", &[("direction", "received")]),
-            cache_l1_entries: r.gauge("cache_l1_entries", &[]),
+            cache_invalidations_sent: r.counter(
+                "tasklight_cache_invalidations_total",
+                &[("direction", "sent")],
+            ),
+            cache_invalidations_received: r.counter(
+                "tasklight_cache_invalidations_total",
+                &[("direction", "received")],
+            ),
+            tasklight_cache_l1_entries: r.gauge("tasklight_cache_l1_entries", &[]),
             active_requests: r.gauge("http_server_active_requests", &[]),
             db: DbMetrics::register(&r),
             auth: AuthMetrics::register(&r),
@@ -227,7 +231,7 @@ impl Metrics {
         }
         let counter = self.recorder.register_counter(
             &key(
-                "cache_requests_total",
+                "tasklight_cache_requests_total",
                 &[("cache", cache), ("layer", layer), ("result", result)],
             ),
             &META,
@@ -248,7 +252,7 @@ impl Metrics {
 
     /// Renders the Prometheus text, after refreshing scrape-time values.
     pub fn render(&self, pool: PoolStats, cache_entries: u64) -> String {
-        self.cache_l1_entries.set(cache_entries as f64);
+        self.tasklight_cache_l1_entries.set(cache_entries as f64);
         self.pool.used.set(f64::from(pool.size - pool.idle));
         self.pool.idle.set(f64::from(pool.idle));
         self.pool.max.set(f64::from(pool.max));
@@ -257,14 +261,15 @@ impl Metrics {
         self.dropped_spans
             .absolute(DROPPED_SPANS.load(Ordering::Relaxed));
         let process = super::process::read();
-        self.process.cpu_seconds.set(process.cpu_seconds);
         self.process
             .resident_bytes
             .set(process.resident_bytes as f64);
         self.process.open_fds.set(process.open_fds as f64);
         self.process.start_time.set(process.start_time_seconds);
         self.handle.run_upkeep();
-        self.handle.render()
+        let mut text = self.handle.render();
+        render_cpu_seconds(&mut text, process.cpu_seconds);
+        text
     }
 }
 
@@ -353,7 +358,7 @@ impl RateLimitMetrics {
     fn register(r: &Registrar<'_>) -> Self {
         let decisions = |policy, result| {
             r.counter(
-                "rate_limit_decisions_total",
+                "tasklight_rate_limit_decisions_total",
                 &[("policy", policy), ("result", result)],
             )
         };
@@ -363,13 +368,16 @@ impl RateLimitMetrics {
                 [
                     decisions(policy, "allowed"),
                     decisions(policy, "limited"),
-                    r.counter("rate_limit_fallback_decisions_total", &[("policy", policy)]),
+                    r.counter(
+                        "tasklight_rate_limit_fallback_decisions_total",
+                        &[("policy", policy)],
+                    ),
                 ]
             })
             .collect();
         Self {
             by_policy,
-            fallback_active: r.gauge("rate_limit_fallback_active", &[]),
+            fallback_active: r.gauge("tasklight_rate_limit_fallback_active", &[]),
         }
     }
 }
@@ -387,7 +395,6 @@ impl PoolGauges {
 impl ProcessGauges {
     fn register(r: &Registrar<'_>) -> Self {
         Self {
-            cpu_seconds: r.gauge("process_cpu_seconds_total", &[]),
             resident_bytes: r.gauge("process_resident_memory_bytes", &[]),
             open_fds: r.gauge("process_open_fds", &[]),
             start_time: r.gauge("process_start_time_seconds", &[]),
@@ -415,7 +422,7 @@ enum MetricKind {
 }
 
 /// The `# HELP` text of every metric family.
-const DESCRIPTIONS: [(MetricKind, &str, &str); 19] = [
+const DESCRIPTIONS: [(MetricKind, &str, &str); 18] = [
     (
         MetricKind::SecondsHistogram,
         "http_server_request_duration_seconds",
@@ -478,37 +485,32 @@ const DESCRIPTIONS: [(MetricKind, &str, &str); 19] = [
     ),
     (
         MetricKind::Gauge,
-        "process_cpu_seconds_total",
-        "User and system CPU time spent, in seconds.",
-    ),
-    (
-        MetricKind::Gauge,
-        "cache_l1_entries",
+        "tasklight_cache_l1_entries",
         "Entries in this instance's in-process cache.",
     ),
     (
         MetricKind::Counter,
-        "cache_requests_total",
+        "tasklight_cache_requests_total",
         "Cache lookups by cache, layer and result.",
     ),
     (
         MetricKind::Counter,
-        "rate_limit_decisions_total",
+        "tasklight_rate_limit_decisions_total",
         "Rate-limit decisions by policy and result (allowed, limited).",
     ),
     (
         MetricKind::Counter,
-        "rate_limit_fallback_decisions_total",
+        "tasklight_rate_limit_fallback_decisions_total",
         "Rate-limit decisions made in-process because Redis was unreachable.",
     ),
     (
         MetricKind::Gauge,
-        "rate_limit_fallback_active",
+        "tasklight_rate_limit_fallback_active",
         "1 while this instance limits in-process because Redis is unreachable.",
     ),
     (
         MetricKind::Counter,
-        "cache_invalidations_total",
+        "tasklight_cache_invalidations_total",
         "Cache invalidations sent to and received from other instances.",
     ),
 ];
@@ -525,9 +527,39 @@ fn describe(recorder: &PrometheusRecorder) {
     }
 }
 
+/// Appends `process_cpu_seconds_total` as the counter it is (the Prometheus client
+/// libraries' name and type), in the text format's own layout.
+fn render_cpu_seconds(text: &mut String, cpu_seconds: f64) {
+    use std::fmt::Write as _;
+    if !text.is_empty() && !text.ends_with('\n') {
+        text.push('\n');
+    }
+    if !text.is_empty() {
+        text.push('\n');
+    }
+    let _ = write!(
+        text,
+        "# HELP process_cpu_seconds_total User and system CPU time spent, in seconds.\n\
+         # TYPE process_cpu_seconds_total counter\n\
+         process_cpu_seconds_total {cpu_seconds}\n"
+    );
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cpu_seconds_is_a_counter_family_of_its_own() {
+        let mut text = "# TYPE a gauge\na 1\n".to_owned();
+        render_cpu_seconds(&mut text, 1.25);
+        assert_eq!(
+            text,
+            "# TYPE a gauge\na 1\n\n# HELP process_cpu_seconds_total User and system CPU time \
+             spent, in seconds.\n# TYPE process_cpu_seconds_total counter\n\
+             process_cpu_seconds_total 1.25\n"
+        );
+    }
 
     #[test]
     fn methods_the_client_invents_become_other() {

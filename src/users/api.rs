@@ -1,17 +1,17 @@
 //! `/api/v1/users/me` and the admin user endpoints `/api/v1/admin/users`.
 
 use poem_openapi::param::{Path, Query};
-use poem_openapi::payload::Json;
 use poem_openapi::{Object, OpenApi};
 use serde::Deserialize;
 use uuid::Uuid;
 
-use crate::auth::bearer::BearerAuth;
+use crate::auth::bearer::{AdminBearerAuth, BearerAuth};
 use crate::auth::password;
 use crate::error::{AppError, FieldError};
 use crate::http::body::JsonBody;
 use crate::http::pagination;
 use crate::http::problem::ApiError;
+use crate::http::responses::{Changed, Found, Page};
 use crate::http::tags::Tag;
 use crate::state::AppState;
 use crate::users::model::{DISPLAY_NAME_MAX, Role, User, parse_email};
@@ -45,8 +45,11 @@ pub struct UpdateMeRequest {
     #[oai(validator(min_length = 1, max_length = 100))]
     #[serde(default, deserialize_with = "crate::http::body::present")]
     pub display_name: Option<String>,
-    /// New email address; needs `current_password`.
-    #[oai(validator(max_length = 254))]
+    /// New email address; needs `current_password`. Case does not matter.
+    #[oai(validator(
+        max_length = 254,
+        pattern = r"^\s*[^@\s]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+\s*$"
+    ))]
     #[serde(default, deserialize_with = "crate::http::body::present")]
     pub email: Option<String>,
     /// The current password; required with `email` or `new_password`.
@@ -115,8 +118,8 @@ impl UsersApi {
         operation_id = "getMe",
         tag = "Tag::Users"
     )]
-    async fn get_me(&self, auth: BearerAuth) -> Result<Json<User>, ApiError<MeErrors>> {
-        Ok(Json(service::me(&self.state.domain, &auth.0).await?))
+    async fn get_me(&self, auth: BearerAuth) -> Result<Found<User>, ApiError<MeErrors>> {
+        Ok(Found(service::me(&self.state.domain, &auth.0).await?))
     }
 
     /// Update my profile
@@ -134,7 +137,7 @@ impl UsersApi {
         &self,
         auth: BearerAuth,
         body: JsonBody<UpdateMeRequest>,
-    ) -> Result<Json<User>, ApiError<UpdateMeErrors>> {
+    ) -> Result<Changed<User>, ApiError<UpdateMeErrors>> {
         let body = body.0;
         let changes = ProfileChanges {
             display_name: body.display_name.map(|n| n.trim().to_owned()),
@@ -146,7 +149,7 @@ impl UsersApi {
             current_password: body.current_password,
             new_password: body.new_password,
         };
-        Ok(Json(
+        Ok(Changed(
             service::update_me(
                 &self.state.domain,
                 &self.state.auth.verifier,
@@ -159,7 +162,8 @@ impl UsersApi {
 
     /// List users (admin)
     ///
-    /// Users in creation order, filtered by text (email or display name), role and status.
+    /// Administrators only (`adminBearerAuth`; others get 403). Users in creation order,
+    /// filtered by text (email or display name), role and status.
     #[oai(
         path = "/admin/users",
         method = "get",
@@ -168,7 +172,7 @@ impl UsersApi {
     )]
     async fn list_users(
         &self,
-        auth: BearerAuth,
+        auth: AdminBearerAuth,
         /// Substring of the email or display name (case-insensitive).
         #[oai(validator(min_length = 1, max_length = 100))]
         q: Query<Option<String>>,
@@ -177,18 +181,21 @@ impl UsersApi {
         /// Only disabled (`true`) or enabled (`false`) users.
         disabled: Query<Option<bool>>,
         /// Items per page (1 to 100, default 20).
-        #[oai(validator(minimum(value = "1"), maximum(value = "100")))]
-        limit: Query<Option<u32>>,
+        #[oai(
+            default = "crate::http::pagination::default_limit",
+            validator(minimum(value = "1"), maximum(value = "100"))
+        )]
+        limit: Query<u32>,
         /// `next_cursor` from the previous page.
         #[oai(validator(max_length = 1024))]
         cursor: Query<Option<String>>,
-    ) -> Result<Json<UserPage>, ApiError<ListUsersErrors>> {
+    ) -> Result<Page<UserPage>, ApiError<ListUsersErrors>> {
         let filter = UserFilter {
             text: q.0,
             role: role.0,
             disabled: disabled.0,
         };
-        let limit = pagination::limit(limit.0);
+        let limit = pagination::limit(Some(limit.0));
         let (items, next_cursor) = service::list(
             &self.state.domain,
             &auth.0,
@@ -197,13 +204,14 @@ impl UsersApi {
             limit,
         )
         .await?;
-        Ok(Json(UserPage { items, next_cursor }))
+        Ok(Page(UserPage { items, next_cursor }))
     }
 
     /// Change a user (admin)
     ///
-    /// Changes a user's role or disabled status. Disabling ends the user's sessions at once.
-    /// Administrators cannot change their own role or status.
+    /// Administrators only (`adminBearerAuth`; others get 403). Changes a user's role or
+    /// disabled status. Disabling ends the user's sessions at once. Administrators cannot change
+    /// their own role or status.
     #[oai(
         path = "/admin/users/:user_id",
         method = "patch",
@@ -212,11 +220,11 @@ impl UsersApi {
     )]
     async fn admin_update_user(
         &self,
-        auth: BearerAuth,
+        auth: AdminBearerAuth,
         /// The user to change.
         user_id: Path<Uuid>,
         body: JsonBody<AdminUpdateUserRequest>,
-    ) -> Result<Json<User>, ApiError<AdminUpdateErrors>> {
+    ) -> Result<Changed<User>, ApiError<AdminUpdateErrors>> {
         let body = body.0;
         let user = service::admin_update(
             &self.state.domain,
@@ -226,6 +234,6 @@ impl UsersApi {
             body.disabled,
         )
         .await?;
-        Ok(Json(user))
+        Ok(Changed(user))
     }
 }

@@ -44,12 +44,15 @@ impl Role {
 
 /// A user as the API shows it (never with a password hash).
 #[derive(Debug, Clone, Object, Serialize, Deserialize)]
+#[oai(example)]
 pub struct User {
     /// The user's id.
     pub id: Uuid,
     /// Email address (stored lower-case; unique regardless of case).
+    #[oai(validator(max_length = 254, pattern = "^[^@\\s]+@[^@\\s]+$"))]
     pub email: String,
-    /// Name shown to other project members.
+    /// Name shown to other project members (1 to 100 characters).
+    #[oai(validator(max_length = 100))]
     pub display_name: String,
     /// Role across the service.
     pub role: Role,
@@ -64,6 +67,23 @@ pub struct User {
     /// verify-email`). Invitations to the address stay hidden until it is.
     #[serde(default)]
     pub email_verified: bool,
+}
+
+/// The document's example user.
+impl poem_openapi::types::Example for User {
+    fn example() -> Self {
+        let at = crate::http::openapi::example_time();
+        Self {
+            id: Uuid::from_u128(0x0194f0a8_aaaa_7bbb_8ccc_dddddddddddd),
+            email: "ada@example.com".to_owned(),
+            display_name: "Ada Lovelace".to_owned(),
+            role: Role::User,
+            disabled: false,
+            created_at: at,
+            updated_at: at,
+            email_verified: true,
+        }
+    }
 }
 
 impl From<UserRecord> for User {

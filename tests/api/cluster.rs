@@ -266,13 +266,13 @@ async fn a_token_from_a_works_on_b_and_c_and_logout_on_a_is_refused_on_both_with
     assert!(
         sample(
             &metrics,
-            "cache_invalidations_total{direction=\"received\"}"
+            "tasklight_cache_invalidations_total{direction=\"received\"}"
         ) >= 1.0
     );
     assert!(
         sample(
             &metrics,
-            "cache_requests_total{cache=\"session\",layer=\"l1\",result=\"hit\"}"
+            "tasklight_cache_requests_total{cache=\"session\",layer=\"l1\",result=\"hit\"}"
         ) >= 1.0
     );
     cluster.stop().await;
@@ -329,7 +329,7 @@ async fn what_a_loaded_b_finds_in_redis_and_a_removed_member_loses_access_on_b_a
     let l2_hits = |m: &str| {
         sample(
             m,
-            "cache_requests_total{cache=\"member\",layer=\"l2\",result=\"hit\"}",
+            "tasklight_cache_requests_total{cache=\"member\",layer=\"l2\",result=\"hit\"}",
         )
     };
     assert_eq!(
@@ -477,7 +477,7 @@ async fn b_and_c_serve_a_task_updated_through_a_within_a_second() {
         assert!(
             sample(
                 &metrics,
-                "cache_requests_total{cache=\"task\",layer=\"l1\",result=\"hit\"}"
+                "tasklight_cache_requests_total{cache=\"task\",layer=\"l1\",result=\"hit\"}"
             ) >= 1.0,
             "{} did not answer from its in-process cache",
             NAMES[i]
@@ -605,12 +605,12 @@ async fn one_quota_is_shared_by_all_instances_not_multiplied_by_them() {
         let metrics = cluster.metrics(i).await;
         decisions += sample(
             &metrics,
-            "rate_limit_decisions_total{policy=\"user\",result=\"limited\"}",
+            "tasklight_rate_limit_decisions_total{policy=\"user\",result=\"limited\"}",
         );
         assert_eq!(
             sample(
                 &metrics,
-                "rate_limit_fallback_decisions_total{policy=\"user\"}"
+                "tasklight_rate_limit_fallback_decisions_total{policy=\"user\"}"
             ),
             0.0,
             "instance {} fell back while Redis was up",
@@ -762,12 +762,15 @@ async fn without_redis_the_instances_keep_answering_and_recover_when_it_returns(
         assert!(
             sample(
                 &metrics,
-                "rate_limit_fallback_decisions_total{policy=\"user\"}"
+                "tasklight_rate_limit_fallback_decisions_total{policy=\"user\"}"
             ) >= 1.0,
             "instance {} did not count its fallback decisions",
             name
         );
-        assert_eq!(sample(&metrics, "rate_limit_fallback_active"), 1.0);
+        assert_eq!(
+            sample(&metrics, "tasklight_rate_limit_fallback_active"),
+            1.0
+        );
     }
 
     redis.restart();
@@ -788,7 +791,7 @@ async fn without_redis_the_instances_keep_answering_and_recover_when_it_returns(
         );
         let metrics = cluster.metrics(i).await;
         assert_eq!(
-            sample(&metrics, "rate_limit_fallback_active"),
+            sample(&metrics, "tasklight_rate_limit_fallback_active"),
             0.0,
             "instance {} still limits in-process",
             name

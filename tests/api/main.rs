@@ -7,6 +7,7 @@ mod audit;
 mod audit_admin;
 mod auth;
 mod body_limits;
+mod caching;
 mod cluster;
 mod comments;
 mod concurrency;

@@ -33,3 +33,28 @@ async fn the_openapi_document_matches_the_committed_snapshot() {
         );
     }
 }
+
+#[tokio::test]
+async fn the_yaml_document_and_swagger_ui_show_the_same_finished_document() {
+    let app = spawn_app().await;
+    let json = app.spec().await;
+    // The finishing step ran: the rate-limit fields are described once and referenced.
+    assert!(json["components"]["headers"]["RateLimit"].is_object());
+    let yaml = app
+        .get("/api/v1/openapi.yaml", None)
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        yaml.contains("#/components/headers/RateLimit"),
+        "YAML not finished"
+    );
+    assert!(yaml.contains("adminBearerAuth"));
+    let html = app.get("/docs", None).await.text().await.unwrap();
+    assert!(
+        html.contains("#/components/headers/RateLimit"),
+        "Swagger UI not finished"
+    );
+    app.stop().await;
+}

@@ -58,14 +58,14 @@ async fn anonymous_requests_over_the_address_quota_get_a_429_problem_with_retry_
     assert_eq!(
         sample(
             &metrics,
-            "rate_limit_decisions_total{policy=\"ip\",result=\"allowed\"}"
+            "tasklight_rate_limit_decisions_total{policy=\"ip\",result=\"allowed\"}"
         ),
         3.0
     );
     assert_eq!(
         sample(
             &metrics,
-            "rate_limit_decisions_total{policy=\"ip\",result=\"limited\"}"
+            "tasklight_rate_limit_decisions_total{policy=\"ip\",result=\"limited\"}"
         ),
         1.0
     );
@@ -127,7 +127,7 @@ async fn login_is_limited_per_account_before_the_password_is_checked() {
     assert_eq!(
         sample(
             &metrics,
-            "rate_limit_decisions_total{policy=\"auth-account\",result=\"limited\"}"
+            "tasklight_rate_limit_decisions_total{policy=\"auth-account\",result=\"limited\"}"
         ),
         2.0
     );
