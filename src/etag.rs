@@ -11,6 +11,16 @@ pub fn if_match(header: &str, current: &str) -> bool {
     header.trim() == "*" || tags(header).any(|tag| tag == current)
 }
 
+/// Refuses (412) a write whose `If-Match` (when sent) does not name version `version`.
+pub fn require_match(if_match: Option<&str>, version: i32) -> Result<(), crate::error::AppError> {
+    match if_match {
+        Some(header) if !self::if_match(header, &for_version(version)) => {
+            Err(crate::error::AppError::PreconditionFailed)
+        }
+        _ => Ok(()),
+    }
+}
+
 /// `If-None-Match`: true when the header is `*` or lists `current`, ignoring `W/` on either side.
 pub fn if_none_match(header: &str, current: &str) -> bool {
     let current = current.strip_prefix("W/").unwrap_or(current);

@@ -27,16 +27,6 @@ fn require_writer(role: ProjectRole) -> AppResult<()> {
     }
 }
 
-/// Refuses (412) a write whose `If-Match` does not match the comment's current version.
-fn check_precondition(if_match: Option<&str>, comment: &CommentRecord) -> AppResult<()> {
-    match if_match {
-        Some(header) if !etag::if_match(header, &etag::for_version(comment.version)) => {
-            Err(AppError::PreconditionFailed)
-        }
-        _ => Ok(()),
-    }
-}
-
 /// Writes a comment on a task (owners and members; viewers get 403, others 404).
 pub async fn create(
     ctx: &DomainContext,
@@ -156,7 +146,7 @@ pub async fn update(
     if comment.author_id != principal.user_id {
         return Err(AppError::Forbidden("only its author may edit a comment"));
     }
-    check_precondition(if_match, &comment)?;
+    etag::require_match(if_match, comment.version)?;
     if comment.body == body {
         return Ok(comment.into());
     }
@@ -193,7 +183,7 @@ pub async fn delete(
             "only its author or a project owner may delete a comment",
         ));
     }
-    check_precondition(if_match, &comment)?;
+    etag::require_match(if_match, comment.version)?;
     work.delete_comment(id).await?;
     work.change_comment_count(comment.task_id, -1).await?;
     work.record(Change {

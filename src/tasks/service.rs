@@ -181,16 +181,6 @@ pub async fn get(ctx: &DomainContext, principal: &Principal, id: Uuid) -> AppRes
     Ok(Task::new(task, tags))
 }
 
-/// Refuses (412) a write whose `If-Match` does not match the task's current version.
-fn check_precondition(if_match: Option<&str>, task: &TaskRecord) -> AppResult<()> {
-    match if_match {
-        Some(header) if !etag::if_match(header, &etag::for_version(task.version)) => {
-            Err(AppError::PreconditionFailed)
-        }
-        _ => Ok(()),
-    }
-}
-
 /// Changes a task (owners and members). With `If-Match`, a stale version gets 412; the row is
 /// locked while it is compared and written, so of concurrent writers with one ETag exactly one
 /// wins.
@@ -204,7 +194,7 @@ pub async fn update(
     let mut work = ctx.begin(Some(principal.user_id)).await?;
     let (mut task, role) = visible_for_write(&mut work, principal, id).await?;
     require_writer(role)?;
-    check_precondition(if_match, &task)?;
+    etag::require_match(if_match, task.version)?;
     if let Some(assignee) = changes.assignee_id.value() {
         check_assignee(&mut *work, task.project_id, *assignee).await?;
     }
@@ -326,7 +316,7 @@ pub async fn delete(
     let mut work = ctx.begin(Some(principal.user_id)).await?;
     let (task, role) = visible_for_write(&mut work, principal, id).await?;
     require_writer(role)?;
-    check_precondition(if_match, &task)?;
+    etag::require_match(if_match, task.version)?;
     work.delete_task(id).await?;
     work.record(Change {
         action: "task.deleted",

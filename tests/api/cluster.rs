@@ -105,10 +105,9 @@ impl Cluster {
             .status()
     }
 
-    /// The string `field` of the JSON that instance `i` answers for `path`.
-    async fn field_on(&self, i: usize, path: &str, token: &str, field: &str) -> String {
-        let body: Value = self
-            .client
+    /// The JSON that instance `i` answers for `path`.
+    async fn json_on(&self, i: usize, path: &str, token: &str) -> Value {
+        self.client
             .get(format!("http://{}/api/v1{path}", self.addr(i)))
             .bearer_auth(token)
             .send()
@@ -116,7 +115,12 @@ impl Cluster {
             .unwrap()
             .json()
             .await
-            .unwrap();
+            .unwrap()
+    }
+
+    /// The string `field` of the JSON that instance `i` answers for `path`.
+    async fn field_on(&self, i: usize, path: &str, token: &str, field: &str) -> String {
+        let body = self.json_on(i, path, token).await;
         body[field].as_str().unwrap().to_owned()
     }
 
@@ -512,19 +516,9 @@ async fn a_member_removed_on_a_loses_the_projects_tasks_from_my_tasks_on_b_and_c
         )
         .await;
     let count_on = |i: usize| {
-        let cluster = &cluster;
-        let token = team.member.access.clone();
+        let (cluster, token) = (&cluster, &team.member.access);
         async move {
-            let page: Value = cluster
-                .client
-                .get(format!("http://{}/api/v1/tasks", cluster.addr(i)))
-                .bearer_auth(token)
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
+            let page = cluster.json_on(i, "/tasks", token).await;
             page["items"].as_array().unwrap().len()
         }
     };

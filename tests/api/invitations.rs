@@ -50,6 +50,27 @@ async fn invited(app: &TestApp, owner: &str, project_id: &str, email: &str, role
     body(invite(app, Some(owner), project_id, email, role).await, 201).await
 }
 
+/// The invitee's answer to accept invitation `id`.
+async fn accept(app: &TestApp, id: &str, token: &str) -> reqwest::Response {
+    app.post(
+        &format!("/invitations/{id}/accept"),
+        Some(token),
+        &json!({}),
+    )
+    .await
+}
+
+/// The invitation can no longer be accepted (404), and the project stays invisible (404).
+async fn assert_still_outside(app: &TestApp, id: &str, token: &str, project_id: &str) {
+    problem(accept(app, id, token).await, 404).await;
+    problem(
+        app.get(&format!("/projects/{project_id}"), Some(token))
+            .await,
+        404,
+    )
+    .await;
+}
+
 fn ids_of(page: &Value) -> Vec<String> {
     page["items"]
         .as_array()
@@ -144,16 +165,7 @@ async fn only_the_owner_may_invite_list_and_revoke() {
     verify(&app, &email).await;
     let invitee = app.login(&email, PASSWORD).await;
     assert!(my_invitations(&app, &invitee.access).await.is_empty());
-    problem(
-        app.post(
-            &format!("/invitations/{id}/accept"),
-            Some(&invitee.access),
-            &json!({}),
-        )
-        .await,
-        404,
-    )
-    .await;
+    problem(accept(&app, &id, &invitee.access).await, 404).await;
     let actions = audit_actions(&app, &team.owner.access, &pid).await;
     assert!(
         actions.contains(&"invitation.created".to_owned()),
@@ -298,25 +310,7 @@ async fn a_declined_invitation_is_gone_and_audited() {
     )
     .await;
     assert!(my_invitations(&app, &invitee.access).await.is_empty());
-    problem(
-        app.post(
-            &format!("/invitations/{id}/accept"),
-            Some(&invitee.access),
-            &json!({}),
-        )
-        .await,
-        404,
-    )
-    .await;
-    problem(
-        app.get(
-            &format!("/projects/{}", team.project_id),
-            Some(&invitee.access),
-        )
-        .await,
-        404,
-    )
-    .await;
+    assert_still_outside(&app, &id, &invitee.access, &team.project_id).await;
     let actions = audit_actions(&app, &team.owner.access, &team.project_id).await;
     assert!(
         actions.contains(&"invitation.declined".to_owned()),
@@ -634,25 +628,7 @@ async fn invitations_expire_and_an_expired_address_may_be_invited_again() {
     }
     let list = format!("/projects/{}/invitations", team.project_id);
     assert!(ids_of(&body(app.get(&list, Some(&team.owner.access)).await, 200).await).is_empty());
-    problem(
-        app.post(
-            &format!("/invitations/{id}/accept"),
-            Some(&invitee.access),
-            &json!({}),
-        )
-        .await,
-        404,
-    )
-    .await;
-    problem(
-        app.get(
-            &format!("/projects/{}", team.project_id),
-            Some(&invitee.access),
-        )
-        .await,
-        404,
-    )
-    .await;
+    assert_still_outside(&app, &id, &invitee.access, &team.project_id).await;
     invited(
         &app,
         &team.owner.access,
