@@ -92,13 +92,23 @@ try {
   const authorize = await waitFor(page.locator('.swagger-ui .auth-wrapper button.authorize'), 'the "Authorize" button');
   await authorize.click();
   const dialog = await waitFor(page.locator('.swagger-ui .dialog-ux .modal-ux'), 'the authorization dialog');
-  const bearer = dialog.locator('.auth-container').filter({ hasText: 'bearerAuth' });
-  await waitFor(bearer, 'the bearerAuth section of the authorization dialog');
-  const field = await waitFor(bearer.locator('input'), 'the bearerAuth value field');
-  await field.fill(TOKEN);
-  await (await waitFor(bearer.locator('button.authorize, button:has-text("Authorize")'),
-    'the "Authorize" button of the bearerAuth section')).click();
-  await waitFor(bearer.locator('button:has-text("Logout")'), 'the bearerAuth "Logout" button (authorization not applied)');
+  // Two sections take the same token: `bearerAuth` and `adminBearerAuth` (administrators'
+  // operations). Each gets it, and each must show its "Logout" button afterwards.
+  const sections = dialog.locator('.auth-container');
+  await waitFor(sections.first(), 'the sections of the authorization dialog');
+  const count = await sections.count();
+  const names = [];
+  for (let i = 0; i < count; i += 1) {
+    const section = sections.nth(i);
+    const input = section.locator('input');
+    if ((await input.count()) === 0) continue;
+    names.push(((await section.locator('h4').first().textContent()) || '').trim().split(/\s/)[0]);
+    await input.first().fill(TOKEN);
+    await (await waitFor(section.locator('button.authorize, button:has-text("Authorize")'),
+      `the "Authorize" button of section ${i}`)).click();
+    await waitFor(section.locator('button:has-text("Logout")'), `the "Logout" button of section ${i} (authorization not applied)`);
+  }
+  if (!names.some((n) => n === 'bearerAuth')) throw new Error(`no bearerAuth section in the dialog: ${names.join(', ')}`);
   await (await waitFor(dialog.locator('button.btn-done, button:has-text("Close")'), 'the "Close" button of the dialog')).click();
   await waitFor(page.locator('.swagger-ui .dialog-ux'), 'the authorization dialog closing', 'detached');
   step('authorized with the bearer token');
