@@ -302,6 +302,12 @@ impl TestApp {
         .await
     }
 
+    /// The owner (`token`) removes a member from a project; asserts the 204.
+    pub async fn remove_member(&self, token: &str, project_id: &str, user_id: &str) {
+        let path = format!("/projects/{project_id}/members/{user_id}");
+        body(self.delete(&path, Some(token)).await, 204).await;
+    }
+
     /// Creates a task; `fields` is the request body. Returns the Task body.
     pub async fn create_task(&self, token: &str, project_id: &str, fields: Value) -> Value {
         let path = format!("/projects/{project_id}/tasks");
