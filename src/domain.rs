@@ -9,6 +9,7 @@
 use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
 
+use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use crate::activity::model::TaskActivity;
@@ -18,6 +19,8 @@ use crate::audit::store::{AuditRecord, AuditStore};
 use crate::cache::Cache;
 use crate::db::{Db, StoreResult};
 use crate::error::AppResult;
+use crate::events::model::{Envelope, EventRecord, Position};
+use crate::events::signal::EventSignal;
 use crate::store::{self, Store, Transaction};
 use crate::telemetry::metrics::Metrics;
 
@@ -33,6 +36,8 @@ pub struct DomainContext {
     pub metrics: Arc<Metrics>,
     /// This instance's `INSTANCE_ID`, stamped on every audit entry.
     pub instance_id: Arc<str>,
+    /// Wakes the event feeds of this and every other instance when events commit.
+    pub events: Arc<EventSignal>,
 }
 
 impl DomainContext {
@@ -48,6 +53,7 @@ impl DomainContext {
             tx: store::begin(&self.db).await?,
             actor,
             stale: Vec::new(),
+            wrote_events: false,
         })
     }
 }
@@ -60,6 +66,7 @@ pub struct UnitOfWork<'a> {
     tx: Box<dyn Transaction>,
     actor: Option<Uuid>,
     stale: Vec<String>,
+    wrote_events: bool,
 }
 
 impl<'a> UnitOfWork<'a> {
@@ -68,23 +75,73 @@ impl<'a> UnitOfWork<'a> {
         self.context
     }
 
-    /// Appends the audit entry of `change`, stamped with the actor, the request id and the
-    /// instance id, in this transaction.
+    /// Appends the audit entry of `change` and its event (the outbox), stamped with the actor,
+    /// the request id, the request's trace context and the instance id, in this transaction.
     pub async fn record(&mut self, change: Change) -> StoreResult<()> {
+        let occurred_at = crate::db::now();
+        let request_id = crate::telemetry::context::request_id();
+        let event = self.event(&change, occurred_at, &request_id);
         let entry = AuditRecord {
             id: Uuid::now_v7(),
-            occurred_at: crate::db::now(),
+            occurred_at,
             actor_id: self.actor,
             action: change.action.to_owned(),
             entity_type: change.entity_type.to_owned(),
             entity_id: change.entity_id,
             project_id: change.project_id,
             summary: sqlx::types::Json(change.summary),
-            request_id: crate::telemetry::context::request_id(),
+            request_id,
             instance_id: self.context.instance_id.to_string(),
         };
         let audit: &mut dyn AuditStore = &mut *self.tx;
-        audit.insert_audit(&entry).await
+        audit.insert_audit(&entry).await?;
+        self.tx.insert_event(&event).await?;
+        self.wrote_events = true;
+        Ok(())
+    }
+
+    /// Appends an event for a change that has no audit entry of its own (tasks unassigned by a
+    /// member's removal, recorded under the removal's entry).
+    pub async fn record_event(&mut self, change: Change) -> StoreResult<()> {
+        let request_id = crate::telemetry::context::request_id();
+        let event = self.event(&change, crate::db::now(), &request_id);
+        self.tx.insert_event(&event).await?;
+        self.wrote_events = true;
+        Ok(())
+    }
+
+    /// The outbox event of `change`.
+    fn event(&self, change: &Change, occurred_at: DateTime<Utc>, request_id: &str) -> EventRecord {
+        let id = Uuid::now_v7();
+        let envelope = Envelope {
+            id,
+            event_type: change.action,
+            timestamp: occurred_at,
+            project_id: change.project_id,
+            actor_id: self.actor,
+            request_id,
+            data: &change.resource,
+        };
+        let (traceparent, tracestate) = match crate::telemetry::context::trace_context() {
+            Some((parent, state)) => (Some(parent), state),
+            None => (None, None),
+        };
+        EventRecord {
+            id,
+            position: Position::default(),
+            event_type: change.action.to_owned(),
+            project_id: change.project_id,
+            actor_id: self.actor,
+            entity_type: change.entity_type.to_owned(),
+            entity_id: change.entity_id,
+            // Serialising a `Value` and plain fields cannot fail.
+            payload: serde_json::to_string(&envelope).unwrap_or_default(),
+            request_id: request_id.to_owned(),
+            traceparent,
+            tracestate,
+            instance_id: self.context.instance_id.to_string(),
+            occurred_at,
+        }
     }
 
     /// Appends `activity` to task `task_id`'s activity, stamped with the actor and the request
@@ -105,9 +162,13 @@ impl<'a> UnitOfWork<'a> {
         self.stale.extend(keys);
     }
 
-    /// Commits, then invalidates the stale keys on every instance.
+    /// Commits, then invalidates the stale keys on every instance and wakes every instance's
+    /// event feed if the write made events.
     pub async fn commit(self) -> AppResult<()> {
         self.tx.commit().await?;
+        if self.wrote_events {
+            self.context.events.committed();
+        }
         if !self.stale.is_empty() {
             self.context.cache.invalidate(&self.stale).await;
         }
@@ -173,6 +234,7 @@ pub mod testing {
                 cache,
                 metrics,
                 instance_id: "unit".into(),
+                events: crate::events::signal::EventSignal::new(None),
             };
             Self { ctx, _dir: dir }
         }

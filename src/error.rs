@@ -50,6 +50,9 @@ pub enum AppError {
     /// A rate limit refused the request (429).
     #[error("too many requests")]
     RateLimited(Box<Decision>),
+    /// The caller holds as many of a limited resource as allowed (429; the text says which).
+    #[error("{0}")]
+    TooMany(&'static str),
     /// A dependency (database pool) is saturated or down (503).
     #[error("the service is temporarily unavailable: {0}")]
     Unavailable(&'static str),
@@ -71,6 +74,7 @@ impl AppError {
             Self::PreconditionFailed => Self::PreconditionFailed,
             Self::Unprocessable(m) => Self::Unprocessable(m),
             Self::RateLimited(decision) => Self::RateLimited(decision.clone()),
+            Self::TooMany(m) => Self::TooMany(m),
             Self::Unavailable(m) => Self::Unavailable(m),
             Self::Internal(e) => Self::Internal(anyhow::anyhow!("{e:#}")),
         }

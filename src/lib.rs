@@ -16,6 +16,7 @@ pub mod db;
 pub mod domain;
 pub mod error;
 pub mod etag;
+pub mod events;
 pub mod health;
 pub mod http;
 pub mod idempotency;

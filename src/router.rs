@@ -2,7 +2,7 @@
 //! UI, the middleware in its order, and the admin routes. The only module that imports the
 //! `*/api.rs` modules; a new API area is added to [`Apis`] and [`api_service`] here.
 
-use poem::middleware::{CatchPanic, Compression};
+use poem::middleware::CatchPanic;
 use poem::{Endpoint, EndpointExt, Route};
 use poem_openapi::OpenApiService;
 
@@ -10,8 +10,10 @@ use crate::activity::api::ActivityApi;
 use crate::audit::api::AuditApi;
 use crate::auth::api::AuthApi;
 use crate::comments::api::CommentsApi;
+use crate::events::api::EventsApi;
 use crate::health::HealthApi;
 use crate::http::caching::CacheHeaders;
+use crate::http::compression::CompressUnlessStream;
 use crate::http::middleware::{BodyLimit, HeadLimit, SecurityHeaders, Timeout, panic_response};
 use crate::http::observe::Observe;
 use crate::http::problem::render_poem_error;
@@ -36,6 +38,7 @@ pub type Apis = (
     AuditApi,
     InvitationsApi,
     VerificationApi,
+    EventsApi,
 );
 
 /// Builds the OpenAPI service (routes plus document).
@@ -69,7 +72,10 @@ pub fn api_service(state: AppState) -> OpenApiService<Apis, ()> {
         InvitationsApi {
             state: state.clone(),
         },
-        VerificationApi { state },
+        VerificationApi {
+            state: state.clone(),
+        },
+        EventsApi { state },
     );
     OpenApiService::new(apis, "Tasklight API", env!("CARGO_PKG_VERSION"))
         .description(
@@ -96,7 +102,8 @@ pub fn routes(state: AppState) -> impl Endpoint {
     with_middleware(state, route_table, tree)
 }
 
-/// Wraps an endpoint in the middleware stack, outermost first: compression, observation
+/// Wraps an endpoint in the middleware stack, outermost first: compression (except of event
+/// streams, which must reach the client frame by frame), observation
 /// (request id, client address, trace, metrics, access log, Sentry), state, caching headers
 /// (outside CORS, so its `Vary: Origin` is kept), security headers,
 /// the request-head limits, rate limits, the timeout, problem rendering of every error, panic
@@ -164,7 +171,7 @@ pub fn with_middleware(
             state.config.trusted_proxies.clone(),
             route_table,
         ))
-        .with(Compression::new())
+        .with(CompressUnlessStream::new())
 }
 
 /// The admin route tree: `/metrics` (Prometheus text) and the health checks.

@@ -11,6 +11,9 @@ use crate::auth::tokens::TokenKeys;
 use crate::cache::Cache;
 use crate::config::{Config, JwtSecret};
 use crate::domain::DomainContext;
+use crate::events::feed::Feed;
+use crate::events::signal::EventSignal;
+use crate::events::slots::StreamSlots;
 use crate::http::drain::Drain;
 use crate::mail::Mailer;
 use crate::ratelimit::RateLimiter;
@@ -37,6 +40,10 @@ pub struct SharedState {
     /// Set on SIGTERM: readiness answers 503 and responses close their connections; counts
     /// the requests being served.
     pub drain: Arc<Drain>,
+    /// This instance's feed of events, which its event streams follow.
+    pub feed: Arc<Feed>,
+    /// The per-user limit of open event streams.
+    pub stream_slots: Arc<StreamSlots>,
 }
 
 impl std::ops::Deref for AppState {
@@ -70,7 +77,13 @@ impl AppState {
             cache,
             metrics,
             instance_id: config.instance_id.as_str().into(),
+            events: EventSignal::new(redis.clone()),
         };
+        domain.events.subscribe();
+        let feed = Feed::start(domain.clone(), &config.events)
+            .await
+            .context("reading the outbox's head")?;
+        let stream_slots = StreamSlots::new(config.events.max_streams_per_user, redis.clone());
         let verifier = Verifier {
             mailer: Mailer::new(config.smtp.as_ref())?,
             ttl: config.email_verification_ttl,
@@ -89,6 +102,8 @@ impl AppState {
             redis,
             rate_limiter,
             drain: Arc::new(Drain::default()),
+            feed,
+            stream_slots,
         })))
     }
 }

@@ -9,6 +9,7 @@ use crate::audit::store::AuditStore;
 use crate::auth::store::AuthStore;
 use crate::comments::store::CommentStore;
 use crate::db::{AnyConnection, Connection, Db, StoreResult};
+use crate::events::store::EventStore;
 use crate::idempotency::store::IdempotencyStore;
 use crate::invitations::store::InvitationStore;
 use crate::projects::store::ProjectStore;
@@ -26,6 +27,7 @@ pub trait Store:
     + CommentStore
     + ActivityStore
     + AuditStore
+    + EventStore
     + IdempotencyStore
     + InvitationStore
     + VerificationStore
@@ -41,6 +43,7 @@ impl<T> Store for T where
         + CommentStore
         + ActivityStore
         + AuditStore
+        + EventStore
         + IdempotencyStore
         + InvitationStore
         + VerificationStore

@@ -20,6 +20,14 @@ pub struct Change {
     pub project_id: Option<Uuid>,
     /// The changed fields (never passwords, hashes or tokens).
     pub summary: Value,
+    /// The resource after the change, as the API shows it (for a deletion, what identifies
+    /// the deleted resource): the `data` of the change's event.
+    pub resource: Value,
+}
+
+/// `model` as the API shows it, for [`Change::resource`].
+pub fn resource<T: poem_openapi::types::ToJSON>(model: &T) -> Value {
+    model.to_json().unwrap_or(Value::Null)
 }
 
 /// An audit entry as the API shows it.

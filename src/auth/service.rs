@@ -103,6 +103,7 @@ pub async fn register(
         entity_id: user.id,
         project_id: None,
         summary: json!({ "email": user.email, "display_name": user.display_name }),
+        resource: json!({ "id": user.id }),
     })
     .await?;
     work.commit().await?;
@@ -238,12 +239,23 @@ pub async fn authenticate_claims(
     auth: &AuthContext,
     claims: &tokens::Claims,
 ) -> AppResult<Principal> {
+    session_principal(&auth.domain, claims.sub, claims.sid).await
+}
+
+/// The principal of user `user_id` in session `session_id`, if the user is enabled and the
+/// session alive (from the cache, which every change to them invalidates on every instance):
+/// what a long-lived answer (an event stream) checks again while it lasts.
+pub async fn session_principal(
+    domain: &DomainContext,
+    user_id: Uuid,
+    session_id: Uuid,
+) -> AppResult<Principal> {
     const INVALID: &str = "the access token is invalid or expired";
-    let session = session_state(&auth.domain, claims.sid)
+    let session = session_state(domain, session_id)
         .await?
-        .filter(|s| s.user_id == claims.sub)
+        .filter(|s| s.user_id == user_id)
         .ok_or(AppError::Unauthorized(INVALID))?;
-    let user = cached_user(&auth.domain, claims.sub)
+    let user = cached_user(domain, user_id)
         .await?
         .ok_or(AppError::Unauthorized(INVALID))?;
     if user.disabled {
@@ -255,8 +267,8 @@ pub async fn authenticate_claims(
         ));
     }
     Ok(Principal {
-        user_id: claims.sub,
-        session_id: claims.sid,
+        user_id,
+        session_id,
         role: user.role,
     })
 }

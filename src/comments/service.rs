@@ -6,7 +6,7 @@
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::audit::model::Change;
+use crate::audit::model::{Change, resource};
 use crate::auth::Principal;
 use crate::cache::keys;
 use crate::comments::model::Comment;
@@ -56,17 +56,19 @@ pub async fn create(
     };
     work.insert_comment(&comment).await?;
     work.change_comment_count(task_id, 1).await?;
+    let created = Comment::from(comment);
     work.record(Change {
         action: "comment.created",
         entity_type: "comment",
-        entity_id: comment.id,
+        entity_id: created.id,
         project_id: Some(task.project_id),
-        summary: json!({ "task_id": task_id, "body": comment.body }),
+        summary: json!({ "task_id": task_id, "body": created.body }),
+        resource: resource(&created),
     })
     .await?;
     work.invalidate([keys::task(task_id)]);
     work.commit().await?;
-    Ok(comment.into())
+    Ok(created)
 }
 
 /// One page of a task's comments, oldest first (any member of the task's project).
@@ -154,16 +156,18 @@ pub async fn update(
     comment.version += 1;
     comment.updated_at = crate::db::now();
     work.update_comment(&comment).await?;
+    let updated = Comment::from(comment);
     work.record(Change {
         action: "comment.updated",
         entity_type: "comment",
         entity_id: id,
         project_id: Some(found.project_id),
-        summary: json!({ "task_id": comment.task_id, "body": comment.body }),
+        summary: json!({ "task_id": updated.task_id, "body": updated.body }),
+        resource: resource(&updated),
     })
     .await?;
     work.commit().await?;
-    Ok(comment.into())
+    Ok(updated)
 }
 
 /// Deletes a comment (its author while an owner or member, or any owner of the project). With
@@ -194,6 +198,7 @@ pub async fn delete(
         summary: json!({
             "task_id": comment.task_id, "author_id": comment.author_id, "version": comment.version,
         }),
+        resource: json!({ "id": id, "task_id": comment.task_id }),
     })
     .await?;
     work.invalidate([keys::task(comment.task_id)]);

@@ -182,6 +182,8 @@ pub struct Config {
     pub email_verification_ttl: Duration,
     /// Outgoing mail (`SMTP_URL`, `SMTP_FROM`, `TASKLIGHT_PUBLIC_URL`); unset: no mail is sent.
     pub smtp: Option<SmtpConfig>,
+    /// The outbox and the live event streams.
+    pub events: EventsConfig,
     /// Trace export, if configured.
     pub traces: Option<TraceConfig>,
     /// Error reporting, if configured.
@@ -300,6 +302,7 @@ impl Config {
                 env.get("SMTP_FROM"),
                 env.get("TASKLIGHT_PUBLIC_URL"),
             )?,
+            events: EventsConfig::from_lookup(|name| env.get(name))?,
             traces: telemetry.traces,
             sentry: telemetry.sentry,
         })
@@ -493,6 +496,7 @@ fn log_format<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<LogFormat, 
     }
 }
 
+mod events;
 pub mod ip_block;
 mod limits;
 mod mail;
@@ -500,6 +504,7 @@ mod parse;
 #[cfg(test)]
 mod tests;
 
+pub use events::EventsConfig;
 pub use ip_block::IpBlock;
 pub use limits::{Quota, RateLimits};
 pub use mail::SmtpConfig;

@@ -88,6 +88,12 @@ pub trait Dialect {
     const ILIKE: &'static str;
     /// Row lock for read-modify-write in a transaction (SQLite locks the whole database instead).
     const FOR_UPDATE: &'static str;
+    /// The current transaction's id as a `bigint` (SQLite: always 0, its writers take turns).
+    const CURRENT_TX_ID: &'static str;
+    /// A transaction id below which every transaction has ended, as seen by the statement's
+    /// snapshot: rows written by a transaction with a smaller id can no longer appear later
+    /// (SQLite: 1, above its constant 0).
+    const ENDED_TX_BOUND: &'static str;
 }
 
 impl Dialect for Postgres {
@@ -95,6 +101,8 @@ impl Dialect for Postgres {
     const SYSTEM: &'static str = "postgresql";
     const ILIKE: &'static str = "ILIKE";
     const FOR_UPDATE: &'static str = " FOR UPDATE";
+    const CURRENT_TX_ID: &'static str = "pg_current_xact_id()::text::bigint";
+    const ENDED_TX_BOUND: &'static str = "pg_snapshot_xmin(pg_current_snapshot())::text::bigint";
 }
 
 impl Dialect for Sqlite {
@@ -102,6 +110,8 @@ impl Dialect for Sqlite {
     const SYSTEM: &'static str = "sqlite";
     const ILIKE: &'static str = "LIKE";
     const FOR_UPDATE: &'static str = "";
+    const CURRENT_TX_ID: &'static str = "0";
+    const ENDED_TX_BOUND: &'static str = "1";
 }
 
 /// Compiles the storage implementation in its body twice, once with `DB` = PostgreSQL and once

@@ -4,17 +4,33 @@
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
+use tokio::sync::Notify;
+
 /// The drain flag and the in-flight count of one instance.
 #[derive(Debug, Default)]
 pub struct Drain {
     draining: AtomicBool,
     in_flight: AtomicUsize,
+    started: Notify,
 }
 
 impl Drain {
     /// Starts draining: readiness turns 503 and every response closes its connection.
     pub fn start(&self) {
         self.draining.store(true, Ordering::Relaxed);
+        self.started.notify_waiters();
+    }
+
+    /// Returns once draining has started (at once if it has): long-lived answers (event
+    /// streams) end then, so that their clients reconnect to another instance.
+    pub async fn started(&self) {
+        let notified = self.started.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        if self.is_draining() {
+            return;
+        }
+        notified.await;
     }
 
     /// Whether the instance is draining.

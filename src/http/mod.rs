@@ -5,6 +5,7 @@
 pub mod body;
 pub mod caching;
 pub mod client_ip;
+pub mod compression;
 pub mod drain;
 pub mod middleware;
 pub mod observe;

@@ -186,6 +186,14 @@ pub fn render(error: &AppError) -> Response {
         AppError::RateLimited(decision) => {
             return too_many_requests(decision);
         }
+        AppError::TooMany(detail) => {
+            let mut response =
+                Problem::new(StatusCode::TOO_MANY_REQUESTS, "too-many", *detail).into_response();
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+            return response;
+        }
         AppError::Unavailable(_) => Problem::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "unavailable",

@@ -18,6 +18,9 @@ pub enum Tag {
     Comments,
     /// Invitations by email into projects: owners invite, the invitee accepts or declines.
     Invitations,
+    /// Live updates: a project's events as a stream (SSE), and the tickets that open one from a
+    /// browser.
+    Events,
     /// The audit log of changes.
     Audit,
     /// Administration: users and the whole audit log (administrators only).

@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::audit::model::Change;
+use crate::audit::model::{Change, resource};
 use crate::auth::Principal;
 use crate::cache::keys;
 use crate::db::StoreError;
@@ -17,7 +17,7 @@ use crate::error::{AppError, AppResult};
 use crate::invitations::model::Invitation;
 use crate::invitations::store::{InvitationRecord, NewInvitation};
 use crate::paging::Paging;
-use crate::projects::model::{Project, ProjectRole};
+use crate::projects::model::{Member, Project, ProjectRole};
 use crate::projects::service::{cached_role, current_role, require_owner};
 
 const PENDING_ALREADY: &str = "email: this address already has a pending invitation to the \
@@ -78,6 +78,7 @@ pub async fn create(
             "role": role.as_str(),
             "expires_at": invitation.expires_at,
         }),
+        resource: json!({ "id": id, "project_id": project_id, "status": "pending" }),
     })
     .await?;
     work.commit().await?;
@@ -124,6 +125,7 @@ pub async fn revoke(
         entity_id: invitation.id,
         project_id: Some(project_id),
         summary: json!({ "email": invitation.email, "role": invitation.role }),
+        resource: json!({ "id": invitation.id, "project_id": project_id, "status": "revoked" }),
     })
     .await?;
     work.commit().await
@@ -171,12 +173,17 @@ pub async fn accept(
     if !already_member {
         work.insert_member(project_id, principal.user_id, &invitation.role, now)
             .await?;
+        let member = work
+            .member(project_id, principal.user_id)
+            .await?
+            .ok_or(AppError::NotFound("member"))?;
         work.record(Change {
             action: "member.added",
             entity_type: "member",
             entity_id: principal.user_id,
             project_id: Some(project_id),
             summary: json!({ "role": invitation.role, "via": "invitation" }),
+            resource: resource(&Member::from(member)),
         })
         .await?;
     }
@@ -190,6 +197,7 @@ pub async fn accept(
             "role": invitation.role,
             "already_member": already_member,
         }),
+        resource: json!({ "id": invitation.id, "project_id": project_id, "status": "accepted" }),
     })
     .await?;
     let project = work
@@ -216,6 +224,9 @@ pub async fn decline(
         entity_id: invitation.id,
         project_id: Some(invitation.project_id),
         summary: json!({ "email": invitation.email, "role": invitation.role }),
+        resource: json!({
+            "id": invitation.id, "project_id": invitation.project_id, "status": "declined",
+        }),
     })
     .await?;
     work.commit().await

@@ -88,6 +88,18 @@ impl Project {
 }
 
 /// The document's example project.
+/// A project as its events show it: the project document without the reader's own `role`.
+pub fn project_data(record: &ProjectRecord) -> serde_json::Value {
+    serde_json::json!({
+        "id": record.id,
+        "name": record.name,
+        "description": record.description,
+        "created_by": record.created_by,
+        "created_at": record.created_at,
+        "updated_at": record.updated_at,
+    })
+}
+
 impl poem_openapi::types::Example for Project {
     fn example() -> Self {
         let at = crate::http::openapi::example_time();

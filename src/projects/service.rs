@@ -9,16 +9,17 @@ use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
 use crate::activity::model::{FieldChange, TaskActivity, TaskField};
-use crate::audit::model::Change;
+use crate::audit::model::{Change, resource};
 use crate::auth::Principal;
 use crate::cache::keys;
 use crate::domain::{DomainContext, UnitOfWork};
 use crate::error::{AppError, AppResult};
 use crate::idempotency::{self, Begun, IdempotencyKey};
 use crate::paging::Paging;
-use crate::projects::model::{Member, Project, ProjectRole};
+use crate::projects::model::{Member, Project, ProjectRole, project_data};
 use crate::projects::store::{ProjectRecord, ProjectStore};
 use crate::store::Store;
+use crate::tasks::model::Task;
 
 /// The role of `user_id` in a project as the store holds it now (no cache), or 404 when they
 /// are not a member (so project ids cannot be probed).
@@ -117,6 +118,7 @@ pub async fn create(
         entity_id: project.id,
         project_id: Some(project.id),
         summary: json!({ "name": project.name, "description": project.description }),
+        resource: project_data(&project),
     })
     .await?;
     let committed =
@@ -181,6 +183,7 @@ pub async fn update(
             entity_id: id,
             project_id: Some(id),
             summary: Value::Object(summary),
+            resource: project_data(&project),
         })
         .await?;
         work.invalidate([keys::project(id)]);
@@ -202,6 +205,7 @@ pub async fn delete(ctx: &DomainContext, principal: &Principal, id: Uuid) -> App
         entity_id: id,
         project_id: Some(id),
         summary: json!({ "name": project.name, "tasks_deleted": tasks_deleted }),
+        resource: json!({ "id": id }),
     })
     .await?;
     work.invalidate(members.into_iter().map(|m| keys::member(id, m)));
@@ -261,21 +265,23 @@ pub async fn put_member(
             ("member.added", json!({ "role": role.as_str() }))
         }
     };
+    let member = Member::from(
+        work.member(project_id, user_id)
+            .await?
+            .ok_or(AppError::NotFound("member"))?,
+    );
     work.record(Change {
         action,
         entity_type: "member",
         entity_id: user_id,
         project_id: Some(project_id),
         summary,
+        resource: resource(&member),
     })
     .await?;
-    let member = work
-        .member(project_id, user_id)
-        .await?
-        .ok_or(AppError::NotFound("member"))?;
     work.invalidate([keys::member(project_id, user_id)]);
     work.commit().await?;
-    Ok(member.into())
+    Ok(member)
 }
 
 /// Removes a member (owners, or members removing themselves); their tasks become unassigned.
@@ -308,6 +314,17 @@ pub async fn remove_member(
         };
         work.record_activity(*task_id, TaskActivity::Updated(vec![change]))
             .await?;
+        if let Some(task) = work.task_with_tags(*task_id).await? {
+            work.record_event(Change {
+                action: "task.updated",
+                entity_type: "task",
+                entity_id: *task_id,
+                project_id: Some(project_id),
+                summary: json!({ "assignee_id": null }),
+                resource: resource(&Task::new(task.task, task.tags.0)),
+            })
+            .await?;
+        }
     }
     work.record(Change {
         action: "member.removed",
@@ -315,6 +332,7 @@ pub async fn remove_member(
         entity_id: user_id,
         project_id: Some(project_id),
         summary: json!({ "previous_role": member.role }),
+        resource: json!({ "user_id": user_id, "project_id": project_id }),
     })
     .await?;
     work.invalidate([keys::member(project_id, user_id)]);

@@ -6,7 +6,7 @@ use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
 use crate::activity::model::{FieldChange, TaskActivity, TaskField};
-use crate::audit::model::Change;
+use crate::audit::model::{Change, resource};
 use crate::auth::Principal;
 use crate::cache::keys;
 use crate::domain::{DomainContext, UnitOfWork};
@@ -129,15 +129,17 @@ pub async fn create(
     });
     work.record_activity(task.id, TaskActivity::Created(summary.clone()))
         .await?;
+    let created = Task::new(task, tags);
     work.record(Change {
         action: "task.created",
         entity_type: "task",
-        entity_id: task.id,
+        entity_id: created.id,
         project_id: Some(project_id),
         summary,
+        resource: resource(&created),
     })
     .await?;
-    let committed = idempotency::commit(work, key, Task::new(task, tags)).await?;
+    let committed = idempotency::commit(work, key, created).await?;
     if committed.created {
         ctx.metrics.tasks.created.increment(1);
     }
@@ -211,18 +213,21 @@ pub async fn update(
     }
     work.record_activity(id, TaskActivity::Updated(applied.changes))
         .await?;
+    let project_id = task.project_id;
+    let updated = Task::new(task, applied.tags);
     work.record(Change {
         action: "task.updated",
         entity_type: "task",
         entity_id: id,
-        project_id: Some(task.project_id),
+        project_id: Some(project_id),
         summary: Value::Object(applied.summary),
+        resource: resource(&updated),
     })
     .await?;
     work.invalidate([keys::task(id)]);
     work.commit().await?;
     ctx.metrics.tasks.updated.increment(1);
-    Ok(Task::new(task, applied.tags))
+    Ok(updated)
 }
 
 /// What [`apply_changes`] did: the changed fields with their new values (empty when nothing
@@ -324,6 +329,7 @@ pub async fn delete(
         entity_id: id,
         project_id: Some(task.project_id),
         summary: json!({ "title": task.title, "version": task.version }),
+        resource: json!({ "id": id, "project_id": task.project_id }),
     })
     .await?;
     work.invalidate([keys::task(id)]);

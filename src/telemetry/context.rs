@@ -121,6 +121,28 @@ pub fn request_id() -> String {
     with(|c| c.request_id.to_string()).unwrap_or_else(|| "-".to_owned())
 }
 
+/// The current request's W3C trace context as `traceparent` and `tracestate` header values,
+/// or `None` outside a request. Events carry it, so that their delivery joins the trace of the
+/// request that caused them.
+pub fn trace_context() -> Option<(String, Option<String>)> {
+    use opentelemetry::trace::{TraceContextExt, TraceFlags};
+    with(|c| {
+        let (flags, state) = match &c.otel {
+            Some(otel) => {
+                let span = otel.span();
+                let span_context = span.span_context();
+                (
+                    span_context.trace_flags(),
+                    span_context.trace_state().header(),
+                )
+            }
+            None => (TraceFlags::default(), String::new()),
+        };
+        let parent = crate::telemetry::traces::traceparent(&c.trace_id, &c.span_id, flags);
+        (parent, (!state.is_empty()).then_some(state))
+    })
+}
+
 /// The name of the `index`-th path parameter of the current route (poem-openapi reports path
 /// parameters as `param0`, `param1`, ... in its parse errors).
 pub fn path_parameter(index: usize) -> Option<&'static str> {

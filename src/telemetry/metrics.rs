@@ -75,6 +75,72 @@ pub struct TaskMetrics {
     pub deleted: Counter,
 }
 
+/// Buckets of event fan-out latency (commit to feed, commit to stream).
+const FANOUT_BUCKETS: [f64; 12] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+];
+
+/// Why an event stream ended, as metric labels.
+pub const STREAM_END_REASONS: [&str; 6] = [
+    "client_gone",
+    "drain",
+    "membership_ended",
+    "session_ended",
+    "project_deleted",
+    "error",
+];
+
+/// The outbox's readers: this instance's feed and its event streams.
+pub struct EventMetrics {
+    read: Histogram,
+    sent: Histogram,
+    /// Event streams open on this instance.
+    pub streams_open: Gauge,
+    /// Streams opened.
+    pub streams_opened: Counter,
+    /// Streams refused because the user holds the most allowed.
+    pub streams_refused: Counter,
+    ended: Vec<Counter>,
+}
+
+impl EventMetrics {
+    /// The feed read an event `seconds` after it happened.
+    pub fn read(&self, seconds: f64) {
+        self.read.record(seconds);
+    }
+
+    /// A stream was handed an event `seconds` after it happened.
+    pub fn sent(&self, seconds: f64) {
+        self.sent.record(seconds);
+    }
+
+    /// A stream ended for `reason` (one of [`STREAM_END_REASONS`]).
+    pub fn stream_ended(&self, reason: &str) {
+        let i = STREAM_END_REASONS
+            .iter()
+            .position(|r| *r == reason)
+            .unwrap_or(STREAM_END_REASONS.len() - 1);
+        self.ended[i].increment(1);
+    }
+
+    fn register(r: &Registrar<'_>) -> Self {
+        let fanout = |stage| r.histogram("tasklight_event_fanout_seconds", &[("stage", stage)]);
+        Self {
+            read: fanout("read"),
+            sent: fanout("sent"),
+            streams_open: r.gauge("tasklight_event_streams_open", &[]),
+            streams_opened: r.counter("tasklight_event_streams_opened_total", &[]),
+            streams_refused: r.counter("tasklight_event_streams_refused_total", &[]),
+            ended: STREAM_END_REASONS
+                .iter()
+                .map(|reason| {
+                    r.counter("tasklight_event_streams_ended_total", &[("reason", reason)])
+                })
+                .collect(),
+        }
+    }
+}
+
 /// The rate-limit policies, as metric labels.
 pub const RATE_LIMIT_POLICIES: [&str; 4] = ["user", "ip", "auth-ip", "auth-account"];
 
@@ -148,6 +214,8 @@ pub struct Metrics {
     pub tasks: TaskMetrics,
     /// Rate-limit decisions.
     pub rate_limits: RateLimitMetrics,
+    /// The event feed and streams.
+    pub events: EventMetrics,
     pool: PoolGauges,
     process: ProcessGauges,
     dropped_logs: Counter,
@@ -179,6 +247,7 @@ impl Metrics {
             auth: AuthMetrics::register(&r),
             tasks: TaskMetrics::register(&r),
             rate_limits: RateLimitMetrics::register(&r),
+            events: EventMetrics::register(&r),
             pool: PoolGauges::register(&r),
             process: ProcessGauges::register(&r),
             dropped_logs: r.counter("tasklight_telemetry_dropped_total", &[("signal", "logs")]),
@@ -284,6 +353,12 @@ fn build_recorder() -> PrometheusRecorder {
             b.set_buckets_for_metric(
                 Matcher::Full("db_client_operation_duration_seconds".into()),
                 &DB_BUCKETS,
+            )
+        })
+        .and_then(|b| {
+            b.set_buckets_for_metric(
+                Matcher::Full("tasklight_event_fanout_seconds".into()),
+                &FANOUT_BUCKETS,
             )
         })
         .expect("bucket lists are not empty")
@@ -422,7 +497,32 @@ enum MetricKind {
 }
 
 /// The `# HELP` text of every metric family.
-const DESCRIPTIONS: [(MetricKind, &str, &str); 18] = [
+const DESCRIPTIONS: [(MetricKind, &str, &str); 23] = [
+    (
+        MetricKind::SecondsHistogram,
+        "tasklight_event_fanout_seconds",
+        "Time from a change to its event being read by this instance's feed (stage read) and handed to an event stream (stage sent).",
+    ),
+    (
+        MetricKind::Gauge,
+        "tasklight_event_streams_open",
+        "Event streams (SSE) open on this instance.",
+    ),
+    (
+        MetricKind::Counter,
+        "tasklight_event_streams_opened_total",
+        "Event streams opened.",
+    ),
+    (
+        MetricKind::Counter,
+        "tasklight_event_streams_refused_total",
+        "Event streams refused because the user already holds the most allowed.",
+    ),
+    (
+        MetricKind::Counter,
+        "tasklight_event_streams_ended_total",
+        "Event streams ended, by reason.",
+    ),
     (
         MetricKind::SecondsHistogram,
         "http_server_request_duration_seconds",

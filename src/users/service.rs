@@ -124,6 +124,7 @@ pub async fn update_me(
         entity_id: user.id,
         project_id: None,
         summary: Value::Object(summary),
+        resource: json!({ "id": user.id }),
     })
     .await?;
     work.commit().await?;
@@ -223,6 +224,7 @@ pub async fn admin_update(
             entity_id: user.id,
             project_id: None,
             summary,
+            resource: json!({ "id": user.id }),
         })
         .await?;
     }
@@ -283,6 +285,7 @@ pub async fn create_or_promote_admin(
         entity_id: user_id,
         project_id: None,
         summary: json!({ "role": "admin", "via": "create-admin" }),
+        resource: json!({ "id": user_id }),
     })
     .await?;
     work.invalidate([keys::user(user_id)]);

@@ -102,6 +102,7 @@ pub async fn verify(ctx: &DomainContext, token: &str) -> AppResult<()> {
         entity_id: record.user_id,
         project_id: None,
         summary: json!({ "email": record.email, "via": "link" }),
+        resource: json!({ "id": record.user_id }),
     })
     .await?;
     work.invalidate([keys::user(record.user_id)]);
@@ -138,6 +139,7 @@ pub async fn resend(
         entity_id: user.id,
         project_id: None,
         summary: json!({}),
+        resource: json!({ "id": user.id }),
     })
     .await?;
     work.commit().await?;
@@ -165,6 +167,7 @@ pub async fn mark_verified(ctx: &DomainContext, email: &str) -> AppResult<String
         entity_id: user.id,
         project_id: None,
         summary: json!({ "email": user.email, "via": "verify-email" }),
+        resource: json!({ "id": user.id }),
     })
     .await?;
     work.invalidate([keys::user(user.id)]);

@@ -79,6 +79,11 @@ impl Cluster {
         }
     }
 
+    /// The HTTP client the cluster's helpers use.
+    pub(crate) fn client(&self) -> &reqwest::Client {
+        &self.client
+    }
+
     pub(crate) fn addr(&self, i: usize) -> std::net::SocketAddr {
         if i == 0 {
             self.a.addr

@@ -8,6 +8,7 @@ use std::net::SocketAddr;
 
 mod checks;
 mod db;
+pub mod sse;
 
 pub use checks::{
     body, fields, header, ids, invalid, names, problem, read, statements_run, str_of,
@@ -180,6 +181,24 @@ impl TestApp {
             .json()
             .await
             .expect("the OpenAPI document is JSON")
+    }
+
+    /// Opens a project's event stream with the bearer token, after `last_event_id` if given.
+    pub async fn stream(
+        &self,
+        project_id: &str,
+        token: &str,
+        last_event_id: Option<&str>,
+    ) -> sse::SseStream {
+        let mut request = self.req(
+            Method::GET,
+            &format!("/projects/{project_id}/events"),
+            Some(token),
+        );
+        if let Some(id) = last_event_id {
+            request = request.header("Last-Event-ID", id);
+        }
+        sse::SseStream::new(request.send().await.expect("the stream is answered"))
     }
 
     pub async fn get(&self, path: &str, token: Option<&str>) -> Response {
