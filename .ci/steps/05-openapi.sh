@@ -17,7 +17,8 @@ echo "Swagger UI is served at /docs"
 
 # schemathesis against the running binary, authenticated as a normal user: no 5xx, every status,
 # content type, header and body as documented, and invalid input refused. Bounded in examples
-# and time; any finding fails CI.
+# and time; any finding fails CI. The event stream never ends by itself, so schemathesis leaves it
+# to tests/api/events.rs.
 ST_EMAIL="schemathesis-$RANDOM@example.com"
 curl -fsS "$SQLITE_ORIGIN/api/v1/auth/register" -H 'Content-Type: application/json' \
     -d '{"email":"'"$ST_EMAIL"'","password":"schemathesis password","display_name":"Schemathesis"}' >/dev/null
@@ -27,5 +28,6 @@ timeout 600 "$VENV/bin/schemathesis" --config-file "$REPO/.ci/schemathesis.toml"
     -H "Authorization: Bearer $ST_TOKEN" \
     --checks not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,response_schema_conformance,negative_data_rejection,use_after_free,ignored_auth \
     --phases examples,coverage,fuzzing,stateful --max-examples 50 --seed 1 \
-    --exclude-path /api/v1/auth/logout ||
+    --exclude-path /api/v1/auth/logout \
+    --exclude-path "/api/v1/projects/{project_id}/events" ||
     die "schemathesis found problems (above)"

@@ -199,11 +199,17 @@ impl EventsApi {
         /// The project.
         project_id: Path<Uuid>,
         /// The id of the last event received; the stream starts after it.
-        #[oai(name = "Last-Event-ID", validator(max_length = 64))]
+        #[oai(
+            name = "Last-Event-ID",
+            validator(max_length = 64, pattern = "^[0-9A-Za-z-]{1,64}$")
+        )]
         last_event_id: Header<Option<String>>,
         /// The same as `Last-Event-ID`, for a new `EventSource` opened with a fresh ticket after
         /// the last one closed (the header wins when both are sent).
-        #[oai(name = "last_event_id", validator(max_length = 64))]
+        #[oai(
+            name = "last_event_id",
+            validator(max_length = 64, pattern = "^[0-9A-Za-z-]{1,64}$")
+        )]
         last_event_id_param: Query<Option<String>>,
     ) -> Result<EventStream<BoxStream<'static, StreamFrame>>, ApiError<StreamErrors>> {
         let state = &self.state;

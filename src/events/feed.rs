@@ -67,6 +67,11 @@ impl Feed {
         (receiver, *self.position.borrow())
     }
 
+    /// The position published so far.
+    pub fn position(&self) -> Position {
+        *self.position.borrow()
+    }
+
     /// Subscribers now.
     pub fn subscribers(&self) -> usize {
         self.sender.receiver_count()

@@ -93,7 +93,7 @@ try {
   await authorize.click();
   const dialog = await waitFor(page.locator('.swagger-ui .dialog-ux .modal-ux'), 'the authorization dialog');
   // Two sections take the same token: `bearerAuth` and `adminBearerAuth` (administrators'
-  // operations). Each gets it, and each must show its "Logout" button afterwards.
+  // operations); `streamTicket` is left empty. Each gets it, and each must show its "Logout" button afterwards.
   const sections = dialog.locator('.auth-container');
   await waitFor(sections.first(), 'the sections of the authorization dialog');
   const count = await sections.count();
@@ -102,7 +102,10 @@ try {
     const section = sections.nth(i);
     const input = section.locator('input');
     if ((await input.count()) === 0) continue;
-    names.push(((await section.locator('h4').first().textContent()) || '').trim().split(/\s/)[0]);
+    const name = ((await section.locator('h4').first().textContent()) || '').trim().split(/\s/)[0];
+    // A stream ticket is not the bearer token (it comes from POST .../events/tickets).
+    if (name === 'streamTicket') continue;
+    names.push(name);
     await input.first().fill(TOKEN);
     await (await waitFor(section.locator('button.authorize, button:has-text("Authorize")'),
       `the "Authorize" button of section ${i}`)).click();

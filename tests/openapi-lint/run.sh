@@ -61,10 +61,15 @@ write = next(p for p in paths if p.startswith("/api/v1/") and not p.startswith("
 paths[read]["get"]["security"] = []
 paths[write]["post"]["security"] = []
 del paths[read]["get"]["responses"]["200"]["headers"]["RateLimit"]
+bounded = next(s for s in doc["components"]["schemas"].values()
+               for p in s.get("properties", {}).values() if p.get("type") == "array" and "maxItems" in p)
+for p in bounded["properties"].values():
+    p.pop("maxItems", None)
+doc["components"]["securitySchemes"]["plantedKey"] = {"type": "apiKey", "in": "query", "name": "key"}
 json.dump(doc, open(sys.argv[2], "w"))
 PY
 npx --no-install spectral lint --ruleset .spectral.yaml -f json -o "$scratch/planted-result.json" "$scratch/planted.json" >/dev/null 2>&1 || true
 planted=$(python3 -c 'import json,sys; print(" ".join(sorted(p["code"] for p in json.load(open(sys.argv[1])) if p["severity"] == 0)))' "$scratch/planted-result.json")
-[[ $planted == "tasklight:rate-limit-headers tasklight:read-restricted tasklight:write-restricted" ]] ||
+[[ $planted == "tasklight:array-limit tasklight:no-api-keys-in-url tasklight:rate-limit-headers tasklight:read-restricted tasklight:write-restricted" ]] ||
     die "the replacement rules did not catch the planted gaps (got: ${planted:-nothing})"
 say "OK: 0 errors from Redocly and Spectral; the replacement rules catch planted gaps"
