@@ -35,3 +35,4 @@ pub mod telemetry;
 pub mod users;
 pub mod validate;
 pub mod verification;
+pub mod webhooks;

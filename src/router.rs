@@ -25,6 +25,7 @@ use crate::tasks::api::TasksApi;
 use crate::telemetry::routes::RouteTable;
 use crate::users::api::UsersApi;
 use crate::verification::api::VerificationApi;
+use crate::webhooks::api::WebhooksApi;
 
 /// The API areas, as one type.
 pub type Apis = (
@@ -39,6 +40,7 @@ pub type Apis = (
     InvitationsApi,
     VerificationApi,
     EventsApi,
+    WebhooksApi,
 );
 
 /// Builds the OpenAPI service (routes plus document).
@@ -75,7 +77,10 @@ pub fn api_service(state: AppState) -> OpenApiService<Apis, ()> {
         VerificationApi {
             state: state.clone(),
         },
-        EventsApi { state },
+        EventsApi {
+            state: state.clone(),
+        },
+        WebhooksApi { state },
     );
     OpenApiService::new(apis, "Tasklight API", env!("CARGO_PKG_VERSION"))
         .description(

@@ -20,6 +20,7 @@ use crate::ratelimit::RateLimiter;
 use crate::redis_client::Redis;
 use crate::telemetry::metrics::Metrics;
 use crate::verification::service::Verifier;
+use crate::webhooks::delivery::WebhookRuntime;
 
 /// What every request handler can reach; cheap to clone.
 #[derive(Clone)]
@@ -44,6 +45,8 @@ pub struct SharedState {
     pub feed: Arc<Feed>,
     /// The per-user limit of open event streams.
     pub stream_slots: Arc<StreamSlots>,
+    /// Webhook delivery (dispatcher and workers) of this instance.
+    pub webhooks: Arc<WebhookRuntime>,
 }
 
 impl std::ops::Deref for AppState {
@@ -84,6 +87,8 @@ impl AppState {
             .await
             .context("reading the outbox's head")?;
         let stream_slots = StreamSlots::new(config.events.max_streams_per_user, redis.clone());
+        let webhooks = WebhookRuntime::start(domain.clone(), &feed, &config.webhooks)
+            .context("starting webhook delivery")?;
         let verifier = Verifier {
             mailer: Mailer::new(config.smtp.as_ref())?,
             ttl: config.email_verification_ttl,
@@ -104,6 +109,7 @@ impl AppState {
             drain: Arc::new(Drain::default()),
             feed,
             stream_slots,
+            webhooks,
         })))
     }
 }

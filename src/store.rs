@@ -16,6 +16,7 @@ use crate::projects::store::ProjectStore;
 use crate::tasks::store::TaskStore;
 use crate::users::store::UserStore;
 use crate::verification::store::VerificationStore;
+use crate::webhooks::store::WebhookStore;
 
 /// All storage traits together. A function that needs one area's storage takes that trait
 /// (`&mut dyn AuditStore`); a `&mut dyn Store` coerces to any of them.
@@ -31,6 +32,7 @@ pub trait Store:
     + IdempotencyStore
     + InvitationStore
     + VerificationStore
+    + WebhookStore
     + Send
 {
 }
@@ -47,6 +49,7 @@ impl<T> Store for T where
         + IdempotencyStore
         + InvitationStore
         + VerificationStore
+        + WebhookStore
         + Send
 {
 }

@@ -184,6 +184,8 @@ pub struct Config {
     pub smtp: Option<SmtpConfig>,
     /// The outbox and the live event streams.
     pub events: EventsConfig,
+    /// Webhook delivery.
+    pub webhooks: WebhookConfig,
     /// Trace export, if configured.
     pub traces: Option<TraceConfig>,
     /// Error reporting, if configured.
@@ -303,6 +305,7 @@ impl Config {
                 env.get("TASKLIGHT_PUBLIC_URL"),
             )?,
             events: EventsConfig::from_lookup(|name| env.get(name))?,
+            webhooks: WebhookConfig::from_lookup(|name| env.get(name))?,
             traces: telemetry.traces,
             sentry: telemetry.sentry,
         })
@@ -503,6 +506,7 @@ mod mail;
 mod parse;
 #[cfg(test)]
 mod tests;
+mod webhooks;
 
 pub use events::EventsConfig;
 pub use ip_block::IpBlock;
@@ -514,3 +518,4 @@ use parse::{
     parse_instance_id, parse_key_prefix, parse_or, parse_redis_url, parse_sampling,
     parse_sentry_dsn,
 };
+pub use webhooks::WebhookConfig;

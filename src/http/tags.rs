@@ -21,6 +21,9 @@ pub enum Tag {
     /// Live updates: a project's events as a stream (SSE), and the tickets that open one from a
     /// browser.
     Events,
+    /// Webhooks: a project's events POSTed to its subscriptions, signed, retried, with a
+    /// circuit breaker per endpoint (owners).
+    Webhooks,
     /// The audit log of changes.
     Audit,
     /// Administration: users and the whole audit log (administrators only).

@@ -141,6 +141,55 @@ impl EventMetrics {
     }
 }
 
+/// Webhook delivery.
+pub struct WebhookMetrics {
+    results: [Counter; 3],
+    attempt: Histogram,
+    outbox_lag: Gauge,
+    pending: Gauge,
+    dead: Gauge,
+    open_circuits: Gauge,
+}
+
+impl WebhookMetrics {
+    /// Counts an attempt's outcome: `delivered`, `failed` (will be retried) or `dead`.
+    pub fn result(&self, result: &str) {
+        let i = match result {
+            "delivered" => 0,
+            "failed" => 1,
+            _ => 2,
+        };
+        self.results[i].increment(1);
+    }
+
+    /// Records an attempt's duration.
+    pub fn attempt(&self, seconds: f64) {
+        self.attempt.record(seconds);
+    }
+
+    /// Sets the cluster-wide delivery gauges (every instance reads the same database: take
+    /// `max` across instances, not `sum`).
+    pub fn set_counts(&self, lag_seconds: f64, pending: i64, dead: i64, open_circuits: i64) {
+        self.outbox_lag.set(lag_seconds);
+        self.pending.set(pending as f64);
+        self.dead.set(dead as f64);
+        self.open_circuits.set(open_circuits as f64);
+    }
+
+    fn register(r: &Registrar<'_>) -> Self {
+        let result =
+            |result| r.counter("tasklight_webhook_deliveries_total", &[("result", result)]);
+        Self {
+            results: [result("delivered"), result("failed"), result("dead")],
+            attempt: r.histogram("tasklight_webhook_attempt_duration_seconds", &[]),
+            outbox_lag: r.gauge("tasklight_outbox_lag_seconds", &[]),
+            pending: r.gauge("tasklight_webhook_deliveries_pending", &[]),
+            dead: r.gauge("tasklight_webhook_dead_letters", &[]),
+            open_circuits: r.gauge("tasklight_webhook_circuits_open", &[]),
+        }
+    }
+}
+
 /// The rate-limit policies, as metric labels.
 pub const RATE_LIMIT_POLICIES: [&str; 4] = ["user", "ip", "auth-ip", "auth-account"];
 
@@ -216,6 +265,8 @@ pub struct Metrics {
     pub rate_limits: RateLimitMetrics,
     /// The event feed and streams.
     pub events: EventMetrics,
+    /// Webhook delivery.
+    pub webhooks: WebhookMetrics,
     pool: PoolGauges,
     process: ProcessGauges,
     dropped_logs: Counter,
@@ -248,6 +299,7 @@ impl Metrics {
             tasks: TaskMetrics::register(&r),
             rate_limits: RateLimitMetrics::register(&r),
             events: EventMetrics::register(&r),
+            webhooks: WebhookMetrics::register(&r),
             pool: PoolGauges::register(&r),
             process: ProcessGauges::register(&r),
             dropped_logs: r.counter("tasklight_telemetry_dropped_total", &[("signal", "logs")]),
@@ -359,6 +411,12 @@ fn build_recorder() -> PrometheusRecorder {
             b.set_buckets_for_metric(
                 Matcher::Full("tasklight_event_fanout_seconds".into()),
                 &FANOUT_BUCKETS,
+            )
+        })
+        .and_then(|b| {
+            b.set_buckets_for_metric(
+                Matcher::Full("tasklight_webhook_attempt_duration_seconds".into()),
+                &HTTP_BUCKETS,
             )
         })
         .expect("bucket lists are not empty")
@@ -497,7 +555,37 @@ enum MetricKind {
 }
 
 /// The `# HELP` text of every metric family.
-const DESCRIPTIONS: [(MetricKind, &str, &str); 23] = [
+const DESCRIPTIONS: [(MetricKind, &str, &str); 29] = [
+    (
+        MetricKind::Counter,
+        "tasklight_webhook_deliveries_total",
+        "Webhook delivery attempts by result: delivered, failed (to be retried) or dead (retries used up).",
+    ),
+    (
+        MetricKind::SecondsHistogram,
+        "tasklight_webhook_attempt_duration_seconds",
+        "Duration of webhook delivery attempts, from the request to the end of the answer.",
+    ),
+    (
+        MetricKind::Gauge,
+        "tasklight_outbox_lag_seconds",
+        "Age of the oldest webhook delivery not yet made (0 when none waits); the same on every instance.",
+    ),
+    (
+        MetricKind::Gauge,
+        "tasklight_webhook_deliveries_pending",
+        "Webhook deliveries waiting for an attempt; the same on every instance.",
+    ),
+    (
+        MetricKind::Gauge,
+        "tasklight_webhook_dead_letters",
+        "Webhook deliveries whose retries are used up (dead letters); the same on every instance.",
+    ),
+    (
+        MetricKind::Gauge,
+        "tasklight_webhook_circuits_open",
+        "Webhook endpoints whose circuit breaker is open or half-open; the same on every instance.",
+    ),
     (
         MetricKind::SecondsHistogram,
         "tasklight_event_fanout_seconds",
