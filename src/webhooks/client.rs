@@ -175,6 +175,9 @@ pub struct Outgoing {
 impl Outgoing {
     /// A client with `config`'s timeouts and guard.
     pub fn new(config: &WebhookConfig) -> anyhow::Result<Self> {
+        // The process's TLS provider is ring (as for sqlx, SMTP and Sentry); `tasklight serve`
+        // installs it first, and a server started by a test may not have.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let guard = Arc::new(AddressGuard::new(config));
         let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())

@@ -3,9 +3,9 @@
 //! links work once, expire, are retired by newer ones, never reach the logs; a mail server
 //! that is down loses no account; without SMTP nothing is mailed.
 //!
-//! Needs a Python with aiosmtpd: `TEST_SMTP_PYTHON=/path/to/venv/bin/python cargo test`
-//! (`python3 -m venv /var/tmp/tl-smtp-venv && /var/tmp/tl-smtp-venv/bin/pip install aiosmtpd`).
-//! CI sets it; with `CI` set and no such Python, these tests fail instead of passing unchecked.
+//! Needs a Python with aiosmtpd: `TEST_PYTHON=/path/to/venv/bin/python cargo test` (see the
+//! README). CI sets it; with `CI` set and no such Python, these tests fail instead of passing
+//! unchecked.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -23,16 +23,7 @@ const PUBLIC_URL: &str = "http://app.tasklight.test";
 
 /// The Python that runs the SMTP server, or `None` (with a note) when not configured locally.
 fn smtp_python() -> Option<String> {
-    match std::env::var("TEST_SMTP_PYTHON") {
-        Ok(python) if !python.is_empty() => Some(python),
-        _ if std::env::var_os("CI").is_some() => {
-            panic!("CI must run the SMTP tests: set TEST_SMTP_PYTHON to a Python with aiosmtpd")
-        }
-        _ => {
-            eprintln!("SMTP tests not run: set TEST_SMTP_PYTHON to a Python with aiosmtpd");
-            None
-        }
-    }
+    crate::helpers::test_python("SMTP")
 }
 
 /// A real SMTP server on loopback, and the messages it has received.

@@ -8,6 +8,7 @@ use std::net::SocketAddr;
 
 mod checks;
 mod db;
+pub mod receiver;
 pub mod sse;
 
 pub use checks::{
@@ -134,9 +135,13 @@ impl TestApp {
 
     /// Stops the server and starts a new one on the same database and configuration.
     pub async fn restart(self) -> Self {
-        let Self {
-            server, db, extra, ..
-        } = self;
+        let extra = self.extra.clone();
+        self.restart_with(extra).await
+    }
+
+    /// Stops the server and starts a new one on the same database with other extra variables.
+    pub async fn restart_with(self, extra: Vec<(String, String)>) -> Self {
+        let Self { server, db, .. } = self;
         server.stop().await;
         Self::start(db, extra).await
     }
@@ -355,6 +360,26 @@ impl TestApp {
             outsider,
             project_id,
             task_id: str_of(&task, "id"),
+        }
+    }
+}
+
+/// The Python of the tests that use real Python tools (aiosmtpd, standardwebhooks): the
+/// `TEST_PYTHON` variable, or `None` (with a note) when it is unset outside CI. Under `CI`, a
+/// missing Python fails the test instead of letting it pass unchecked.
+pub fn test_python(what: &str) -> Option<String> {
+    match std::env::var("TEST_PYTHON") {
+        Ok(python) if !python.is_empty() => Some(python),
+        _ if std::env::var_os("CI").is_some() => {
+            panic!(
+                "CI must run the {what} tests: set TEST_PYTHON (a Python with aiosmtpd and standardwebhooks)"
+            )
+        }
+        _ => {
+            eprintln!(
+                "{what} tests not run: set TEST_PYTHON to a Python with aiosmtpd and standardwebhooks"
+            );
+            None
         }
     }
 }

@@ -35,3 +35,4 @@ mod tasks;
 mod telemetry;
 mod users;
 mod validation;
+mod webhooks;
