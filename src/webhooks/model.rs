@@ -68,6 +68,7 @@ pub struct Webhook {
     /// The circuit breaker's state.
     pub circuit: Circuit,
     /// Failed attempts in a row.
+    #[oai(validator(minimum(value = "0"), maximum(value = "2147483647")))]
     pub consecutive_failures: i32,
     /// When an open circuit lets its next probe through.
     #[oai(nullable)]
@@ -232,12 +233,13 @@ pub struct Delivery {
     /// Its state.
     pub status: DeliveryStatus,
     /// Attempts made so far.
+    #[oai(validator(minimum(value = "0"), maximum(value = "2147483647")))]
     pub attempts: i32,
     /// When the next attempt is due (pending deliveries).
     #[oai(nullable)]
     pub next_attempt_at: Option<DateTime<Utc>>,
     /// The status code of the last attempt, if an answer came.
-    #[oai(nullable)]
+    #[oai(nullable, validator(minimum(value = "100"), maximum(value = "599")))]
     pub last_status: Option<i32>,
     /// Why the last attempt failed.
     #[oai(nullable, validator(max_length = 500))]
@@ -256,13 +258,15 @@ pub struct Delivery {
 #[derive(Debug, Clone, Object)]
 pub struct Attempt {
     /// 1 for the first.
+    #[oai(validator(minimum(value = "1"), maximum(value = "2147483647")))]
     pub attempt: i32,
     /// When it started.
     pub started_at: DateTime<Utc>,
     /// From the start to the end of the answer or the failure, in milliseconds.
+    #[oai(validator(minimum(value = "0"), maximum(value = "2147483647")))]
     pub latency_ms: i32,
     /// The answer's status code, if one came.
-    #[oai(nullable)]
+    #[oai(nullable, validator(minimum(value = "100"), maximum(value = "599")))]
     pub status_code: Option<i32>,
     /// Why it failed (`null` on success).
     #[oai(nullable, validator(max_length = 500))]
