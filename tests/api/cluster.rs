@@ -50,7 +50,7 @@ impl Cluster {
 
     /// Three instances sharing the database of A, Redis and a fresh key prefix; `extra`
     /// configures all three.
-    async fn start_with(redis: &str, extra: &[(&str, &str)]) -> Self {
+    pub(crate) async fn start_with(redis: &str, extra: &[(&str, &str)]) -> Self {
         let prefix = format!("test-{}", uuid::Uuid::new_v4().simple());
         let mut common = vec![
             ("REDIS_URL", redis),

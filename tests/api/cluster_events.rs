@@ -104,3 +104,194 @@ async fn a_client_on_b_sees_each_change_made_on_a_and_a_reconnect_to_c_gets_exac
     );
     cluster.stop().await;
 }
+
+/// Sets the lease of `webhook` as a worker of an instance that then died would have left it:
+/// held by `owner` until `until`.
+async fn leave_lease(
+    cluster: &Cluster,
+    webhook: &str,
+    owner: &str,
+    until: chrono::DateTime<chrono::Utc>,
+) {
+    use tasklight::db::AnyConnection;
+    let id = uuid::Uuid::parse_str(webhook).unwrap();
+    let sql = "UPDATE webhooks SET lease_owner = $1, lease_until = $2 WHERE id = $3";
+    let done = match cluster.a.server.state.domain.db.acquire().await.unwrap() {
+        AnyConnection::Postgres(mut c) => sqlx::query(sql)
+            .bind(owner)
+            .bind(until)
+            .bind(id)
+            .execute(c.db())
+            .await
+            .unwrap()
+            .rows_affected(),
+        AnyConnection::Sqlite(mut c) => sqlx::query(sql)
+            .bind(owner)
+            .bind(until)
+            .bind(id)
+            .execute(c.db())
+            .await
+            .unwrap()
+            .rows_affected(),
+    };
+    assert_eq!(done, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_instances_deliver_every_event_once_the_receiver_recovers_and_after_a_dead_workers_lease()
+ {
+    let Some(redis) = redis_url() else { return };
+    // Enough retries that no delivery is dead-lettered by the receiver's six failures (the
+    // circuit opens after three and probes every second).
+    let mut env = crate::webhooks::WEBHOOK_ENV.to_vec();
+    env.push((
+        "TASKLIGHT_WEBHOOK_RETRY_SCHEDULE",
+        "100ms,200ms,300ms,400ms,500ms,600ms,700ms,800ms",
+    ));
+    let cluster = Cluster::start_with(&redis, &env).await;
+    let team = cluster.a.team().await;
+    let receiver = crate::helpers::receiver::Receiver::start().await;
+    receiver.fail_first(6);
+    let (webhook, secret) = crate::webhooks::subscribe(
+        &cluster.a,
+        &team,
+        &receiver.url("/hook"),
+        Some(json!(["task.created"])),
+    )
+    .await;
+
+    // Thirty tasks, made on A, B and C in turn.
+    let mut made = Vec::new();
+    for i in 0..30 {
+        let created = cluster
+            .client()
+            .post(format!(
+                "http://{}/api/v1/projects/{}/tasks",
+                cluster.addr(i % 3),
+                team.project_id
+            ))
+            .bearer_auth(&team.member.access)
+            .json(&json!({ "title": format!("task {i}") }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(created.status(), 201);
+        made.push(
+            created.json::<serde_json::Value>().await.unwrap()["id"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
+    }
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let accepted = loop {
+        let accepted = receiver.accepted();
+        let mut ids: Vec<String> = accepted
+            .iter()
+            .map(|r| r.header("webhook-id").to_owned())
+            .collect();
+        ids.sort();
+        ids.dedup();
+        if ids.len() >= 30 {
+            break accepted;
+        }
+        if Instant::now() > deadline {
+            let listed = cluster
+                .a
+                .get(
+                    &format!("/webhooks/{webhook}/deliveries?limit=100"),
+                    Some(&team.owner.access),
+                )
+                .await
+                .text()
+                .await
+                .unwrap();
+            panic!(
+                "30 events delivered within 20 s; got {}; deliveries: {listed}",
+                ids.len()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let mut delivered: Vec<String> = accepted
+        .iter()
+        .map(|r| r.json()["data"]["id"].as_str().unwrap().to_owned())
+        .collect();
+    let total = delivered.len();
+    delivered.sort();
+    delivered.dedup();
+    made.sort();
+    assert_eq!(delivered, made, "every task's event, none lost");
+    let senders: std::collections::BTreeSet<String> = {
+        let listed = cluster
+            .a
+            .get(
+                &format!("/webhooks/{webhook}/deliveries?limit=100"),
+                Some(&team.owner.access),
+            )
+            .await;
+        let listed: serde_json::Value = listed.json().await.unwrap();
+        let mut instances = std::collections::BTreeSet::new();
+        for d in listed["items"].as_array().unwrap() {
+            let detail: serde_json::Value = cluster
+                .a
+                .get(
+                    &format!(
+                        "/webhooks/{webhook}/deliveries/{}",
+                        d["id"].as_str().unwrap()
+                    ),
+                    Some(&team.owner.access),
+                )
+                .await
+                .json()
+                .await
+                .unwrap();
+            for attempt in detail["attempts"].as_array().unwrap() {
+                instances.insert(attempt["instance_id"].as_str().unwrap().to_owned());
+            }
+        }
+        instances
+    };
+    println!(
+        "[measured] 30 events through a receiver that failed its first 6 requests: {} requests, {} accepted, {} duplicates; attempts made by {senders:?}",
+        receiver.received().len(),
+        total,
+        total - 30
+    );
+    let signed: Vec<(&str, _)> = accepted.iter().map(|r| (secret.as_str(), r)).collect();
+    assert_ne!(
+        crate::helpers::receiver::standardwebhooks_accepts(&signed),
+        Some(false)
+    );
+
+    // A worker of an instance that died holds the endpoint's lease for 3 s more: nothing goes out
+    // until it runs out, then another instance delivers.
+    let before = receiver.received().len();
+    let lease_ends = chrono::Utc::now() + chrono::Duration::seconds(3);
+    leave_lease(&cluster, &webhook, "killed-instance/0", lease_ends).await;
+    let stranded = cluster
+        .a
+        .create_task(
+            &team.member.access,
+            &team.project_id,
+            json!({ "title": "stranded" }),
+        )
+        .await;
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    assert_eq!(
+        receiver.received().len(),
+        before,
+        "nothing while the dead worker's lease lasts"
+    );
+    let got = receiver
+        .wait_accepted(total + 1, Duration::from_secs(5))
+        .await;
+    let last = got.last().unwrap();
+    assert_eq!(last.json()["data"]["id"], stranded["id"]);
+    let after_lease = chrono::Utc::now() - lease_ends;
+    println!(
+        "[measured] the stranded event was delivered within {} ms after the dead worker's lease ran out",
+        after_lease.num_milliseconds()
+    );
+    cluster.stop().await;
+}

@@ -14,7 +14,7 @@ use crate::helpers::{Team, TestApp, body, invalid, problem, spawn_app_with, str_
 
 /// Deliveries to loopback over plain http (the receiver), a short retry schedule and a breaker
 /// that opens after three failures for one second.
-const WEBHOOK_ENV: [(&str, &str); 7] = [
+pub(crate) const WEBHOOK_ENV: [(&str, &str); 7] = [
     ("TASKLIGHT_WEBHOOK_ALLOWED_NETS", "127.0.0.0/8"),
     ("TASKLIGHT_WEBHOOK_ALLOW_HTTP", "true"),
     ("TASKLIGHT_WEBHOOK_RETRY_SCHEDULE", "100ms,200ms,300ms"),
@@ -24,7 +24,7 @@ const WEBHOOK_ENV: [(&str, &str); 7] = [
     ("TASKLIGHT_WEBHOOK_LEASE_MS", "5000"),
 ];
 
-async fn subscribe(
+pub(crate) async fn subscribe(
     app: &TestApp,
     team: &Team,
     url: &str,
