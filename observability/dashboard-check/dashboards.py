@@ -116,7 +116,7 @@ def collect(dashboards_dir):
 def structural_checks(dashboards_dir):
     """Cheap checks of the JSON itself; returns a list of problems."""
     problems = []
-    required = {"service-overview.json", "dependencies.json", "slo.json", "logs-and-traces.json"}
+    required = {"service-overview.json", "dependencies.json", "slo.json", "logs-and-traces.json", "events.json"}
     present = {os.path.basename(p) for p in glob.glob(os.path.join(dashboards_dir, "*.json"))}
     for missing in sorted(required - present):
         problems.append(f"{missing}: missing")

@@ -1,10 +1,53 @@
 """Bounded traffic at the instances, so that every panel and rule has data to show."""
 
+import http.server as http_server
 import json
+import threading
 import time
+import urllib.request
 import uuid
 
 from api import http
+
+
+class Receiver:
+    """A webhook receiver on 127.0.0.1: 204 on /ok, 500 on /fail (so that deliveries succeed,
+    are retried, dead-letter and open a circuit)."""
+
+    def __init__(self):
+        received = self.received = []
+
+        class Handler(http_server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                length = int(self.headers.get("Content-Length") or 0)
+                received.append((self.path, self.headers.get("webhook-id"), self.rfile.read(length)))
+                self.send_response(204 if self.path == "/ok" else 500)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http_server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+def follow_stream(url, token, seconds, frames):
+    """Reads a project's event stream for `seconds` (in a thread), counting its frames."""
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}", "Accept": "text/event-stream"})
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    deadline = time.monotonic() + seconds
+    try:
+        with opener.open(request, timeout=seconds + 5) as resp:
+            while time.monotonic() < deadline:
+                line = resp.readline()
+                if not line:
+                    return
+                if line.startswith(b"id:"):
+                    frames.append(line)
+    except OSError:
+        pass
 
 
 class Traffic:
@@ -58,6 +101,23 @@ def drive_traffic(apis, seconds):
                                        {"title": f"Task {k}", "priority": "high", "tags": ["dash"]}, u["token"])
             t.expect(201, status, "create task")
             u["tasks"].append({"id": doc["id"], "etag": hdrs.get("ETag") or hdrs.get("etag")})
+    # Webhooks: one endpoint that answers 204 and one that answers 500 (retried, dead-lettered,
+    # its circuit opened: the instances run with a short schedule), and a live event stream.
+    receiver = Receiver()
+    hooks = []
+    for path in ("/ok", "/fail"):
+        status, _, doc = t.call(0, "POST", f"/api/v1/projects/{users[0]['project']}/webhooks",
+                                {"url": receiver.url + path, "event_types": ["task.created", "task.updated"]},
+                                users[0]["token"])
+        t.expect(201, status, f"create webhook {path}")
+        hooks.append(doc["webhook"]["id"])
+    stream_frames = []
+    stream = threading.Thread(target=follow_stream, daemon=True, args=(
+        f"{apis[1 % len(apis)]}/api/v1/projects/{users[0]['project']}/events", users[0]["token"],
+        seconds + 5, stream_frames))
+    stream.start()
+    t.receiver, t.stream_frames = receiver, stream_frames
+
     # A stale If-Match: 412.
     first = users[0]["tasks"][0]
     status, _, _ = t.call(0, "PATCH", f"/api/v1/tasks/{first['id']}", {"status": "in_progress"}, users[0]["token"],
@@ -113,4 +173,12 @@ def drive_traffic(apis, seconds):
     for want in (200, 201, 401, 404, 412, 429):
         if not t.statuses.get(want):
             raise SystemExit(f"traffic: no {want} response among {t.statuses}")
+    ok = sum(1 for path, _, _ in receiver.received if path == "/ok")
+    failed = sum(1 for path, _, _ in receiver.received if path == "/fail")
+    if not ok or not failed:
+        raise SystemExit(f"traffic: the webhook receiver got {ok} deliveries on /ok and {failed} on /fail")
+    if not stream_frames:
+        raise SystemExit("traffic: the event stream carried no event")
+    print(f"traffic: webhooks {ok} delivered, {failed} refused by the failing endpoint; "
+          f"{len(stream_frames)} events on the stream")
     return t

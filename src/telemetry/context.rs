@@ -121,6 +121,39 @@ pub fn request_id() -> String {
     with(|c| c.request_id.to_string()).unwrap_or_else(|| "-".to_owned())
 }
 
+/// A context for work done later on a request's behalf (a webhook delivery): its log lines
+/// carry the request's id and the trace of `traceparent` (the delivery's own span), so that
+/// searching the logs for a request id or a trace id finds the delivery too. `route` names the
+/// work in place of a route template.
+pub fn on_behalf_of(
+    request_id: &str,
+    traceparent: &str,
+    route: &'static str,
+) -> Arc<RequestContext> {
+    use opentelemetry::trace::{SpanId, TraceId};
+    let mut parts = traceparent.split('-').skip(1);
+    let trace_id = parts
+        .next()
+        .and_then(|t| TraceId::from_hex(t).ok())
+        .unwrap_or(TraceId::INVALID);
+    let span_id = parts
+        .next()
+        .and_then(|s| SpanId::from_hex(s).ok())
+        .unwrap_or(SpanId::INVALID);
+    Arc::new(RequestContext {
+        request_id: request_id.into(),
+        trace_id: trace_id.into(),
+        span_id: span_id.into(),
+        otel: None,
+        route,
+        user_id: OnceLock::new(),
+        client_ip: None,
+        account_rate_limit: OnceLock::new(),
+        cache_l1_hits: Default::default(),
+        rate_limit: OnceLock::new(),
+    })
+}
+
 /// The current request's W3C trace context as `traceparent` and `tracestate` header values,
 /// or `None` outside a request. Events carry it, so that their delivery joins the trace of the
 /// request that caused them.

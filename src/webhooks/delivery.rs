@@ -299,21 +299,28 @@ impl WebhookRuntime {
             }
             span.end();
         }
-        let trace_id = traceparent.split('-').nth(1).unwrap_or_default().to_owned();
-        if answer.succeeded() {
-            tracing::info!(
-                event_id = %delivery.event_id, request_id = %delivery.request_id, trace_id = %trace_id,
-                webhook_id = %webhook.id, event_type = %delivery.event_type, status = answer.status,
-                latency_ms = answer.latency.as_millis() as u64, "webhook delivered"
-            );
-        } else {
-            tracing::warn!(
-                event_id = %delivery.event_id, request_id = %delivery.request_id, trace_id = %trace_id,
-                webhook_id = %webhook.id, event_type = %delivery.event_type, status = answer.status,
-                latency_ms = answer.latency.as_millis() as u64, error = answer.error.as_deref().unwrap_or_default(),
-                "webhook delivery failed"
-            );
-        }
+        // The delivery's lines carry the request id and the trace of the request that made the
+        // event (with the delivery's span id), like that request's own lines.
+        let behalf = crate::telemetry::context::on_behalf_of(
+            &delivery.request_id,
+            &traceparent,
+            "webhook delivery",
+        );
+        crate::telemetry::context::sync_scope(behalf, || {
+            let latency_ms = answer.latency.as_millis() as u64;
+            if answer.succeeded() {
+                tracing::info!(
+                    event_id = %delivery.event_id, webhook_id = %webhook.id, event_type = %delivery.event_type,
+                    status = answer.status, latency_ms, "webhook delivered"
+                );
+            } else {
+                tracing::warn!(
+                    event_id = %delivery.event_id, webhook_id = %webhook.id, event_type = %delivery.event_type,
+                    status = answer.status, latency_ms, error = answer.error.as_deref().unwrap_or_default(),
+                    "webhook delivery failed"
+                );
+            }
+        });
         answer
     }
 
