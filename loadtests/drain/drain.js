@@ -106,6 +106,16 @@ export function setup() {
     );
     if (res.status !== 201) fail(`create project: ${res.status} ${res.body}`);
     const projectId = res.json('id');
+    if (__ENV.WEBHOOK_URL) {
+        // run.sh's receiver gets every task.created event; it checks that each acknowledged
+        // write's event arrives, across the drains and a SIGKILL.
+        res = http.post(
+            `${API}/projects/${projectId}/webhooks`,
+            JSON.stringify({ url: __ENV.WEBHOOK_URL, event_types: ['task.created'] }),
+            params('drain-setup-webhook', token, 'setup'),
+        );
+        if (res.status !== 201) fail(`create webhook: ${res.status} ${res.body}`);
+    }
     const seedTaskIds = [];
     for (let i = 0; i < SEED_TASKS; i++) {
         res = http.post(

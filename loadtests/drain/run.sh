@@ -2,9 +2,12 @@
 # Drain under load: real nginx balances over three instances of the release binary (one PostgreSQL
 # database, one Redis) while k6 sends a steady mix of reads and writes through it. At about 5 s
 # instance A gets SIGTERM, exits and is started again on the same ports; at about 12 s instance B
-# does the same. The run fails (non-zero exit) when any request failed, when the database lacks a
-# task whose creation was acknowledged (or holds one that was not), or when a drained instance did
-# not exit 0 within drain delay + shutdown timeout + a margin, or did not log its shutdown phases.
+# does the same; at about 16 s the instance whose webhook worker holds the subscription's lease is
+# SIGKILLed and started again. A webhook subscription of the project sends every task.created event
+# to a receiver (receiver.py). The run fails (non-zero exit) when any request failed, when the
+# database lacks a task whose creation was acknowledged (or holds one that was not), when an
+# acknowledged task's event never reached the receiver, or when a drained instance did not exit 0
+# within drain delay + shutdown timeout + a margin, or did not log its shutdown phases.
 #
 #   BIN    the release binary (default ${CARGO_TARGET_DIR:-/var/tmp/tasklight-target}/release/tasklight)
 #   K6     k6 (default: k6 on the PATH, else the one in CI's venv $CARGO_TARGET_DIR/ci-venv)
@@ -34,6 +37,10 @@ RATE=${DRAIN_RATE:-200}
 DURATION=20s     # the k6 scenario
 DRAIN_A_AT=5     # seconds after k6 starts
 DRAIN_B_AT=12
+KILL_AT=16       # SIGKILL of the instance delivering the webhook
+# A killed worker's lease: another instance takes its endpoint over this long after the kill.
+WEBHOOK_LEASE_MS=3000
+DELIVERY_LIMIT_S=30  # every acknowledged write's event must have arrived this long after k6 ends
 K6_LIMIT_S=90    # k6 is killed if it has not finished by then (setup + 20 s + graceful stop fit easily)
 
 cluster_require postgres
@@ -60,6 +67,20 @@ cluster_setup "$WORK" drain- a b c
 log "scratch directory $WORK"
 cluster_postgres drain
 log "created database $CLUSTER_DB"
+# The webhook receiver, and deliveries to it over loopback http.
+RECEIVED="$WORK/webhooks-received.jsonl"
+: >"$RECEIVED"
+python3 "$HERE/receiver.py" "$RECEIVED" >"$WORK/receiver.port" 2>"$WORK/receiver.err" &
+track_helper $!
+for _ in $(seq 50); do [[ -s $WORK/receiver.port ]] && break; sleep 0.1; done
+WEBHOOK_URL="http://127.0.0.1:$(head -n 1 "$WORK/receiver.port")/hook"
+CLUSTER_ENV+=(
+    "TASKLIGHT_WEBHOOK_ALLOWED_NETS=127.0.0.0/8"
+    "TASKLIGHT_WEBHOOK_ALLOW_HTTP=true"
+    "TASKLIGHT_WEBHOOK_TIMEOUT_MS=2000"
+    "TASKLIGHT_WEBHOOK_LEASE_MS=$WEBHOOK_LEASE_MS"
+)
+log "webhook receiver on $WEBHOOK_URL"
 cluster_migrate "$WORK/migrate.log"
 log "migrations applied"
 
@@ -82,6 +103,7 @@ log "nginx (pid $NGINX_PID) on $BASE_URL: a request through it works, X-Request-
 SUMMARY_PATH="$WORK/k6-summary.json"
 start_k6 "$WORK/k6.log" --console-output "$WORK/k6-console.log" \
     -e "BASE_URL=$BASE_URL" -e "RATE=$RATE" -e "DURATION=$DURATION" -e "SUMMARY_PATH=$SUMMARY_PATH" \
+    -e "WEBHOOK_URL=$WEBHOOK_URL" \
     "$HERE/drain.js"
 log "k6 (pid $K6_PID): $RATE requests/s for $DURATION, ~70% reads / 30% writes"
 
@@ -125,6 +147,29 @@ drain a
 sleep_until "$DRAIN_B_AT"
 alive "$K6_PID" || log "k6 ended before the second drain"
 drain b
+
+# SIGKILL the instance whose worker holds the subscription's lease (found in the database within
+# 3 s), then start it again: its lease must run out and another instance deliver what it held.
+sleep_until "$KILL_AT"
+KILLED="" KILLED_AT=""
+for _ in $(seq 60); do
+    owner=$(psql_run -c "SELECT lease_owner FROM webhooks WHERE lease_owner IS NOT NULL AND lease_until > now() LIMIT 1" || true)
+    if [[ -n $owner ]]; then
+        id=${owner%%/*}
+        KILLED=${id#"$CLUSTER_ID_PREFIX"}
+        break
+    fi
+    sleep 0.05
+done
+if [[ -n $KILLED && -n ${INST_PID[$KILLED]:-} ]]; then
+    KILLED_AT=$(now)
+    kill -KILL "${INST_PID[$KILLED]}"
+    wait "${INST_PID[$KILLED]}" 2>/dev/null || true
+    log "SIGKILL to instance $KILLED (pid ${INST_PID[$KILLED]}) while its worker $owner held the webhook's lease"
+    start_instance "$KILLED" "$WORK/instance-$KILLED-killed.log"
+else
+    log "no worker held the webhook's lease at ${KILL_AT}s: nothing killed"
+fi
 
 wait_k6 "$K6_LIMIT_S" 5
 log "k6 finished (exit $K6_CODE) after $(since "$K6_START")s"
@@ -177,6 +222,32 @@ else
 fi
 ((ACKED_ID_COUNT == ACKED)) || problem "k6 logged $ACKED_ID_COUNT task ids for $ACKED acknowledged writes"
 
+# Every acknowledged task's task.created event reaches the receiver (bounded wait), across the
+# drains and the SIGKILL; duplicates (an event delivered again after a takeover) are counted.
+WEBHOOK_MISSING=-1
+deadline=$((SECONDS + DELIVERY_LIMIT_S))
+while ((SECONDS < deadline)); do
+    python3 -c 'import json,sys; print("\n".join(sorted({json.loads(l)["task_id"] for l in open(sys.argv[1]) if l.strip()})))' \
+        "$RECEIVED" >"$WORK/delivered-ids.txt"
+    WEBHOOK_MISSING=$(comm -23 "$ACKED_IDS" "$WORK/delivered-ids.txt" | wc -l)
+    ((WEBHOOK_MISSING == 0)) && break
+    sleep 0.5
+done
+read -r WEBHOOK_REQUESTS WEBHOOK_EVENTS WEBHOOK_DUPLICATES KILL_GAP < <(python3 - "$RECEIVED" "${KILLED_AT:-0}" <<'PY'
+import json, sys
+lines = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+ids = [l["webhook_id"] for l in lines]
+killed_at = float(sys.argv[2])
+after = [l["at"] for l in lines if killed_at and l["at"] > killed_at]
+# The longest pause in deliveries after the kill: the lease running out.
+gaps = [b - a for a, b in zip([killed_at] + after, after)] if after else [0]
+print(len(lines), len(set(ids)), len(ids) - len(set(ids)), "%.1f" % max(gaps))
+PY
+)
+((WEBHOOK_MISSING == 0)) ||
+    problem "$WEBHOOK_MISSING acknowledged tasks' events never reached the webhook receiver: $(comm -23 "$ACKED_IDS" "$WORK/delivered-ids.txt" | head -n 5 | tr '\n' ' ')"
+[[ -n $KILLED ]] || problem "no webhook worker held a lease to be killed at ${KILL_AT}s (the receiver got $WEBHOOK_REQUESTS requests)"
+
 for name in a b; do
     code=${DRAIN_CODE[$name]:-none} secs=${DRAIN_SECS[$name]:-0}
     [[ $code == 0 ]] || problem "instance $name exited with code $code after SIGTERM"
@@ -214,6 +285,8 @@ printf '  requests served     a %s+%s, b %s+%s, c %s (before+after restart)\n' \
     "$(served "$WORK/instance-b-1.log")" "$(served "$WORK/instance-b-2.log")" "$(served "$WORK/instance-c-1.log")"
 printf '  nginx               %s requests passed to a second instance, %s answered 5xx, %s [error] lines in error.log\n' \
     "$NGX_RETRIED" "$NGX_5XX" "$NGX_ERRORS"
+printf '  webhooks            %s requests for %s events (%s duplicates); %s acknowledged tasks without their event; SIGKILL of %s: longest pause after it %ss (lease %s ms)\n' \
+    "$WEBHOOK_REQUESTS" "$WEBHOOK_EVENTS" "$WEBHOOK_DUPLICATES" "$WEBHOOK_MISSING" "${KILLED:-nobody}" "$KILL_GAP" "$WEBHOOK_LEASE_MS"
 
 if ((${#PROBLEMS[@]} > 0)); then
     echo
@@ -233,4 +306,4 @@ if ((${#PROBLEMS[@]} > 0)); then
     fi
     exit 1
 fi
-echo "=== PASSED: no request failed, every acknowledged write is in the database, both drains exited 0 in time"
+echo "=== PASSED: no request failed, every acknowledged write is in the database and its event reached the webhook receiver, both drains exited 0 in time"

@@ -41,8 +41,11 @@ const CONSUMER: &str = "webhooks";
 const DISPATCH_BATCH: u32 = 200;
 /// Deliveries a worker takes per lease.
 const DELIVERIES_PER_LEASE: u32 = 20;
-/// How often idle workers and the dispatcher look for work nobody told them of.
+/// How often an idle instance looks for due retries nobody told it of (one worker does).
 const IDLE_POLL: Duration = Duration::from_millis(1_000);
+/// How often the dispatcher reads the outbox when the feed told it of nothing (events written
+/// while every instance was down, a lagged subscription): the feed wakes it for every event.
+const DISPATCH_POLL: Duration = Duration::from_secs(10);
 /// How often the delivery gauges are read.
 const GAUGE_INTERVAL: Duration = Duration::from_secs(5);
 
@@ -51,7 +54,13 @@ pub struct WebhookRuntime {
     ctx: DomainContext,
     config: WebhookConfig,
     outgoing: Outgoing,
-    wake: Notify,
+    wake: Arc<Notify>,
+}
+
+impl Drop for WebhookRuntime {
+    fn drop(&mut self) {
+        self.wake.notify_waiters();
+    }
 }
 
 impl WebhookRuntime {
@@ -66,7 +75,7 @@ impl WebhookRuntime {
             outgoing: Outgoing::new(config)?,
             config: config.clone(),
             ctx,
-            wake: Notify::new(),
+            wake: Arc::new(Notify::new()),
         });
         let (events, _) = feed.subscribe();
         tokio::spawn(dispatcher(Arc::downgrade(&runtime), events));
@@ -438,14 +447,18 @@ async fn dispatcher(
     mut events: tokio::sync::broadcast::Receiver<Arc<crate::events::feed::FeedEvent>>,
 ) {
     let mut failing = false;
+    let mut first = true;
     loop {
-        tokio::select! {
-            _ = events.recv() => {
-                // Whatever else is queued is read from the outbox in the same batch.
-                while events.try_recv().is_ok() {}
+        if !first {
+            tokio::select! {
+                _ = events.recv() => {
+                    // Whatever else is queued is read from the outbox in the same batch.
+                    while events.try_recv().is_ok() {}
+                }
+                () = tokio::time::sleep(DISPATCH_POLL) => {}
             }
-            () = tokio::time::sleep(IDLE_POLL) => {}
         }
+        first = false;
         let Some(runtime) = runtime.upgrade() else {
             return;
         };
@@ -487,12 +500,24 @@ async fn work(runtime: std::sync::Weak<WebhookRuntime>, worker: u32) {
                 false
             }
         };
-        if !busy {
-            // Holds the runtime for at most the poll interval.
+        if busy {
+            // More may be due on other endpoints: let the idle workers look too.
+            live.wake.notify_waiters();
+        } else if worker == 0 {
+            // One worker per instance looks for due retries when nothing woke it (holding the
+            // runtime for at most the poll interval); the others wait to be woken.
             tokio::select! {
                 () = live.wake.notified() => {}
                 () = tokio::time::sleep(IDLE_POLL) => {}
             }
+        } else {
+            // Without holding the runtime: dropping it wakes everyone, and they stop.
+            let wake = live.wake.clone();
+            let notified = wake.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            drop(live);
+            notified.await;
         }
     }
 }

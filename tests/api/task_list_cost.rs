@@ -13,8 +13,9 @@ const STATEMENTS_PER_LIST: f64 = 1.0;
 
 /// Runs `GET path` and returns its body and the statements the instance ran meanwhile.
 async fn counted(app: &TestApp, path: &str, token: &str) -> (Value, f64) {
-    // The event feed reads the outbox after each write; let it finish first, so that only the
-    // list's own statements are counted (its poll is set to a minute).
+    // Background work reads the database too (the event feed after each write, webhook
+    // delivery's dispatcher and its idle poll): the list is asked three times, and the fewest
+    // statements one of them took is its own count (background work only ever adds).
     let state = &app.server.state;
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
     loop {
@@ -35,10 +36,16 @@ async fn counted(app: &TestApp, path: &str, token: &str) -> (Value, f64) {
         );
         tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     }
-    let before = statements_run(&app.metrics().await);
-    let page = body(app.get(path, Some(token)).await, 200).await;
-    let after = statements_run(&app.metrics().await);
-    (page, after - before)
+    let mut fewest = f64::MAX;
+    let mut first = None;
+    for _ in 0..3 {
+        let before = statements_run(&app.metrics().await);
+        let page = body(app.get(path, Some(token)).await, 200).await;
+        let after = statements_run(&app.metrics().await);
+        fewest = fewest.min(after - before);
+        first.get_or_insert(page);
+    }
+    (first.unwrap(), fewest)
 }
 
 #[tokio::test]
