@@ -215,6 +215,8 @@ export function handleSummary(data) {
     const setup = data.setup_data || {};
     const summary = {
         project_id: setup.projectId || null,
+        // A test account's access token (15 minutes), for run.sh's writes after the load.
+        token: setup.token || null,
         seed_tasks: setup.seedTaskIds ? setup.seedTaskIds.length : 0,
         rate_per_s: RATE,
         duration: DURATION,

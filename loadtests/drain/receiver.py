@@ -1,6 +1,8 @@
 """A webhook receiver for the drain run: answers 204 to every POST and appends one JSON line per
-request ({"at", "webhook_id", "type", "task_id"}) to the file named on the command line. Prints
-its port on the first line of stdout. Listens on 127.0.0.1 only."""
+request ({"at", "webhook_id", "type", "task_id"}) to the file named on the command line. While a
+file of that name plus `.delay` holds a number of seconds, each answer waits that long (so that a
+worker holds its lease long enough to be killed holding it). Prints its port on the first line of
+stdout. Listens on 127.0.0.1 only."""
 
 import http.server
 import json
@@ -27,6 +29,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
         })
         with lock:
             out.write(line + "\n")
+        try:
+            time.sleep(min(float(open(sys.argv[1] + ".delay").read()), 5))
+        except (OSError, ValueError):
+            pass
         self.send_response(204)
         self.send_header("Content-Length", "0")
         self.end_headers()

@@ -2,7 +2,7 @@
 # Drain under load: real nginx balances over three instances of the release binary (one PostgreSQL
 # database, one Redis) while k6 sends a steady mix of reads and writes through it. At about 5 s
 # instance A gets SIGTERM, exits and is started again on the same ports; at about 12 s instance B
-# does the same; at about 16 s the instance whose webhook worker holds the subscription's lease is
+# does the same. After the load, the instance whose webhook worker holds the subscription's lease is
 # SIGKILLed and started again. A webhook subscription of the project sends every task.created event
 # to a receiver (receiver.py). The run fails (non-zero exit) when any request failed, when the
 # database lacks a task whose creation was acknowledged (or holds one that was not), when an
@@ -37,7 +37,6 @@ RATE=${DRAIN_RATE:-200}
 DURATION=20s     # the k6 scenario
 DRAIN_A_AT=5     # seconds after k6 starts
 DRAIN_B_AT=12
-KILL_AT=16       # SIGKILL of the instance delivering the webhook
 # A killed worker's lease: another instance takes its endpoint over this long after the kill.
 WEBHOOK_LEASE_MS=3000
 DELIVERY_LIMIT_S=30  # every acknowledged write's event must have arrived this long after k6 ends
@@ -148,31 +147,43 @@ sleep_until "$DRAIN_B_AT"
 alive "$K6_PID" || log "k6 ended before the second drain"
 drain b
 
-# SIGKILL the instance whose worker holds the subscription's lease (found in the database within
-# 3 s), then start it again: its lease must run out and another instance deliver what it held.
-sleep_until "$KILL_AT"
-KILLED="" KILLED_AT=""
-for _ in $(seq 60); do
-    owner=$(psql_run -c "SELECT lease_owner FROM webhooks WHERE lease_owner IS NOT NULL AND lease_until > now() LIMIT 1" || true)
-    if [[ -n $owner ]]; then
-        id=${owner%%/*}
-        KILLED=${id#"$CLUSTER_ID_PREFIX"}
-        break
-    fi
-    sleep 0.05
-done
-if [[ -n $KILLED && -n ${INST_PID[$KILLED]:-} ]]; then
-    KILLED_AT=$(now)
-    kill -KILL "${INST_PID[$KILLED]}"
-    wait "${INST_PID[$KILLED]}" 2>/dev/null || true
-    log "SIGKILL to instance $KILLED (pid ${INST_PID[$KILLED]}) while its worker $owner held the webhook's lease"
-    start_instance "$KILLED" "$WORK/instance-$KILLED-killed.log"
-else
-    log "no worker held the webhook's lease at ${KILL_AT}s: nothing killed"
-fi
-
 wait_k6 "$K6_LIMIT_S" 5
 log "k6 finished (exit $K6_CODE) after $(since "$K6_START")s"
+
+# After the load (so that no client request is cut off): a slow receiver (0.2 s an answer), 40
+# new tasks, and a SIGKILL of the instance whose worker holds the subscription's lease (found in
+# the database within 3 s); then it starts again. The lease must run out and another instance
+# deliver what the dead worker held.
+KILLED="" KILLED_AT="" KILL_OWNER=""
+TOKEN=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1])).get("token") or "")' "$SUMMARY_PATH" 2>/dev/null || true)
+PROJECT=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1])).get("project_id") or "")' "$SUMMARY_PATH" 2>/dev/null || true)
+if [[ -n $TOKEN && -n $PROJECT ]]; then
+    echo 0.2 >"$RECEIVED.delay"
+    for i in $(seq 40); do
+        id=$(curl -fsS --max-time 5 -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' \
+            -d "{\"title\": \"after the load $i\"}" "$BASE_URL/api/v1/projects/$PROJECT/tasks" |
+            python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])') && echo "created-task $id" >>"$WORK/after-load.txt"
+    done
+    for _ in $(seq 60); do
+        KILL_OWNER=$(psql_run -c "SELECT lease_owner FROM webhooks WHERE lease_owner IS NOT NULL AND lease_until > now() LIMIT 1" || true)
+        [[ -n $KILL_OWNER ]] && break
+        sleep 0.05
+    done
+    id=${KILL_OWNER%%/*}
+    KILLED=${id#"$CLUSTER_ID_PREFIX"}
+    if [[ -n $KILL_OWNER && -n ${INST_PID[$KILLED]:-} ]]; then
+        KILLED_AT=$(now)
+        kill -KILL "${INST_PID[$KILLED]}"
+        wait "${INST_PID[$KILLED]}" 2>/dev/null || true
+        log "SIGKILL to instance $KILLED (pid ${INST_PID[$KILLED]}) while its worker $KILL_OWNER held the webhook's lease"
+        rm -f "$RECEIVED.delay"
+        start_instance "$KILLED" "$WORK/instance-$KILLED-killed.log"
+    else
+        KILLED=""
+        rm -f "$RECEIVED.delay"
+        log "no worker held the webhook's lease after the load: nothing killed"
+    fi
+fi
 
 # ---------------------------------------------------------------------------------------------------
 # Verdict.
@@ -206,10 +217,13 @@ fi
 ROWS=-1 MISSING=0 EXTRA=0
 ACKED_IDS="$WORK/acknowledged-ids.txt"
 grep -o 'created-task [0-9a-f-]*' "$WORK/k6-console.log" 2>/dev/null | cut -d ' ' -f 2 | sort -u >"$ACKED_IDS" || true
+# The 40 tasks written after the load, for the webhook check (not in the k6 counts).
+ALL_ACKED_IDS="$WORK/acknowledged-ids-with-after-load.txt"
+{ cat "$ACKED_IDS"; cut -d ' ' -f 2 "$WORK/after-load.txt" 2>/dev/null; } | sort -u >"$ALL_ACKED_IDS"
 ACKED_ID_COUNT=$(wc -l <"$ACKED_IDS")
 if [[ -n $PROJECT_ID ]]; then
-    ROWS=$(psql_run -c "SELECT count(*) FROM tasks WHERE project_id = '$PROJECT_ID'")
-    psql_run -c "SELECT id FROM tasks WHERE project_id = '$PROJECT_ID' AND NOT EXISTS (SELECT 1 FROM task_tags WHERE task_id = tasks.id AND tag = 'seed')" |
+    ROWS=$(psql_run -c "SELECT count(*) FROM tasks WHERE project_id = '$PROJECT_ID' AND title NOT LIKE 'after the load %'")
+    psql_run -c "SELECT id FROM tasks WHERE project_id = '$PROJECT_ID' AND title NOT LIKE 'after the load %' AND NOT EXISTS (SELECT 1 FROM task_tags WHERE task_id = tasks.id AND tag = 'seed')" |
         sort -u >"$WORK/db-ids.txt"
     MISSING=$(comm -23 "$ACKED_IDS" "$WORK/db-ids.txt" | wc -l)
     EXTRA=$(comm -13 "$ACKED_IDS" "$WORK/db-ids.txt" | wc -l)
@@ -229,7 +243,7 @@ deadline=$((SECONDS + DELIVERY_LIMIT_S))
 while ((SECONDS < deadline)); do
     python3 -c 'import json,sys; print("\n".join(sorted({json.loads(l)["task_id"] for l in open(sys.argv[1]) if l.strip()})))' \
         "$RECEIVED" >"$WORK/delivered-ids.txt"
-    WEBHOOK_MISSING=$(comm -23 "$ACKED_IDS" "$WORK/delivered-ids.txt" | wc -l)
+    WEBHOOK_MISSING=$(comm -23 "$ALL_ACKED_IDS" "$WORK/delivered-ids.txt" | wc -l)
     ((WEBHOOK_MISSING == 0)) && break
     sleep 0.5
 done
@@ -245,8 +259,12 @@ print(len(lines), len(set(ids)), len(ids) - len(set(ids)), "%.1f" % max(gaps))
 PY
 )
 ((WEBHOOK_MISSING == 0)) ||
-    problem "$WEBHOOK_MISSING acknowledged tasks' events never reached the webhook receiver: $(comm -23 "$ACKED_IDS" "$WORK/delivered-ids.txt" | head -n 5 | tr '\n' ' ')"
-[[ -n $KILLED ]] || problem "no webhook worker held a lease to be killed at ${KILL_AT}s (the receiver got $WEBHOOK_REQUESTS requests)"
+    problem "$WEBHOOK_MISSING acknowledged tasks' events never reached the webhook receiver: $(comm -23 "$ALL_ACKED_IDS" "$WORK/delivered-ids.txt" | head -n 5 | tr '\n' ' ')"
+[[ -n $KILLED ]] || problem "no webhook worker held a lease to be killed after the load (the receiver got $WEBHOOK_REQUESTS requests)"
+# The lease must have held deliveries back after the kill (a pause of about the lease), then
+# another instance delivered.
+awk -v g="$KILL_GAP" -v l="$WEBHOOK_LEASE_MS" 'BEGIN { exit !(g * 1000 >= l * 0.5 && g * 1000 <= l + 5000) }' ||
+    problem "after the SIGKILL deliveries paused ${KILL_GAP}s; expected about the lease (${WEBHOOK_LEASE_MS} ms)"
 
 for name in a b; do
     code=${DRAIN_CODE[$name]:-none} secs=${DRAIN_SECS[$name]:-0}
@@ -285,8 +303,10 @@ printf '  requests served     a %s+%s, b %s+%s, c %s (before+after restart)\n' \
     "$(served "$WORK/instance-b-1.log")" "$(served "$WORK/instance-b-2.log")" "$(served "$WORK/instance-c-1.log")"
 printf '  nginx               %s requests passed to a second instance, %s answered 5xx, %s [error] lines in error.log\n' \
     "$NGX_RETRIED" "$NGX_5XX" "$NGX_ERRORS"
-printf '  webhooks            %s requests for %s events (%s duplicates); %s acknowledged tasks without their event; SIGKILL of %s: longest pause after it %ss (lease %s ms)\n' \
-    "$WEBHOOK_REQUESTS" "$WEBHOOK_EVENTS" "$WEBHOOK_DUPLICATES" "$WEBHOOK_MISSING" "${KILLED:-nobody}" "$KILL_GAP" "$WEBHOOK_LEASE_MS"
+printf '  webhooks            %s requests for %s events (%s duplicates); %s acknowledged tasks (%s under load + 40 after) without their event\n' \
+    "$WEBHOOK_REQUESTS" "$WEBHOOK_EVENTS" "$WEBHOOK_DUPLICATES" "$WEBHOOK_MISSING" "$ACKED"
+printf '  SIGKILL             instance %s while %s held the lease: deliveries paused %ss (lease %s ms), then another instance went on\n' \
+    "${KILLED:-nobody}" "${KILL_OWNER:-nobody}" "$KILL_GAP" "$WEBHOOK_LEASE_MS"
 
 if ((${#PROBLEMS[@]} > 0)); then
     echo

@@ -189,8 +189,10 @@ impl WebhookRuntime {
             .await?;
         let mut lease_until = now + lease;
         for mut delivery in due {
-            // Keep the lease while sending: renew when less than one timeout is left.
-            let margin = chrono::Duration::from_std(self.config.timeout * 2).unwrap_or_default();
+            // Keep the lease while sending: renew when less than one attempt's timeout (and a
+            // second) is left.
+            let margin = chrono::Duration::from_std(self.config.timeout + Duration::from_secs(1))
+                .unwrap_or_default();
             if lease_until - crate::db::now() < margin {
                 lease_until = crate::db::now() + lease;
                 if !self
