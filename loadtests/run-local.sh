@@ -11,6 +11,10 @@
 #              or sqlite (one SQLite file shared by the instances, no Redis)
 #   --chaos    while k6 runs, restart the instances one at a time: SIGTERM, wait for the exit, start
 #              again on the same ports (meant for failover.js)
+#   --sse N    while k6 runs, N live event streams (N/5 users, 5 each) through nginx follow one
+#              project whose task changes 10 times a second (loadtests/sse/streams.py): reports
+#              fan-out latency, whether every stream got every change, and resident memory per
+#              stream; a stream that misses a change fails the run
 #   k6 args    passed to `k6 run` before the script, e.g. -e DURATION=30s -e RATE=200
 #              (k6 also reads the script's variables from the environment: DURATION=30s ... works)
 #
@@ -55,6 +59,7 @@ usage() { sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed -e '$d' -e 's/^# \{0
 N=3
 DB=postgres
 CHAOS=""
+SSE=""
 while (($# > 0)); do
     case $1 in
     -n) [[ $# -ge 2 ]] || die "-n needs a number"; N=$2; shift 2 ;;
@@ -62,6 +67,7 @@ while (($# > 0)); do
     --db) [[ $# -ge 2 ]] || die "--db needs postgres or sqlite"; DB=$2; shift 2 ;;
     --db=*) DB=${1#--db=}; shift ;;
     --chaos) CHAOS=1; shift ;;
+    --sse) [[ $# -ge 2 ]] || die "--sse needs a number of streams"; SSE=$2; shift 2 ;;
     -h | --help) usage; exit 0 ;;
     --) shift; break ;;
     -*) die "unknown option $1 (see --help)" ;;
@@ -166,6 +172,21 @@ log "nginx (pid $NGINX_PID) on $BASE_URL in front of $N instances"
 # ---------------------------------------------------------------------------------------------------
 # k6, and the chaos while it runs.
 
+SSE_PID=""
+if [[ -n $SSE ]]; then
+    [[ $SSE =~ ^[1-9][0-9]*$ ]] || die "--sse takes a number of streams, got '$SSE'"
+    admins=""
+    for name in "${INSTANCES[@]}"; do admins+="${admins:+,}http://127.0.0.1:${ADMIN_PORT[$name]}"; done
+    # The streams follow for as long as k6's plateau (DURATION, default 3m) lasts, at the least 30 s.
+    sse_seconds=$(python3 -c 'import re,sys; m = re.fullmatch(r"(\d+)([smh])", sys.argv[1]); print(max(30, int(m.group(1)) * {"s": 1, "m": 60, "h": 3600}[m.group(2)]) if m else 180)' "${DURATION:-3m}")
+    python3 "$REPO/loadtests/sse/streams.py" "$BASE_URL" "$admins" --users $(((SSE + 4) / 5)) \
+        --streams-per-user 5 --duration "$sse_seconds" --summary "$LOG_DIR/sse-summary.json" \
+        >"$LOG_DIR/sse.log" 2>&1 &
+    SSE_PID=$!
+    track_helper "$SSE_PID"
+    log "sse (pid $SSE_PID): $SSE streams for ${sse_seconds}s, log $LOG_DIR/sse.log"
+fi
+
 start_k6 "$LOG_DIR/k6.log" "${K6_ENV[@]}" "${K6_ARGS[@]}" "$SCRIPT_PATH"
 tail -n +1 -f --pid="$K6_PID" "$LOG_DIR/k6.log" &
 TAIL_PID=$!
@@ -199,6 +220,18 @@ if [[ -n $CHAOS ]]; then
     done
 fi
 wait_k6 "$K6_TIMEOUT" 30
+SSE_CODE=0
+if [[ -n $SSE_PID ]]; then
+    # The streams' own deadline is DURATION plus setup and settling: bounded.
+    deadline=$((SECONDS + 120))
+    while alive "$SSE_PID" && ((SECONDS < deadline)); do sleep 0.5; done
+    if alive "$SSE_PID"; then
+        stop_pid "$SSE_PID" 1
+        SSE_CODE=124
+    else
+        wait "$SSE_PID" || SSE_CODE=$?
+    fi
+fi
 # tail follows k6's pid and ends within a second of it.
 deadline=$((SECONDS + 3))
 while alive "$TAIL_PID" && ((SECONDS < deadline)); do sleep 0.1; done
@@ -243,6 +276,17 @@ if [[ -n $CHAOS ]]; then
     ((RESTART_PROBLEMS == 0)) || echo "  WARNING: $RESTART_PROBLEMS SIGTERMed instance(s) did not exit 0"
     ((${#RESTARTS[@]} > 0)) || echo "  WARNING: k6 ended before any restart (CHAOS_START=$CHAOS_START)"
 fi
+if [[ -n $SSE ]]; then
+    echo "  sse: $(python3 - "$LOG_DIR/sse-summary.json" <<'PY' 2>/dev/null || echo "no summary (see $LOG_DIR/sse.log)"
+import json, sys
+d = json.load(open(sys.argv[1]))
+f = d["fanout_ms"]
+print("%d of %d streams open, %d with every one of %d changes in order; fan-out p50 %.1f ms, p99 %.1f ms, max %.1f ms; %.1f KiB resident memory per stream" % (
+    d["streams_open"], d["streams_requested"], d["streams_with_every_change_in_order"], d["changes"],
+    f["p50"], f["p99"], f["max"], d["resident_bytes_per_stream"] / 1024))
+PY
+)"
+fi
 echo "  summary: $SUMMARY_JSON"
 echo "  logs:    $LOG_DIR (k6.log, instance-local-N.log, nginx/access.log, nginx/error.log)"
 case $K6_CODE in
@@ -252,4 +296,8 @@ case $K6_CODE in
 *) meaning="k6 error" ;;
 esac
 echo "  k6 exit code: $K6_CODE ($meaning)"
+if ((K6_CODE == 0 && SSE_CODE != 0)); then
+    echo "  sse: FAILED (exit $SSE_CODE): a stream missed a change or did not open"
+    exit 1
+fi
 exit "$K6_CODE"
