@@ -21,6 +21,8 @@ use crate::config::WebhookConfig;
 
 /// The most of an answer's body that is read (the rest is dropped with the connection).
 pub const MAX_ANSWER_BYTES: usize = 64 * 1024;
+/// The longest a destination's name may take to resolve.
+const RESOLVE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Which addresses a delivery may go to.
 #[derive(Debug, Clone)]
@@ -73,8 +75,14 @@ impl AddressGuard {
         let host = host.trim_start_matches('[').trim_end_matches(']');
         let addresses: Vec<SocketAddr> = match host.parse::<IpAddr>() {
             Ok(ip) => vec![SocketAddr::new(ip, port)],
-            Err(_) => tokio::net::lookup_host((host, port))
+            Err(_) => tokio::time::timeout(RESOLVE_TIMEOUT, tokio::net::lookup_host((host, port)))
                 .await
+                .map_err(|_| {
+                    format!(
+                        "`{host}` did not resolve within {} s",
+                        RESOLVE_TIMEOUT.as_secs()
+                    )
+                })?
                 .map_err(|err| format!("`{host}` cannot be resolved: {err}"))?
                 .collect(),
         };

@@ -295,3 +295,65 @@ async fn three_instances_deliver_every_event_once_the_receiver_recovers_and_afte
     );
     cluster.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_per_user_stream_limit_counts_streams_on_every_instance() {
+    let Some(redis) = redis_url() else { return };
+    // Heartbeats every second, so that a closed connection is noticed within two of them.
+    let cluster = Cluster::start_with(
+        &redis,
+        &[
+            ("TASKLIGHT_SSE_MAX_STREAMS_PER_USER", "2"),
+            ("TASKLIGHT_SSE_HEARTBEAT_SECS", "1"),
+        ],
+    )
+    .await;
+    let team = cluster.a.team().await;
+    let token = &team.member.access;
+    let on_a = stream_on(&cluster, 0, &team.project_id, token, None).await;
+    let _on_b = stream_on(&cluster, 1, &team.project_id, token, None).await;
+    let refused = cluster
+        .client()
+        .get(format!(
+            "http://{}/api/v1/projects/{}/events",
+            cluster.addr(2),
+            team.project_id
+        ))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        refused.status(),
+        429,
+        "a third stream, on C, is over the limit of 2 across A, B and C"
+    );
+    // Another user is not affected.
+    let _viewer = stream_on(&cluster, 2, &team.project_id, &team.viewer.access, None).await;
+    // Closing the one on A frees its slot (a write to the closed connection fails at a heartbeat;
+    // the slot is released as the stream ends).
+    drop(on_a);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let again = cluster
+            .client()
+            .get(format!(
+                "http://{}/api/v1/projects/{}/events",
+                cluster.addr(2),
+                team.project_id
+            ))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        if again.status() == 200 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the slot of the closed stream on A is freed"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    cluster.stop().await;
+}
