@@ -664,3 +664,66 @@ async fn every_delivery_checks_the_address_again() {
     );
     app.stop().await;
 }
+
+#[tokio::test]
+async fn an_endpoint_failing_too_long_is_disabled_with_the_reason_and_switched_back_on_by_its_owner()
+ {
+    let mut env: Vec<(&str, &str)> = WEBHOOK_ENV.to_vec();
+    env.push(("TASKLIGHT_WEBHOOK_DISABLE_AFTER_SECS", "1"));
+    env.push(("TASKLIGHT_WEBHOOK_BREAKER_COOLDOWN_MS", "300"));
+    // Retries enough that the delivery is still waiting, not dead-lettered, when it is disabled.
+    let schedule = vec!["100ms"; 20].join(",");
+    env.push(("TASKLIGHT_WEBHOOK_RETRY_SCHEDULE", &schedule));
+    let app = spawn_app_with(&env).await;
+    let team = app.team().await;
+    let receiver = Receiver::start().await;
+    receiver.set_failing(true);
+    let (webhook, _) = subscribe(
+        &app,
+        &team,
+        &receiver.url("/hook"),
+        Some(json!(["task.created"])),
+    )
+    .await;
+    new_task(&app, &team, "never arrives").await;
+    let disabled = wait_webhook(&app, &team, &webhook, Duration::from_secs(8), |w| {
+        w["disabled_reason"].is_string()
+    })
+    .await;
+    let reason = str_of(&disabled, "disabled_reason");
+    assert!(reason.contains("answered 500"), "{reason}");
+    assert!(disabled["failing_since"].is_string());
+    let hits = receiver.received().len();
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(
+        receiver.received().len(),
+        hits,
+        "a disabled endpoint gets nothing"
+    );
+
+    receiver.set_failing(false);
+    let enabled = body(
+        app.patch(
+            &format!("/webhooks/{webhook}"),
+            Some(&team.owner.access),
+            &json!({ "enabled": true }),
+        )
+        .await,
+        200,
+    )
+    .await;
+    assert_eq!(
+        (
+            enabled["disabled_reason"].clone(),
+            enabled["circuit"].clone()
+        ),
+        (Value::Null, json!("closed"))
+    );
+    let got = receiver.wait_accepted(1, Duration::from_secs(5)).await;
+    assert_eq!(
+        got.len(),
+        1,
+        "the waiting delivery goes out once switched back on"
+    );
+    app.stop().await;
+}

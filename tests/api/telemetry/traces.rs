@@ -241,3 +241,127 @@ async fn cache_misses_are_child_spans_and_in_process_hits_are_counted_on_the_ser
             .any(|s| s.trace_id() == second && s.span.name.starts_with("cache.get "))
     );
 }
+
+/// One trace from a request to the delivery of its event: the webhook attempt is a client span
+/// under the request's server span, the delivery's `traceparent` names that span, and its log
+/// line carries the request's request id and trace id.
+#[tokio::test]
+async fn a_webhook_delivery_continues_the_trace_of_the_request_that_made_its_event() {
+    let receiver = Receiver::start().await;
+    let hook = crate::helpers::receiver::Receiver::start().await;
+    let app = Process::start(&[
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", &receiver.endpoint),
+        ("LOG_FORMAT", "json"),
+        ("TASKLIGHT_WEBHOOK_ALLOWED_NETS", "127.0.0.0/8"),
+        ("TASKLIGHT_WEBHOOK_ALLOW_HTTP", "true"),
+    ])
+    .await;
+    let (token, _) = app
+        .user("delivery-trace@example.com", "correct horse battery")
+        .await;
+    let post = |path: String, body: serde_json::Value| {
+        app.client
+            .post(format!("{}/api/v1{path}", app.base))
+            .bearer_auth(&token)
+            .json(&body)
+    };
+    let project: serde_json::Value =
+        post("/projects".into(), serde_json::json!({"name": "Traced"}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+    let project = project["id"].as_str().unwrap().to_owned();
+    let subscribed = post(
+        format!("/projects/{project}/webhooks"),
+        serde_json::json!({"url": hook.url("/hook"), "event_types": ["task.created"]}),
+    )
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(subscribed.status(), 201);
+    let created = post(
+        format!("/projects/{project}/tasks"),
+        serde_json::json!({"title": "traced"}),
+    )
+    .header("traceparent", format!("00-{TRACE_ID}-{PARENT_ID}-01"))
+    .header("x-request-id", "delivery-trace-1")
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(created.status(), 201);
+
+    let delivered = hook
+        .wait_accepted(1, std::time::Duration::from_secs(5))
+        .await;
+    let onward = delivered[0].header("traceparent").to_owned();
+    assert!(onward.starts_with(&format!("00-{TRACE_ID}-")), "{onward}");
+    let spans = receiver
+        .wait_until(|s| s.trace_id() == TRACE_ID && s.span.name == "webhook deliver")
+        .await;
+    let server = spans
+        .iter()
+        .find(|s| s.trace_id() == TRACE_ID && s.span.kind == SpanKind::Server as i32)
+        .expect("the request's server span");
+    let delivery = spans
+        .iter()
+        .find(|s| s.trace_id() == TRACE_ID && s.span.name == "webhook deliver")
+        .expect("the delivery's span");
+    let server_id: String = server
+        .span
+        .span_id
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let delivery_id: String = delivery
+        .span
+        .span_id
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    assert_eq!(delivery.span.kind, SpanKind::Client as i32);
+    assert_eq!(
+        delivery.parent_span_id(),
+        server_id,
+        "the delivery is a child of the request"
+    );
+    assert!(
+        onward.contains(&delivery_id),
+        "the receiver's traceparent names the delivery span: {onward}"
+    );
+    assert_eq!(
+        delivery.attr("http.response.status_code").as_deref(),
+        Some("204")
+    );
+    assert_eq!(
+        delivery.attr("tasklight.request_id").as_deref(),
+        Some("delivery-trace-1")
+    );
+    assert!(
+        delivery
+            .attr("tasklight.event.id")
+            .is_some_and(|id| id == delivered[0].header("webhook-id"))
+    );
+
+    // The delivery's log line: under the request's ids, with the event's.
+    let found = super::process::wait_for(std::time::Duration::from_secs(5), || async {
+        app.json_log()
+            .iter()
+            .any(|l| l["message"] == "webhook delivered")
+    })
+    .await;
+    assert!(found, "a `webhook delivered` line");
+    let log = app.json_log();
+    let line = log
+        .iter()
+        .find(|l| l["message"] == "webhook delivered")
+        .unwrap();
+    assert_eq!(line["request_id"], "delivery-trace-1");
+    assert_eq!(line["trace_id"], TRACE_ID);
+    assert_eq!(line["span_id"], delivery_id.as_str());
+    assert_eq!(line["event_id"], delivered[0].header("webhook-id"));
+    assert_eq!(line["status"], 204);
+    app.stop();
+}
