@@ -14,7 +14,8 @@ use crate::helpers::sse::SseStream;
 /// Changes made on A while B's client watches.
 const CHANGES: usize = 1_000;
 
-async fn stream_on(
+/// A stream of `project` on instance `i`, whatever the answer.
+async fn open_on(
     cluster: &Cluster,
     i: usize,
     project: &str,
@@ -31,7 +32,18 @@ async fn stream_on(
     if let Some(id) = last {
         request = request.header("Last-Event-ID", id);
     }
-    let stream = SseStream::new(request.send().await.unwrap());
+    SseStream::new(request.send().await.unwrap())
+}
+
+/// A stream of `project` on instance `i`, which must open.
+async fn stream_on(
+    cluster: &Cluster,
+    i: usize,
+    project: &str,
+    token: &str,
+    last: Option<&str>,
+) -> SseStream {
+    let stream = open_on(cluster, i, project, token, last).await;
     assert_eq!(stream.status, 200);
     stream
 }
@@ -312,20 +324,9 @@ async fn the_per_user_stream_limit_counts_streams_on_every_instance() {
     let token = &team.member.access;
     let on_a = stream_on(&cluster, 0, &team.project_id, token, None).await;
     let _on_b = stream_on(&cluster, 1, &team.project_id, token, None).await;
-    let refused = cluster
-        .client()
-        .get(format!(
-            "http://{}/api/v1/projects/{}/events",
-            cluster.addr(2),
-            team.project_id
-        ))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap();
+    let refused = open_on(&cluster, 2, &team.project_id, token, None).await;
     assert_eq!(
-        refused.status(),
-        429,
+        refused.status, 429,
         "a third stream, on C, is over the limit of 2 across A, B and C"
     );
     // Another user is not affected.
@@ -335,18 +336,8 @@ async fn the_per_user_stream_limit_counts_streams_on_every_instance() {
     drop(on_a);
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
-        let again = cluster
-            .client()
-            .get(format!(
-                "http://{}/api/v1/projects/{}/events",
-                cluster.addr(2),
-                team.project_id
-            ))
-            .bearer_auth(token)
-            .send()
-            .await
-            .unwrap();
-        if again.status() == 200 {
+        let again = open_on(&cluster, 2, &team.project_id, token, None).await;
+        if again.status == 200 {
             break;
         }
         assert!(

@@ -98,6 +98,69 @@ async fn new_task(app: &TestApp, team: &Team, title: &str) -> Value {
     .await
 }
 
+/// A server with `env`, a team, a receiver (answering 500 from the start when `failing`), and
+/// the team's project subscribed to it for `types`.
+struct Hooked {
+    app: TestApp,
+    team: Team,
+    receiver: Receiver,
+    webhook: String,
+    secret: String,
+}
+
+async fn hooked(env: &[(&str, &str)], failing: bool, types: Option<Value>) -> Hooked {
+    let app = spawn_app_with(env).await;
+    let team = app.team().await;
+    let receiver = Receiver::start().await;
+    receiver.set_failing(failing);
+    let (webhook, secret) = subscribe(&app, &team, &receiver.url("/hook"), types).await;
+    Hooked {
+        app,
+        team,
+        receiver,
+        webhook,
+        secret,
+    }
+}
+
+/// Polls the subscription's deliveries (`query` appended to the list's) until `done` holds
+/// (at most `within`); returns them.
+async fn wait_deliveries(
+    app: &TestApp,
+    team: &Team,
+    webhook: &str,
+    query: &str,
+    within: Duration,
+    done: impl Fn(&[Value]) -> bool,
+) -> Vec<Value> {
+    let deadline = Instant::now() + within;
+    loop {
+        let listed = deliveries(app, team, webhook, query).await;
+        if done(&listed) {
+            return listed;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the deliveries never got there: {listed:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// An owner's action on the subscription (`ping`, `rotate-secret`), answered with `status`.
+async fn act(app: &TestApp, team: &Team, webhook: &str, action: &str, status: u16) -> Value {
+    body(
+        app.post(
+            &format!("/webhooks/{webhook}/{action}"),
+            Some(&team.owner.access),
+            &json!({}),
+        )
+        .await,
+        status,
+    )
+    .await
+}
+
 #[tokio::test]
 async fn owners_manage_subscriptions_and_the_secret_is_shown_once() {
     let app = spawn_app_with(&WEBHOOK_ENV).await;
@@ -369,17 +432,14 @@ async fn events_are_delivered_in_order_signed_and_with_the_trace_of_their_reques
 
 #[tokio::test]
 async fn a_failing_receiver_gets_every_event_once_it_recovers() {
-    let app = spawn_app_with(&WEBHOOK_ENV).await;
-    let team = app.team().await;
-    let receiver = Receiver::start().await;
+    let Hooked {
+        app,
+        team,
+        receiver,
+        webhook,
+        ..
+    } = hooked(&WEBHOOK_ENV, false, Some(json!(["task.created"]))).await;
     receiver.fail_first(2);
-    let (webhook, _) = subscribe(
-        &app,
-        &team,
-        &receiver.url("/hook"),
-        Some(json!(["task.created"])),
-    )
-    .await;
     let mut ids = Vec::new();
     for i in 0..3 {
         ids.push(str_of(&new_task(&app, &team, &format!("t{i}")).await, "id"));
@@ -427,45 +487,31 @@ async fn a_failing_receiver_gets_every_event_once_it_recovers() {
 
 #[tokio::test]
 async fn used_up_retries_dead_letter_and_a_redelivery_by_hand_gets_through() {
-    let app = spawn_app_with(&WEBHOOK_ENV).await;
-    let team = app.team().await;
-    let receiver = Receiver::start().await;
-    receiver.set_failing(true);
-    let (webhook, _) = subscribe(
+    let Hooked {
+        app,
+        team,
+        receiver,
+        webhook,
+        ..
+    } = hooked(&WEBHOOK_ENV, true, Some(json!(["task.created"]))).await;
+    new_task(&app, &team, "doomed").await;
+    let dead = wait_deliveries(
         &app,
         &team,
-        &receiver.url("/hook"),
-        Some(json!(["task.created"])),
+        &webhook,
+        "&status=dead",
+        Duration::from_secs(10),
+        |d| !d.is_empty(),
     )
     .await;
-    new_task(&app, &team, "doomed").await;
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let dead = loop {
-        let dead = deliveries(&app, &team, &webhook, "&status=dead").await;
-        if !dead.is_empty() {
-            break dead;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the delivery is dead-lettered within 10 s"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
     assert_eq!(
         dead[0]["attempts"], 4,
         "the first attempt and three retries"
     );
     assert_eq!(dead[0]["next_attempt_at"], Value::Null);
     receiver.set_failing(false);
-    let delivery = str_of(&dead[0], "id");
-    let queued = app
-        .post(
-            &format!("/webhooks/{webhook}/deliveries/{delivery}/redeliver"),
-            Some(&team.owner.access),
-            &json!({}),
-        )
-        .await;
-    assert_eq!(queued.status(), 202);
+    let redelivery = format!("deliveries/{}/redeliver", str_of(&dead[0], "id"));
+    act(&app, &team, &webhook, &redelivery, 202).await;
     let got = receiver.wait_accepted(1, Duration::from_secs(5)).await;
     assert_eq!(got.len(), 1);
     assert_eq!(
@@ -478,17 +524,13 @@ async fn used_up_retries_dead_letter_and_a_redelivery_by_hand_gets_through() {
 
 #[tokio::test]
 async fn an_open_circuit_sends_nothing_until_its_probe_and_closes_when_the_endpoint_is_back() {
-    let app = spawn_app_with(&WEBHOOK_ENV).await;
-    let team = app.team().await;
-    let receiver = Receiver::start().await;
-    receiver.set_failing(true);
-    let (webhook, _) = subscribe(
-        &app,
-        &team,
-        &receiver.url("/hook"),
-        Some(json!(["task.created"])),
-    )
-    .await;
+    let Hooked {
+        app,
+        team,
+        receiver,
+        webhook,
+        ..
+    } = hooked(&WEBHOOK_ENV, true, Some(json!(["task.created"]))).await;
     for i in 0..4 {
         new_task(&app, &team, &format!("t{i}")).await;
     }
@@ -523,40 +565,23 @@ async fn an_open_circuit_sends_nothing_until_its_probe_and_closes_when_the_endpo
 
 #[tokio::test]
 async fn a_redirect_is_not_followed() {
-    let app = spawn_app_with(&WEBHOOK_ENV).await;
-    let team = app.team().await;
-    let (redirecting, target) = (Receiver::start().await, Receiver::start().await);
+    let Hooked {
+        app,
+        team,
+        receiver: redirecting,
+        webhook,
+        ..
+    } = hooked(&WEBHOOK_ENV, false, None).await;
+    let target = Receiver::start().await;
     redirecting.redirect_to(&target.url("/elsewhere"));
-    let (webhook, _) = subscribe(&app, &team, &redirecting.url("/hook"), None).await;
-    let ping = app
-        .post(
-            &format!("/webhooks/{webhook}/ping"),
-            Some(&team.owner.access),
-            &json!({}),
-        )
-        .await;
-    assert_eq!(ping.status(), 202);
-    let delivery = str_of(&ping.json::<Value>().await.unwrap(), "id");
-    let deadline = Instant::now() + Duration::from_secs(5);
-    let detail = loop {
-        let detail = body(
-            app.get(
-                &format!("/webhooks/{webhook}/deliveries/{delivery}"),
-                Some(&team.owner.access),
-            )
-            .await,
-            200,
-        )
-        .await;
-        if detail["delivery"]["attempts"].as_i64() >= Some(1) {
-            break detail;
-        }
-        assert!(Instant::now() < deadline, "an attempt within 5 s");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
-    assert_eq!(detail["delivery"]["last_status"], 302);
+    act(&app, &team, &webhook, "ping", 202).await;
+    let attempted = wait_deliveries(&app, &team, &webhook, "", Duration::from_secs(5), |d| {
+        d.first().is_some_and(|d| d["attempts"].as_i64() >= Some(1))
+    })
+    .await;
+    assert_eq!(attempted[0]["last_status"], 302);
     assert_eq!(
-        detail["delivery"]["status"], "pending",
+        attempted[0]["status"], "pending",
         "a redirect is a failure, retried"
     );
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -569,47 +594,23 @@ async fn a_redirect_is_not_followed() {
 
 #[tokio::test]
 async fn a_ping_and_a_rotation_sign_with_both_secrets_during_the_overlap() {
-    let app = spawn_app_with(&WEBHOOK_ENV).await;
-    let team = app.team().await;
-    let receiver = Receiver::start().await;
-    let (webhook, old) = subscribe(&app, &team, &receiver.url("/hook"), None).await;
-    body(
-        app.post(
-            &format!("/webhooks/{webhook}/ping"),
-            Some(&team.owner.access),
-            &json!({}),
-        )
-        .await,
-        202,
-    )
-    .await;
+    let Hooked {
+        app,
+        team,
+        receiver,
+        webhook,
+        secret: old,
+    } = hooked(&WEBHOOK_ENV, false, None).await;
+    act(&app, &team, &webhook, "ping", 202).await;
     let first = receiver.wait_accepted(1, Duration::from_secs(5)).await;
     assert_eq!(first[0].json()["type"], "webhook.ping");
     assert_eq!(first[0].header("webhook-signature").split(' ').count(), 1);
 
-    let rotated = body(
-        app.post(
-            &format!("/webhooks/{webhook}/rotate-secret"),
-            Some(&team.owner.access),
-            &json!({}),
-        )
-        .await,
-        200,
-    )
-    .await;
+    let rotated = act(&app, &team, &webhook, "rotate-secret", 200).await;
     let new = str_of(&rotated, "secret");
     assert_ne!(new, old);
     assert!(rotated["webhook"]["previous_secret_expires_at"].is_string());
-    body(
-        app.post(
-            &format!("/webhooks/{webhook}/ping"),
-            Some(&team.owner.access),
-            &json!({}),
-        )
-        .await,
-        202,
-    )
-    .await;
+    act(&app, &team, &webhook, "ping", 202).await;
     let both = receiver.wait_accepted(2, Duration::from_secs(5)).await;
     let second = &both[1];
     assert_eq!(second.header("webhook-signature").split(' ').count(), 2);
@@ -629,34 +630,23 @@ async fn a_ping_and_a_rotation_sign_with_both_secrets_during_the_overlap() {
 #[tokio::test]
 async fn every_delivery_checks_the_address_again() {
     // Subscribed where loopback is allowed; then the instance restarts without the allow-list.
-    let app = spawn_app_with(&WEBHOOK_ENV).await;
-    let team = app.team().await;
-    let receiver = Receiver::start().await;
-    let (webhook, _) = subscribe(
-        &app,
-        &team,
-        &receiver.url("/hook"),
-        Some(json!(["task.created"])),
-    )
-    .await;
+    let Hooked {
+        app,
+        team,
+        receiver,
+        webhook,
+        ..
+    } = hooked(&WEBHOOK_ENV, false, Some(json!(["task.created"]))).await;
     let strict = vec![("TASKLIGHT_WEBHOOK_ALLOW_HTTP".to_owned(), "true".to_owned())];
     let app = app.restart_with(strict).await;
     new_task(&app, &team, "never sent").await;
-    let deadline = Instant::now() + Duration::from_secs(5);
-    let attempted = loop {
-        let listed = deliveries(&app, &team, &webhook, "").await;
-        if listed
-            .first()
-            .is_some_and(|d| d["attempts"].as_i64() >= Some(1))
-        {
-            break listed[0].clone();
-        }
-        assert!(Instant::now() < deadline, "an attempt within 5 s");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let attempted = wait_deliveries(&app, &team, &webhook, "", Duration::from_secs(5), |d| {
+        d.first().is_some_and(|d| d["attempts"].as_i64() >= Some(1))
+    })
+    .await;
     assert!(
-        str_of(&attempted, "last_error").contains("127.0.0.1"),
-        "{attempted}"
+        str_of(&attempted[0], "last_error").contains("127.0.0.1"),
+        "{attempted:?}"
     );
     assert!(
         receiver.received().is_empty(),
@@ -668,23 +658,21 @@ async fn every_delivery_checks_the_address_again() {
 #[tokio::test]
 async fn an_endpoint_failing_too_long_is_disabled_with_the_reason_and_switched_back_on_by_its_owner()
  {
-    let mut env: Vec<(&str, &str)> = WEBHOOK_ENV.to_vec();
-    env.push(("TASKLIGHT_WEBHOOK_DISABLE_AFTER_SECS", "1"));
-    env.push(("TASKLIGHT_WEBHOOK_BREAKER_COOLDOWN_MS", "300"));
     // Retries enough that the delivery is still waiting, not dead-lettered, when it is disabled.
     let schedule = vec!["100ms"; 20].join(",");
-    env.push(("TASKLIGHT_WEBHOOK_RETRY_SCHEDULE", &schedule));
-    let app = spawn_app_with(&env).await;
-    let team = app.team().await;
-    let receiver = Receiver::start().await;
-    receiver.set_failing(true);
-    let (webhook, _) = subscribe(
-        &app,
-        &team,
-        &receiver.url("/hook"),
-        Some(json!(["task.created"])),
-    )
-    .await;
+    let mut env: Vec<(&str, &str)> = WEBHOOK_ENV.to_vec();
+    env.extend([
+        ("TASKLIGHT_WEBHOOK_DISABLE_AFTER_SECS", "1"),
+        ("TASKLIGHT_WEBHOOK_BREAKER_COOLDOWN_MS", "300"),
+        ("TASKLIGHT_WEBHOOK_RETRY_SCHEDULE", schedule.as_str()),
+    ]);
+    let Hooked {
+        app,
+        team,
+        receiver,
+        webhook,
+        ..
+    } = hooked(&env, true, Some(json!(["task.created"]))).await;
     new_task(&app, &team, "never arrives").await;
     let disabled = wait_webhook(&app, &team, &webhook, Duration::from_secs(8), |w| {
         w["disabled_reason"].is_string()
