@@ -276,10 +276,10 @@ async fn three_instances_deliver_every_event_once_the_receiver_recovers_and_afte
         Some(false)
     );
 
-    // A worker of an instance that died holds the endpoint's lease for 3 s more: nothing goes out
+    // A worker of an instance that died holds the endpoint's lease for 5 s more: nothing goes out
     // until it runs out, then another instance delivers.
     let before = receiver.received().len();
-    let lease_ends = chrono::Utc::now() + chrono::Duration::seconds(3);
+    let lease_ends = chrono::Utc::now() + chrono::Duration::seconds(5);
     leave_lease(&cluster, &webhook, "killed-instance/0", lease_ends).await;
     let stranded = cluster
         .a
@@ -289,7 +289,7 @@ async fn three_instances_deliver_every_event_once_the_receiver_recovers_and_afte
             json!({ "title": "stranded" }),
         )
         .await;
-    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    tokio::time::sleep(Duration::from_millis(3_000)).await;
     assert_eq!(
         receiver.received().len(),
         before,

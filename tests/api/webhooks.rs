@@ -419,14 +419,11 @@ async fn events_are_delivered_in_order_signed_and_with_the_trace_of_their_reques
     // With another secret it does not (the check can fail).
     let other = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
     assert_ne!(standardwebhooks_accepts(&[(other, &got[0])]), Some(true));
-    let listed = deliveries(&app, &team, &webhook, "").await;
-    assert_eq!(listed.len(), 4);
-    assert!(
-        listed
-            .iter()
-            .all(|d| d["status"] == "delivered" && d["attempts"] == 1),
-        "{listed:?}"
-    );
+    let listed = wait_deliveries(&app, &team, &webhook, "", Duration::from_secs(2), |d| {
+        d.len() == 4 && d.iter().all(|d| d["status"] == "delivered")
+    })
+    .await;
+    assert!(listed.iter().all(|d| d["attempts"] == 1), "{listed:?}");
     app.stop().await;
 }
 
@@ -457,7 +454,11 @@ async fn a_failing_receiver_gets_every_event_once_it_recovers() {
         5,
         "two failures, three successes"
     );
-    let listed = deliveries(&app, &team, &webhook, "").await;
+    // The last success is recorded just after its answer: wait until all three show delivered.
+    let listed = wait_deliveries(&app, &team, &webhook, "", Duration::from_secs(2), |d| {
+        d.len() == 3 && d.iter().all(|d| d["status"] == "delivered")
+    })
+    .await;
     let attempts: i64 = listed.iter().map(|d| d["attempts"].as_i64().unwrap()).sum();
     assert_eq!(attempts, 5);
     let retried = listed
