@@ -6,7 +6,7 @@
 //! events may commit in either order, and without that bound a reader could pass the later one's
 //! position before the earlier one commits, and never see its event. With it, an event becomes
 //! readable only once nothing can appear behind it; the price is that a long transaction
-//! anywhere in the database holds back events written after it began.
+//! anywhere on the PostgreSQL server (in any of its databases) holds back events written after it began.
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};

@@ -236,9 +236,10 @@ impl WebhookRuntime {
                 &self.config,
             );
             if !work.update_circuit(&webhook, owner).await? {
-                // Another worker took the endpoint over (this one stalled past its lease): its
-                // record of this attempt stands, and it decides what happens next.
-                drop(work);
+                // Another worker took the endpoint over (this one stalled past its lease): the
+                // attempt happened and is recorded, but the breaker and what comes next are the
+                // new owner's.
+                work.commit().await?;
                 return Ok(true);
             }
             work.commit().await?;

@@ -381,7 +381,7 @@ async fn events_are_delivered_in_order_signed_and_with_the_trace_of_their_reques
     )
     .await;
 
-    let got = receiver.wait_accepted(4, Duration::from_secs(5)).await;
+    let got = receiver.wait_accepted(4, Duration::from_secs(10)).await;
     let types: Vec<String> = got.iter().map(|r| str_of(&r.json(), "type")).collect();
     assert_eq!(
         types,
@@ -441,7 +441,7 @@ async fn a_failing_receiver_gets_every_event_once_it_recovers() {
     for i in 0..3 {
         ids.push(str_of(&new_task(&app, &team, &format!("t{i}")).await, "id"));
     }
-    let got = receiver.wait_accepted(3, Duration::from_secs(5)).await;
+    let got = receiver.wait_accepted(3, Duration::from_secs(10)).await;
     let mut delivered: Vec<String> = got
         .iter()
         .map(|r| str_of(&r.json()["data"], "id"))
@@ -513,7 +513,7 @@ async fn used_up_retries_dead_letter_and_a_redelivery_by_hand_gets_through() {
     receiver.set_failing(false);
     let redelivery = format!("deliveries/{}/redeliver", str_of(&dead[0], "id"));
     act(&app, &team, &webhook, &redelivery, 202).await;
-    let got = receiver.wait_accepted(1, Duration::from_secs(5)).await;
+    let got = receiver.wait_accepted(1, Duration::from_secs(10)).await;
     assert_eq!(got.len(), 1);
     assert_eq!(
         got[0].header("webhook-id"),
@@ -535,7 +535,7 @@ async fn an_open_circuit_sends_nothing_until_its_probe_and_closes_when_the_endpo
     for i in 0..4 {
         new_task(&app, &team, &format!("t{i}")).await;
     }
-    let open = wait_webhook(&app, &team, &webhook, Duration::from_secs(5), |w| {
+    let open = wait_webhook(&app, &team, &webhook, Duration::from_secs(10), |w| {
         w["circuit"] == "open"
     })
     .await;
@@ -548,7 +548,7 @@ async fn an_open_circuit_sends_nothing_until_its_probe_and_closes_when_the_endpo
         "no request reaches the endpoint while the circuit is open"
     );
     receiver.set_failing(false);
-    let got = receiver.wait_accepted(4, Duration::from_secs(5)).await;
+    let got = receiver.wait_accepted(4, Duration::from_secs(10)).await;
     assert_eq!(got.len(), 4, "every event after the circuit closed");
     let requests = receiver.received();
     let probe_gap = requests[hits].at - requests[hits - 1].at;
@@ -576,7 +576,7 @@ async fn a_redirect_is_not_followed() {
     let target = Receiver::start().await;
     redirecting.redirect_to(&target.url("/elsewhere"));
     act(&app, &team, &webhook, "ping", 202).await;
-    let attempted = wait_deliveries(&app, &team, &webhook, "", Duration::from_secs(5), |d| {
+    let attempted = wait_deliveries(&app, &team, &webhook, "", Duration::from_secs(10), |d| {
         d.first().is_some_and(|d| d["attempts"].as_i64() >= Some(1))
     })
     .await;
@@ -603,7 +603,7 @@ async fn a_ping_and_a_rotation_sign_with_both_secrets_during_the_overlap() {
         secret: old,
     } = hooked(&WEBHOOK_ENV, false, None).await;
     act(&app, &team, &webhook, "ping", 202).await;
-    let first = receiver.wait_accepted(1, Duration::from_secs(5)).await;
+    let first = receiver.wait_accepted(1, Duration::from_secs(10)).await;
     assert_eq!(first[0].json()["type"], "webhook.ping");
     assert_eq!(first[0].header("webhook-signature").split(' ').count(), 1);
 
@@ -612,7 +612,7 @@ async fn a_ping_and_a_rotation_sign_with_both_secrets_during_the_overlap() {
     assert_ne!(new, old);
     assert!(rotated["webhook"]["previous_secret_expires_at"].is_string());
     act(&app, &team, &webhook, "ping", 202).await;
-    let both = receiver.wait_accepted(2, Duration::from_secs(5)).await;
+    let both = receiver.wait_accepted(2, Duration::from_secs(10)).await;
     let second = &both[1];
     assert_eq!(second.header("webhook-signature").split(' ').count(), 2);
     let signed = [
@@ -641,7 +641,7 @@ async fn every_delivery_checks_the_address_again() {
     let strict = vec![("TASKLIGHT_WEBHOOK_ALLOW_HTTP".to_owned(), "true".to_owned())];
     let app = app.restart_with(strict).await;
     new_task(&app, &team, "never sent").await;
-    let attempted = wait_deliveries(&app, &team, &webhook, "", Duration::from_secs(5), |d| {
+    let attempted = wait_deliveries(&app, &team, &webhook, "", Duration::from_secs(10), |d| {
         d.first().is_some_and(|d| d["attempts"].as_i64() >= Some(1))
     })
     .await;
@@ -708,7 +708,7 @@ async fn an_endpoint_failing_too_long_is_disabled_with_the_reason_and_switched_b
         ),
         (Value::Null, json!("closed"))
     );
-    let got = receiver.wait_accepted(1, Duration::from_secs(5)).await;
+    let got = receiver.wait_accepted(1, Duration::from_secs(10)).await;
     assert_eq!(
         got.len(),
         1,
