@@ -461,10 +461,13 @@ async fn a_failing_receiver_gets_every_event_once_it_recovers() {
     .await;
     let attempts: i64 = listed.iter().map(|d| d["attempts"].as_i64().unwrap()).sum();
     assert_eq!(attempts, 5);
+    // The two failures fell on one delivery or on two, as the worker's timing had it.
     let retried = listed
         .iter()
-        .find(|d| d["attempts"] == 2)
+        .max_by_key(|d| d["attempts"].as_i64())
+        .filter(|d| d["attempts"].as_i64() >= Some(2))
         .expect("a retried delivery");
+    let tries = retried["attempts"].as_u64().unwrap() as usize;
     let detail = body(
         app.get(
             &format!("/webhooks/{webhook}/deliveries/{}", str_of(retried, "id")),
@@ -480,7 +483,9 @@ async fn a_failing_receiver_gets_every_event_once_it_recovers() {
         .iter()
         .map(|a| a["status_code"].clone())
         .collect();
-    assert_eq!(statuses, [json!(500), json!(204)]);
+    let mut expected = vec![json!(500); tries - 1];
+    expected.push(json!(204));
+    assert_eq!(statuses, expected);
     assert_eq!(detail["attempts"][0]["error"], "the endpoint answered 500");
     assert_eq!(detail["payload"]["type"], "task.created");
     app.stop().await;
@@ -525,13 +530,16 @@ async fn used_up_retries_dead_letter_and_a_redelivery_by_hand_gets_through() {
 
 #[tokio::test]
 async fn an_open_circuit_sends_nothing_until_its_probe_and_closes_when_the_endpoint_is_back() {
+    // A 2 s cooldown: the 600 ms watched below fits well inside it even on a loaded machine.
+    let mut env: Vec<(&str, &str)> = WEBHOOK_ENV.to_vec();
+    env.push(("TASKLIGHT_WEBHOOK_BREAKER_COOLDOWN_MS", "2000"));
     let Hooked {
         app,
         team,
         receiver,
         webhook,
         ..
-    } = hooked(&WEBHOOK_ENV, true, Some(json!(["task.created"]))).await;
+    } = hooked(&env, true, Some(json!(["task.created"]))).await;
     for i in 0..4 {
         new_task(&app, &team, &format!("t{i}")).await;
     }
@@ -539,7 +547,7 @@ async fn an_open_circuit_sends_nothing_until_its_probe_and_closes_when_the_endpo
         w["circuit"] == "open"
     })
     .await;
-    assert_eq!(open["consecutive_failures"], 3);
+    assert!(open["consecutive_failures"].as_i64() >= Some(3), "{open}");
     let hits = receiver.received().len();
     tokio::time::sleep(Duration::from_millis(600)).await;
     assert_eq!(
@@ -553,7 +561,7 @@ async fn an_open_circuit_sends_nothing_until_its_probe_and_closes_when_the_endpo
     let requests = receiver.received();
     let probe_gap = requests[hits].at - requests[hits - 1].at;
     assert!(
-        probe_gap >= Duration::from_millis(900),
+        probe_gap >= Duration::from_millis(1900),
         "the probe waited for the cooldown: {probe_gap:?}"
     );
     let closed = wait_webhook(&app, &team, &webhook, Duration::from_secs(2), |w| {
