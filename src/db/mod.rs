@@ -15,6 +15,8 @@ mod warm;
 use chrono::{DateTime, Utc};
 use std::sync::Arc;
 
+use anyhow::Context as _;
+
 use sqlx::{PgPool, Postgres, Sqlite, SqlitePool};
 
 use crate::telemetry::metrics::{Metrics, PoolStats};
@@ -297,7 +299,14 @@ impl Db {
     pub async fn migrate(&self) -> anyhow::Result<()> {
         match &self.pool {
             Pool::Postgres(pool) => sqlx::migrate!("./migrations/postgres").run(pool).await?,
-            Pool::Sqlite(pool) => sqlx::migrate!("./migrations/sqlite").run(pool).await?,
+            Pool::Sqlite(pool) => {
+                // SQLite's migrator takes no lock: processes migrating one file at once (pods
+                // starting together) would each apply the first migration. An exclusive lock on
+                // a file beside the database makes them take turns; the later ones find every
+                // migration applied.
+                let _turn = sqlite_migration_lock(pool.connect_options().get_filename()).await?;
+                sqlx::migrate!("./migrations/sqlite").run(pool).await?
+            }
         }
         Ok(())
     }
@@ -326,6 +335,34 @@ impl Db {
 pub fn now() -> DateTime<Utc> {
     let now = Utc::now();
     DateTime::from_timestamp_micros(now.timestamp_micros()).unwrap_or(now)
+}
+
+/// Holds an exclusive lock on `<database file>.migrate-lock` until dropped (none for an in-memory
+/// database).
+async fn sqlite_migration_lock(
+    database: &std::path::Path,
+) -> anyhow::Result<Option<std::fs::File>> {
+    if database.as_os_str().is_empty() || database == std::path::Path::new(":memory:") {
+        return Ok(None);
+    }
+    let mut path = database.as_os_str().to_owned();
+    path.push(".migrate-lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| {
+            format!(
+                "cannot open the migration lock {}",
+                std::path::Path::new(&path).display()
+            )
+        })?;
+    let locked = tokio::task::spawn_blocking(move || file.lock().map(|()| file))
+        .await
+        .context("the migration lock's task")?
+        .context("cannot take the migration lock")?;
+    Ok(Some(locked))
 }
 
 /// Escapes `%`, `_` and `\` for a `LIKE ... ESCAPE '\'` pattern.

@@ -20,6 +20,7 @@ mod helpers;
 mod idempotency;
 mod invitations;
 mod members;
+mod migrate;
 mod my_tasks;
 mod openapi_snapshot;
 mod owasp;

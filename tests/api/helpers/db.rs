@@ -19,7 +19,7 @@ pub struct PgDatabase {
 }
 
 impl TestDb {
-    pub(super) async fn fresh() -> Self {
+    pub async fn fresh() -> Self {
         match std::env::var("TEST_DATABASE_URL") {
             Ok(server_url) if !server_url.trim().is_empty() => {
                 Self::Postgres(PgDatabase::create(server_url).await)
@@ -44,7 +44,7 @@ impl TestDb {
     }
 
     /// Drops the PostgreSQL database, or removes the SQLite directory.
-    pub(super) async fn cleanup(self) {
+    pub async fn cleanup(self) {
         match self {
             Self::Postgres(mut db) => db.drop_database().await,
             Self::Sqlite { dir, .. } => {

@@ -1,0 +1,67 @@
+//! `tasklight migrate` run by several instances at once on one fresh database (as pods of a
+//! rollout starting together do): every run succeeds and each migration is applied once.
+
+use crate::helpers::{JWT_SECRET, TestDb};
+
+/// Migrations shipped for each dialect (the same count).
+fn migration_count() -> usize {
+    std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations/postgres"))
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .is_ok_and(|e| e.path().extension().is_some_and(|x| x == "sql"))
+        })
+        .count()
+}
+
+#[tokio::test]
+async fn several_migrate_commands_at_once_apply_each_migration_once() {
+    let db = TestDb::fresh().await;
+    let runs: Vec<_> = (0..4)
+        .map(|i| {
+            std::process::Command::new(env!("CARGO_BIN_EXE_tasklight"))
+                .arg("migrate")
+                .env_clear()
+                .env("PATH", std::env::var("PATH").unwrap_or_default())
+                .env("DATABASE_URL", db.url())
+                .env("JWT_SECRET", JWT_SECRET)
+                .env("INSTANCE_ID", format!("migrate-{i}"))
+                .env("RUST_LOG", "warn")
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .expect("tasklight migrate starts")
+        })
+        .collect();
+    for run in runs {
+        let output = run.wait_with_output().unwrap();
+        assert!(
+            output.status.success(),
+            "a concurrent migrate failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    // Each version once, every one successful.
+    let config =
+        tasklight::config::Config::from_map(&crate::helpers::base_config(db.url(), "check"))
+            .unwrap();
+    let pool = tasklight::db::connect(
+        &config,
+        std::sync::Arc::new(tasklight::telemetry::metrics::Metrics::new("check")),
+    )
+    .await
+    .unwrap();
+    let sql = "SELECT COUNT(*), COUNT(DISTINCT version), SUM(CASE WHEN success THEN 1 ELSE 0 END) FROM _sqlx_migrations";
+    let (rows, versions, succeeded): (i64, i64, i64) = match pool.acquire().await.unwrap() {
+        tasklight::db::AnyConnection::Postgres(mut c) => {
+            sqlx::query_as(sql).fetch_one(c.db()).await.unwrap()
+        }
+        tasklight::db::AnyConnection::Sqlite(mut c) => {
+            sqlx::query_as(sql).fetch_one(c.db()).await.unwrap()
+        }
+    };
+    let expected = migration_count() as i64;
+    assert_eq!((rows, versions, succeeded), (expected, expected, expected));
+    pool.close().await;
+    db.cleanup().await;
+}
