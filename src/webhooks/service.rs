@@ -20,6 +20,7 @@ use crate::domain::{DomainContext, UnitOfWork};
 use crate::error::{AppError, AppResult};
 use crate::paging::Paging;
 use crate::projects::service::{current_role, require_owner};
+use crate::store::Store;
 use crate::validate::FieldChecks;
 
 /// What a subscription is made with.
@@ -152,35 +153,14 @@ async fn record_change(
     Ok(())
 }
 
-/// The subscription `id` if the caller owns its project (404 otherwise), locked for a write.
-async fn owned(
-    work: &mut UnitOfWork<'_>,
-    principal: &Principal,
-    id: Uuid,
-) -> AppResult<WebhookRecord> {
-    let webhook = work
-        .webhook(id)
-        .await?
-        .ok_or(AppError::NotFound("webhook"))?;
-    let role = current_role(&mut **work, webhook.project_id, principal.user_id)
-        .await
-        .map_err(|_| AppError::NotFound("webhook"))?;
-    require_owner(role)?;
-    Ok(webhook)
-}
-
-/// Reads the subscription `id` if the caller owns its project.
-async fn owned_read(
-    ctx: &DomainContext,
-    principal: &Principal,
-    id: Uuid,
-) -> AppResult<WebhookRecord> {
-    let mut store = ctx.read().await?;
+/// The subscription `id` as `store` holds it, if the caller owns its project (404 otherwise,
+/// 403 for its other members).
+async fn owned(store: &mut dyn Store, principal: &Principal, id: Uuid) -> AppResult<WebhookRecord> {
     let webhook = store
         .webhook(id)
         .await?
         .ok_or(AppError::NotFound("webhook"))?;
-    let role = current_role(&mut *store, webhook.project_id, principal.user_id)
+    let role = current_role(store, webhook.project_id, principal.user_id)
         .await
         .map_err(|_| AppError::NotFound("webhook"))?;
     require_owner(role)?;
@@ -206,7 +186,7 @@ pub async fn list(
 
 /// One subscription (owners).
 pub async fn get(ctx: &DomainContext, principal: &Principal, id: Uuid) -> AppResult<Webhook> {
-    Ok(owned_read(ctx, principal, id).await?.into())
+    Ok(owned(&mut *ctx.read().await?, principal, id).await?.into())
 }
 
 /// Changes a subscription's settings (owners). Switching it on clears a disabling by the
@@ -230,7 +210,7 @@ pub async fn update(
         None => None,
     };
     let mut work = ctx.begin(Some(principal.user_id)).await?;
-    let mut webhook = owned(&mut work, principal, id).await?;
+    let mut webhook = owned(&mut *work, principal, id).await?;
     if let Some(url) = url {
         webhook.url = url;
     }
@@ -261,7 +241,7 @@ pub async fn update(
 /// Deletes a subscription and its deliveries (owners).
 pub async fn delete(ctx: &DomainContext, principal: &Principal, id: Uuid) -> AppResult<()> {
     let mut work = ctx.begin(Some(principal.user_id)).await?;
-    let webhook = owned(&mut work, principal, id).await?;
+    let webhook = owned(&mut *work, principal, id).await?;
     work.delete_webhook(id).await?;
     let answer = Webhook::from(webhook);
     record_change(&mut work, "webhook.deleted", &answer).await?;
@@ -277,7 +257,7 @@ pub async fn rotate_secret(
     overlap: Duration,
 ) -> AppResult<WebhookWithSecret> {
     let mut work = ctx.begin(Some(principal.user_id)).await?;
-    let mut webhook = owned(&mut work, principal, id).await?;
+    let mut webhook = owned(&mut *work, principal, id).await?;
     let now = crate::db::now();
     let secret = new_secret();
     webhook.previous_secret = Some(std::mem::replace(&mut webhook.secret, secret.clone()));
@@ -297,7 +277,7 @@ pub async fn rotate_secret(
 /// Queues a `webhook.ping` delivery, ahead of the subscription's other pending deliveries
 /// (owners).
 pub async fn ping(ctx: &DomainContext, principal: &Principal, id: Uuid) -> AppResult<Delivery> {
-    let webhook = owned_read(ctx, principal, id).await?;
+    let webhook = owned(&mut *ctx.read().await?, principal, id).await?;
     let now = crate::db::now();
     let event_id = Uuid::now_v7();
     let request_id = crate::telemetry::context::request_id();
@@ -342,16 +322,15 @@ pub async fn deliveries(
     cursor: Option<&str>,
     limit: u32,
 ) -> AppResult<(Vec<Delivery>, Option<String>)> {
-    owned_read(ctx, principal, id).await?;
+    let mut store = ctx.read().await?;
+    owned(&mut *store, principal, id).await?;
     let status = status.map(DeliveryStatus::as_str);
     let paging = Paging::<Uuid>::new(
         &["deliveries", &id.to_string(), status.unwrap_or("")],
         cursor,
         limit,
     )?;
-    let rows = ctx
-        .read()
-        .await?
+    let rows = store
         .deliveries_of(id, status, paging.after, paging.fetch())
         .await?;
     Ok(paging.page(rows, |d| d.id))
@@ -364,8 +343,8 @@ pub async fn delivery(
     webhook_id: Uuid,
     delivery_id: Uuid,
 ) -> AppResult<DeliveryDetail> {
-    owned_read(ctx, principal, webhook_id).await?;
     let mut store = ctx.read().await?;
+    owned(&mut *store, principal, webhook_id).await?;
     let delivery = store
         .delivery(delivery_id)
         .await?
@@ -388,7 +367,7 @@ pub async fn redeliver(
     delivery_id: Uuid,
 ) -> AppResult<Delivery> {
     let mut work = ctx.begin(Some(principal.user_id)).await?;
-    owned(&mut work, principal, webhook_id).await?;
+    owned(&mut *work, principal, webhook_id).await?;
     let mut delivery = work
         .delivery(delivery_id)
         .await?
