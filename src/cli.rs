@@ -13,7 +13,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 
 use crate::config::Config;
-use crate::state::AppState;
+use crate::error::AppError;
 use crate::telemetry::metrics::Metrics;
 
 /// Tasklight: a task-manager REST backend.
@@ -144,46 +144,64 @@ async fn create_admin(
     name: &str,
     password: &str,
 ) -> anyhow::Result<()> {
-    let state = AppState::new(config.clone()).await?;
-    let outcome =
-        crate::users::service::create_or_promote_admin(&state.domain, email, name, password)
-            .await
-            .map_err(|err| match err {
-                crate::error::AppError::Validation(fields) => anyhow::anyhow!(
-                    "{}",
-                    fields
-                        .iter()
-                        .map(|f| format!("{}: {}", f.field, f.message))
-                        .collect::<Vec<_>>()
-                        .join("; ")
-                ),
-                other => anyhow::Error::new(other),
-            })?;
-    state.domain.db.close().await;
-    println!("{outcome}");
-    Ok(())
+    operator_command(config, |domain| async move {
+        crate::users::service::create_or_promote_admin(&domain, email, name, password).await
+    })
+    .await
 }
 
 /// `tasklight verify-email`.
 async fn verify_email(config: &Config, email: &str) -> anyhow::Result<()> {
-    let state = AppState::new(config.clone()).await?;
-    let outcome = crate::verification::service::mark_verified(&state.domain, email)
-        .await
-        .map_err(|err| match err {
-            crate::error::AppError::Validation(fields) => anyhow::anyhow!(
-                "{}",
-                fields
-                    .iter()
-                    .map(|f| format!("{}: {}", f.field, f.message))
-                    .collect::<Vec<_>>()
-                    .join("; ")
-            ),
-            crate::error::AppError::NotFound(_) => {
-                anyhow::anyhow!("no account has the email address {email}")
+    operator_command(config, |domain| async move {
+        crate::verification::service::mark_verified(&domain, email)
+            .await
+            .map_err(|err| match err {
+                AppError::NotFound(_) => AppError::Validation(vec![crate::error::FieldError {
+                    field: "email".into(),
+                    message: format!("no account has the email address {email}"),
+                }]),
+                other => other,
+            })
+    })
+    .await
+}
+
+/// How many times an operator command tries again when the database answers busy (a running
+/// instance holds SQLite's write lock, or a PostgreSQL lock times out).
+const OPERATOR_ATTEMPTS: u32 = 4;
+
+/// Runs one operator command against the database without starting an instance's background
+/// work, tries again (with a growing pause) while the database is busy, and prints the outcome.
+/// Input errors come out as `field: message`, one per field.
+async fn operator_command<F, Fut>(config: &Config, run: F) -> anyhow::Result<()>
+where
+    F: Fn(crate::domain::DomainContext) -> Fut,
+    Fut: std::future::Future<Output = Result<String, AppError>>,
+{
+    let (domain, _redis) = crate::state::open_domain(config).await?;
+    let mut attempt = 1;
+    let outcome = loop {
+        match run(domain.clone()).await {
+            Err(AppError::Unavailable(why)) if attempt < OPERATOR_ATTEMPTS => {
+                tracing::warn!(attempt, reason = why, "the database is busy; trying again");
+                tokio::time::sleep(std::time::Duration::from_millis(250 << attempt)).await;
+                attempt += 1;
             }
-            other => anyhow::Error::new(other),
-        })?;
-    state.domain.db.close().await;
+            other => break other,
+        }
+    };
+    domain.db.close().await;
+    let outcome = outcome.map_err(|err| match err {
+        AppError::Validation(fields) => anyhow::anyhow!(
+            "{}",
+            fields
+                .iter()
+                .map(|f| format!("{}: {}", f.field, f.message))
+                .collect::<Vec<_>>()
+                .join("; ")
+        ),
+        other => anyhow::Error::new(other),
+    })?;
     println!("{outcome}");
     Ok(())
 }

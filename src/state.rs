@@ -61,27 +61,14 @@ impl AppState {
     /// Connects to the database, applies migrations, loads the token key and, when `REDIS_URL`
     /// is set, connects to Redis.
     pub async fn new(config: Config) -> anyhow::Result<Self> {
-        let metrics = Arc::new(Metrics::new(&config.instance_id));
-        let db = crate::db::connect(&config, metrics.clone()).await?;
-        db.migrate().await.context("applying migrations")?;
+        let (domain, redis) = open_domain(&config).await?;
         let secret = jwt_secret(&config)?;
         let tokens = Arc::new(TokenKeys::new(&secret, config.access_token_ttl));
-        let redis = match &config.redis_url {
-            Some(url) => {
-                Some(Redis::connect(url, &config.redis_key_prefix, config.redis_timeout).await?)
-            }
-            None => None,
-        };
-        let cache = Cache::new(&config, redis.clone(), metrics.clone());
-        let rate_limiter =
-            RateLimiter::new(config.rate_limits.clone(), redis.clone(), metrics.clone());
-        let domain = DomainContext {
-            db,
-            cache,
-            metrics,
-            instance_id: config.instance_id.as_str().into(),
-            events: EventSignal::new(redis.clone()),
-        };
+        let rate_limiter = RateLimiter::new(
+            config.rate_limits.clone(),
+            redis.clone(),
+            domain.metrics.clone(),
+        );
         domain.events.subscribe();
         let feed = Feed::start(domain.clone(), &config.events)
             .await
@@ -112,6 +99,32 @@ impl AppState {
             webhooks,
         })))
     }
+}
+
+/// The database (migrated), Redis when `REDIS_URL` is set, and the domain context over them,
+/// without the background work of a serving instance (event feed, webhook delivery): what the
+/// operator commands (`create-admin`, `verify-email`) need, so that a one-off command beside a
+/// running instance adds no pollers of its own. Events it writes still reach the instances,
+/// through Redis's signal or their next poll.
+pub async fn open_domain(config: &Config) -> anyhow::Result<(DomainContext, Option<Arc<Redis>>)> {
+    let metrics = Arc::new(Metrics::new(&config.instance_id));
+    let db = crate::db::connect(config, metrics.clone()).await?;
+    db.migrate().await.context("applying migrations")?;
+    let redis = match &config.redis_url {
+        Some(url) => {
+            Some(Redis::connect(url, &config.redis_key_prefix, config.redis_timeout).await?)
+        }
+        None => None,
+    };
+    let cache = Cache::new(config, redis.clone(), metrics.clone());
+    let domain = DomainContext {
+        db,
+        cache,
+        metrics,
+        instance_id: config.instance_id.as_str().into(),
+        events: EventSignal::new(redis.clone()),
+    };
+    Ok((domain, redis))
 }
 
 /// The JWT key: configured, or generated once and kept (mode 0600) in the data directory.
