@@ -17,6 +17,7 @@ use crate::config::IpBlock;
 use crate::http::drain::Drain;
 use crate::http::request_id;
 use crate::telemetry::context::{self, RequestContext};
+use crate::telemetry::error_report::ErrorReport;
 use crate::telemetry::metrics::{Metrics, known_method};
 use crate::telemetry::otlp::ServerSpan;
 use crate::telemetry::routes::RouteTable;
@@ -407,18 +408,21 @@ fn sentry_hub(
         sentry_glue::request_hub(
             &arrival.request_id,
             &context.trace_id,
+            &context.span_id,
             instance_id,
             arrival.route,
         )
     })
 }
 
-/// Reports a 5xx answer to Sentry on the request's hub (a panic was reported by the panic hook).
+/// Reports a 5xx answer to Sentry on the request's hub (a panic was reported by the panic hook):
+/// an internal error as an exception with its cause chain, any other 5xx as a message.
 fn report_server_error(hub: &sentry::Hub, arrival: &Arrival, response: &Response) {
     let status = response.status().as_u16();
     if status >= 500 && response.data::<Panicked>().is_none() {
         let method = known_method(arrival.method.as_str());
-        sentry_glue::capture_server_error(hub, method, arrival.route, status);
+        let cause = response.data::<Arc<ErrorReport>>().map(Arc::as_ref);
+        sentry_glue::capture_server_error(hub, method, arrival.route, status, cause);
     }
 }
 

@@ -19,6 +19,7 @@ use poem_openapi::{ApiResponse, Object};
 use crate::error::{AppError, FieldError};
 use crate::http::request_id;
 use crate::ratelimit::Decision;
+use crate::telemetry::error_report::ErrorReport;
 
 /// The media type of every error body.
 pub const CONTENT_TYPE: &str = "application/problem+json";
@@ -201,7 +202,10 @@ pub fn render(error: &AppError) -> Response {
         ),
         AppError::Internal(cause) => {
             tracing::error!(error = format!("{cause:#}"), "internal error");
-            internal_problem()
+            // The cause chain, without values, for the error tracker (see `observe`).
+            let mut response = internal_problem().into_response();
+            response.set_data(std::sync::Arc::new(ErrorReport::of(cause)));
+            return response;
         }
     };
     problem.into_response()
@@ -317,7 +321,15 @@ impl<S: ErrorSet> ApiResponse for ApiError<S> {
 
 impl<S> From<ApiError<S>> for poem::Error {
     fn from(error: ApiError<S>) -> Self {
-        poem::Error::from_response(error.into_response())
+        let response = error.into_response();
+        // `poem::Error::into_response` gives the response the error's own extensions, not the
+        // response's: carry the cause report over.
+        let report = response.data::<std::sync::Arc<ErrorReport>>().cloned();
+        let mut error = poem::Error::from_response(response);
+        if let Some(report) = report {
+            error.set_data(report);
+        }
+        error
     }
 }
 

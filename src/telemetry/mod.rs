@@ -5,6 +5,7 @@
 //! [`init`] and flushed by [`Telemetry::shutdown`]; metrics belong to each app ([`metrics`]).
 
 pub mod context;
+pub mod error_report;
 pub mod logs;
 pub mod metrics;
 pub mod otlp;

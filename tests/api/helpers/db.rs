@@ -43,6 +43,17 @@ impl TestDb {
         matches!(self, Self::Postgres(_))
     }
 
+    /// Runs statements on the database behind the service's back (a test's sabotage).
+    pub async fn execute(&self, sql: &'static str) {
+        if self.is_postgres() {
+            let mut conn = sqlx::PgConnection::connect(self.url()).await.unwrap();
+            sqlx::raw_sql(sql).execute(&mut conn).await.unwrap();
+        } else {
+            let mut conn = sqlx::SqliteConnection::connect(self.url()).await.unwrap();
+            sqlx::raw_sql(sql).execute(&mut conn).await.unwrap();
+        }
+    }
+
     /// Drops the PostgreSQL database, or removes the SQLite directory.
     pub async fn cleanup(self) {
         match self {

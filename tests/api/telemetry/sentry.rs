@@ -1,8 +1,10 @@
 //! Sentry: every 5xx and every panic is captured with the request's tags, and a panic in a
 //! handler becomes a 500 problem while the server keeps answering. Events go to a test
-//! transport installed once in this process.
+//! transport installed once in this process, or, for the service as a process, to a stand-in
+//! ingest endpoint over HTTP.
 
 use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
 
 use poem::http::StatusCode;
 use poem::{Endpoint, Request, Route};
@@ -150,4 +152,198 @@ async fn a_server_error_is_reported_with_its_route_and_ids() {
             .is_some_and(|m| m.contains("503"))
     );
     assert!(events_for(&capture, "no-such-request").is_empty());
+}
+
+/// The events a stand-in Sentry ingest endpoint received: each envelope's event payload.
+fn ingested(ingest: &crate::helpers::receiver::Receiver) -> Vec<serde_json::Value> {
+    ingest
+        .received()
+        .iter()
+        .flat_map(|r| {
+            r.body
+                .lines()
+                .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+                .filter(|v| v.get("event_id").is_some() && v.get("tags").is_some())
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+/// The service as a process, on this run's database (SQLite or PostgreSQL), sending to a
+/// stand-in Sentry ingest endpoint: writes that fail in the database, behind the service's back,
+/// answer clean 500s, leave nothing half-written, and reach Sentry as exceptions whose chain
+/// names the cause without the values, one fingerprint per cause, with the request's
+/// OpenTelemetry trace and span as the event's trace context.
+#[tokio::test]
+async fn failed_writes_reach_sentry_as_exceptions_grouped_by_cause_in_their_trace() {
+    use crate::helpers::{JWT_SECRET, PASSWORD, TestDb, receiver::Receiver, unique_email};
+    use crate::telemetry::process::{Process, wait_for};
+    use serde_json::{Value, json};
+
+    let ingest = Receiver::start().await;
+    let db = TestDb::fresh().await;
+    let dsn = format!("http://public@{}/1", ingest.addr);
+    let process = Process::start(&[
+        ("SENTRY_DSN", dsn.as_str()),
+        ("DATABASE_URL", db.url()),
+        ("JWT_SECRET", JWT_SECRET),
+    ])
+    .await;
+    let email = unique_email();
+    let (access, _) = process.user(&email, PASSWORD).await;
+    let client = &process.client;
+    let project: Value = client
+        .post(format!("{}/api/v1/projects", process.base))
+        .bearer_auth(&access)
+        .json(&json!({"name": "Sentry probe"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let tasks = format!(
+        "{}/api/v1/projects/{}/tasks",
+        process.base,
+        project["id"].as_str().unwrap()
+    );
+    // Answers (status, request id, trace id, span id) for a new task called `title`.
+    let create = |title: String| {
+        let request = client
+            .post(&tasks)
+            .bearer_auth(&access)
+            .json(&json!({ "title": title }));
+        async move {
+            let response = request.send().await.unwrap();
+            let header = |name: &str| response.headers()[name].to_str().unwrap().to_owned();
+            let traceparent = header("traceparent");
+            let parts: Vec<&str> = traceparent.split('-').collect();
+            let answer = (
+                response.status().as_u16(),
+                header("x-request-id"),
+                parts[1].to_owned(),
+                parts[2].to_owned(),
+            );
+            let body: Value = response.json().await.unwrap();
+            if answer.0 == 500 {
+                assert_eq!(body["request_id"], answer.1.as_str(), "{body}");
+                assert!(!body.to_string().contains("task_activity"), "{body}");
+            }
+            answer
+        }
+    };
+    assert_eq!(create("kept".into()).await.0, 201);
+
+    // Cause A: the activity table is gone.
+    db.execute("ALTER TABLE task_activity RENAME TO task_activity_gone")
+        .await;
+    let a = create("secret-title-a-7f3e".into()).await;
+    db.execute("ALTER TABLE task_activity_gone RENAME TO task_activity")
+        .await;
+    // Cause B, twice with different values: the audit log is gone.
+    db.execute("ALTER TABLE audit_log RENAME TO audit_log_gone")
+        .await;
+    let b1 = create("secret-title-b1-91c2".into()).await;
+    let b2 = create("secret-title-b2-04d8".into()).await;
+    db.execute("ALTER TABLE audit_log_gone RENAME TO audit_log")
+        .await;
+    for answer in [&a, &b1, &b2] {
+        assert_eq!(answer.0, 500, "{answer:?}");
+    }
+
+    // Nothing half-written: only the first task exists, and writing works again.
+    let listed: Value = client
+        .get(&tasks)
+        .bearer_auth(&access)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let titles: Vec<&str> = listed["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["title"].as_str().unwrap())
+        .collect();
+    assert_eq!(titles, ["kept"]);
+    assert_eq!(create("after".into()).await.0, 201);
+
+    let arrived = wait_for(Duration::from_secs(15), || async {
+        ingested(&ingest).len() >= 3
+    })
+    .await;
+    let events = ingested(&ingest);
+    assert!(
+        arrived,
+        "three events within 15 s: {events:#?}; {} requests received",
+        ingest.received().len()
+    );
+    assert_eq!(events.len(), 3, "one event per failed request: {events:#?}");
+    let event_of = |request_id: &str| {
+        events
+            .iter()
+            .find(|e| e["tags"]["request_id"] == request_id)
+            .unwrap_or_else(|| panic!("no event for {request_id}: {events:#?}"))
+    };
+    let chain = |event: &Value| -> Vec<(String, String)> {
+        event["exception"]["values"]
+            .as_array()
+            .expect("an exception, not a message")
+            .iter()
+            .map(|e| {
+                (
+                    e["type"].as_str().unwrap().to_owned(),
+                    e["value"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect()
+    };
+    for (answer, table) in [
+        (&a, "task_activity"),
+        (&b1, "audit_log"),
+        (&b2, "audit_log"),
+    ] {
+        let event = event_of(&answer.1);
+        let text = event.to_string();
+        for secret in [
+            "secret-title",
+            email.as_str(),
+            access.as_str(),
+            "Sentry probe",
+        ] {
+            assert!(!text.contains(secret), "{secret} leaked: {text}");
+        }
+        assert_eq!(
+            event["transaction"],
+            "POST /api/v1/projects/{project_id}/tasks"
+        );
+        assert_eq!(
+            event["tags"]["route"],
+            "/api/v1/projects/{project_id}/tasks"
+        );
+        assert_eq!(event["tags"]["instance_id"], "proc-instance");
+        assert_eq!(event["tags"]["trace_id"], answer.2.as_str());
+        assert_eq!(event["contexts"]["trace"]["trace_id"], answer.2.as_str());
+        assert_eq!(event["contexts"]["trace"]["span_id"], answer.3.as_str());
+        let causes = chain(event);
+        let (root_kind, root) = causes.first().expect("a cause");
+        assert_eq!(root_kind, "sqlx::Error::Database", "{causes:?}");
+        assert!(root.contains(table), "{root} names {table}");
+        assert!(
+            causes.iter().all(|(kind, _)| !kind.is_empty()),
+            "{causes:?}"
+        );
+    }
+    let fingerprint =
+        |answer: &(u16, String, String, String)| event_of(&answer.1)["fingerprint"].clone();
+    assert_eq!(fingerprint(&b1), fingerprint(&b2), "same cause, one issue");
+    assert_ne!(
+        fingerprint(&a),
+        fingerprint(&b1),
+        "another cause, another issue"
+    );
+    process.stop();
+    db.cleanup().await;
 }
