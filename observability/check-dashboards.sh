@@ -5,20 +5,30 @@
 #   1. two instances of the release binary on one fresh PostgreSQL database and one Redis key
 #      prefix (so the L2 cache and cross-instance invalidation have data), JSON logs to files,
 #      a small anonymous rate limit so that 429s happen,
-#   2. a Prometheus (Debian package `prometheus`) scraping both admin listeners every second as
-#      job `tasklight`, with the rule files loaded (evaluated every second),
-#   3. observability/dashboard-check/check.py: bounded traffic, then every PromQL expression of the
+#   2. the dependencies' exporters, as in docker-compose.yml but from Debian's packages (the same
+#      versions compose pins): prometheus-postgres-exporter on that PostgreSQL server,
+#      prometheus-redis-exporter on that Redis, and an nginx in front of both instances (the
+#      config loadtests/run-local.sh uses, plus a stub_status listener as in
+#      observability/nginx/nginx.conf) read by prometheus-nginx-exporter,
+#   3. a Prometheus (Debian package `prometheus`) scraping both admin listeners every second as
+#      job `tasklight`, and the exporters as jobs `postgres`, `redis` and `nginx` (the job names of
+#      observability/prometheus/prometheus.yml), with the rule files loaded (evaluated every
+#      second),
+#   4. observability/dashboard-check/check.py: bounded traffic (a third of it through nginx), then
+#      every PromQL expression of the
 #      dashboards and rule files evaluated through Prometheus's API (must parse; must return data
 #      unless allowed empty, see ALLOWED_EMPTY_PROMQL there), and every LogQL query of the
 #      dashboards checked against the captured log lines,
-#   4. `promtool check metrics` on each instance's /metrics after the traffic (every family has
+#   5. `promtool check metrics` on each instance's /metrics after the traffic (every family has
 #      samples by then): it must report nothing.
 #
 # Usage:   observability/check-dashboards.sh
 #          (CHECK_DASHBOARDS_DIR checks another folder of dashboards, CHECK_TRAFFIC_SECONDS sets the
 #          length of the traffic, 12 s by default)
 # Needs:   the release binary: BIN (default ${CARGO_TARGET_DIR:-/var/tmp/tasklight-target}/release/tasklight),
-#          prometheus and promtool (apt-get install -y prometheus), python3, curl, psql, redis-cli,
+#          prometheus and promtool (apt-get install -y prometheus), nginx, prometheus-postgres-exporter,
+#          prometheus-redis-exporter, prometheus-nginx-exporter (Debian packages of those names),
+#          python3, curl, psql, redis-cli,
 #          PostgreSQL at CHECK_PG_SERVER (default postgres://postgres@127.0.0.1:5432, trust auth)
 #          and Redis at CHECK_REDIS_URL (default redis://127.0.0.1:6379).
 # Exit:    0 when every check passed, 1 otherwise. Everything it started or created (processes,
@@ -42,10 +52,13 @@ scrub_env
 
 say() { echo "== [$(date -u +%H:%M:%S)] $*"; }
 
-for tool in prometheus promtool python3 curl psql redis-cli; do
-    require "$tool" "prometheus and promtool: apt-get install -y prometheus"
+for tool in prometheus promtool python3 curl psql redis-cli prometheus-postgres-exporter \
+    prometheus-redis-exporter prometheus-nginx-exporter; do
+    require "$tool" "each is the Debian package of its name, except promtool (package prometheus)"
 done
 require_bin
+NGINX=${NGINX:-$(command -v nginx || echo /usr/sbin/nginx)}
+[[ -x $NGINX ]] || die "nginx is required (apt-get install -y nginx; or set NGINX)"
 
 # ---------------------------------------------------------------------------------------------
 # Everything this script starts or creates is removed on exit.
@@ -75,7 +88,8 @@ PG_DB="tasklight_dash_check_$$_$RANDOM"
 create_db "$PG_DB" || die "cannot create a database on $PG_SERVER"
 JWT=$(random_secret)
 
-read -r API_A ADMIN_A API_B ADMIN_B PROM_PORT <<<"$(free_ports 5)"
+read -r API_A ADMIN_A API_B ADMIN_B PROM_PORT NGINX_PORT STATUS_PORT PG_EXPORTER_PORT REDIS_EXPORTER_PORT \
+    NGINX_EXPORTER_PORT <<<"$(free_ports 10)"
 
 # start_instance NAME API_PORT ADMIN_PORT: JSON log lines to SCRATCH/NAME.log (read by check.py),
 # stderr to SCRATCH/NAME.err; waits (30 s at most) until it is ready.
@@ -110,6 +124,58 @@ say "instances dash-a (api $API_A, admin $ADMIN_A) and dash-b (api $API_B, admin
 start_instance dash-a "$API_A" "$ADMIN_A"
 start_instance dash-b "$API_B" "$ADMIN_B"
 
+# nginx in front of both instances: loadtests/nginx.conf.template as write_nginx_conf renders it
+# (.ci/lib.sh), with a stub_status server added on a listener of its own, as in
+# observability/nginx/nginx.conf.
+INSTANCES=(dash-a dash-b)
+API_PORT=([dash-a]=$API_A [dash-b]=$API_B)
+BASE_URL="http://127.0.0.1:$NGINX_PORT"
+NGX=$SCRATCH/nginx
+write_nginx_conf "$NGX" "$SCRATCH" 8 10s
+conf=$(<"$NGX/nginx.conf")
+[[ $conf == *'}' ]] || die "$NGX/nginx.conf does not end with the http block's brace"
+{
+    printf '%s\n' "${conf%\}}"
+    cat <<STATUS
+    # As in observability/nginx/nginx.conf: stub_status for the exporter, on its own listener.
+    server {
+        listen 127.0.0.1:$STATUS_PORT;
+        access_log off;
+        location = /stub_status {
+            stub_status;
+            allow 127.0.0.1;
+            deny all;
+        }
+    }
+}
+STATUS
+} >"$NGX/nginx.conf.new"
+mv "$NGX/nginx.conf.new" "$NGX/nginx.conf"
+say "nginx on $BASE_URL (stub_status on 127.0.0.1:$STATUS_PORT) in front of both instances"
+start_nginx "$NGX" dash-check-nginx
+curl -fsS --max-time 5 -o /dev/null "http://127.0.0.1:$STATUS_PORT/stub_status" || die "nginx's stub_status does not answer"
+
+# start_exporter NAME PORT [VAR=VALUE...] COMMAND...: starts an exporter listening on
+# 127.0.0.1:PORT (COMMAND says so) in an environment of PATH and the VARs only (the exporters read
+# settings from many variables), output to SCRATCH/NAME.out; waits (30 s at most) until its
+# /metrics answers.
+start_exporter() {
+    local name=$1 port=$2
+    shift 2
+    env -i "PATH=$PATH" "$@" >"$SCRATCH/$name.out" 2>&1 &
+    track_helper $!
+    wait_http "http://127.0.0.1:$port/metrics" $! 30 "$name" "$SCRATCH/$name.out"
+}
+say "exporters: postgres on 127.0.0.1:$PG_EXPORTER_PORT, redis on 127.0.0.1:$REDIS_EXPORTER_PORT, nginx on 127.0.0.1:$NGINX_EXPORTER_PORT"
+start_exporter postgres-exporter "$PG_EXPORTER_PORT" \
+    DATA_SOURCE_NAME="$PG_SERVER/$PG_DB?sslmode=disable" prometheus-postgres-exporter \
+    --web.listen-address="127.0.0.1:$PG_EXPORTER_PORT" --log.level=warn
+start_exporter redis-exporter "$REDIS_EXPORTER_PORT" \
+    prometheus-redis-exporter -redis.addr="$REDIS_SERVER" -web.listen-address="127.0.0.1:$REDIS_EXPORTER_PORT"
+start_exporter nginx-exporter "$NGINX_EXPORTER_PORT" \
+    prometheus-nginx-exporter -nginx.scrape-uri="http://127.0.0.1:$STATUS_PORT/stub_status" \
+    -web.listen-address="127.0.0.1:$NGINX_EXPORTER_PORT"
+
 say "Prometheus on 127.0.0.1:$PROM_PORT"
 {
     echo "global:"
@@ -128,6 +194,16 @@ say "Prometheus on 127.0.0.1:$PROM_PORT"
     echo "        labels: {instance_id: dash-a}"
     echo "      - targets: ['127.0.0.1:$ADMIN_B']"
     echo "        labels: {instance_id: dash-b}"
+    echo "  # The dependencies' exporters, with the job names of observability/prometheus/prometheus.yml."
+    echo "  - job_name: postgres"
+    echo "    static_configs:"
+    echo "      - targets: ['127.0.0.1:$PG_EXPORTER_PORT']"
+    echo "  - job_name: redis"
+    echo "    static_configs:"
+    echo "      - targets: ['127.0.0.1:$REDIS_EXPORTER_PORT']"
+    echo "  - job_name: nginx"
+    echo "    static_configs:"
+    echo "      - targets: ['127.0.0.1:$NGINX_EXPORTER_PORT']"
 } >"$SCRATCH/prometheus.yml"
 promtool check config "$SCRATCH/prometheus.yml" >/dev/null || die "generated Prometheus config is invalid"
 prometheus --config.file="$SCRATCH/prometheus.yml" \
@@ -143,6 +219,8 @@ set +e
 python3 "$REPO/observability/dashboard-check/check.py" \
     --prometheus "http://127.0.0.1:$PROM_PORT" \
     --api "http://127.0.0.1:$API_A,http://127.0.0.1:$API_B" \
+    --nginx "$BASE_URL" \
+    --dependencies postgres,redis,nginx \
     --logs "$SCRATCH/dash-a.log,$SCRATCH/dash-b.log" \
     --dashboards "$DASHBOARDS" \
     --traffic-seconds "$TRAFFIC_SECONDS"
@@ -159,8 +237,12 @@ for admin in "$ADMIN_A" "$ADMIN_B"; do
         say "promtool check metrics on 127.0.0.1:$admin/metrics: nothing to report"
     fi
 done
-if ((RESULT != 0)) && [[ -s $SCRATCH/prometheus.out ]]; then
-    echo "--- Prometheus output:"
-    tail -n 20 "$SCRATCH/prometheus.out"
+if ((RESULT != 0)); then
+    for out in prometheus.out postgres-exporter.out redis-exporter.out nginx-exporter.out nginx/error.log; do
+        if [[ -s $SCRATCH/$out ]]; then
+            echo "--- $out:"
+            tail -n 20 "$SCRATCH/$out"
+        fi
+    done
 fi
 exit "$RESULT"

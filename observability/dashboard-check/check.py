@@ -1,12 +1,15 @@
 #!/usr/bin/env python3
 """Checks the Grafana dashboards (dashboards/*.json) and the Prometheus rules against real data.
 
-Run by observability/check-dashboards.sh, which starts two tasklight instances and a Prometheus
-scraping them, then calls this script with their addresses. This script:
+Run by observability/check-dashboards.sh, which starts two tasklight instances, an nginx in front
+of them, exporters for PostgreSQL, Redis and nginx, and a Prometheus scraping the instances and
+the exporters, then calls this script with their addresses. This script:
 
-  1. drives bounded traffic at both instances (register, login, projects, tasks, reads, updates,
-     404s, 401s, login failures, 412s, and anonymous requests until they are rate-limited: 429),
-  2. waits until Prometheus has scraped it,
+  1. waits until Prometheus scrapes both instances and every dependency's exporter (--dependencies),
+     and each exporter reaches what it watches (pg_up, redis_up, nginx_up),
+  2. drives bounded traffic at both instances, a third of it through nginx (--nginx) (register,
+     login, projects, tasks, reads, updates, 404s, 401s, login failures, 412s, and anonymous
+     requests until they are rate-limited: 429), and waits until Prometheus has scraped it,
   3. evaluates every PromQL expression of the dashboards (panel targets on the `prometheus`
      datasource and template-variable queries) and of the rule files Prometheus loaded (recording
      and alerting rules) through Prometheus's HTTP API: each must parse, and each must return data
@@ -38,6 +41,10 @@ from logql_check import check_logql, read_lines
 from promql import check_promql, loaded_rules, summarize_result
 from report import Report, print_report
 from traffic import drive_traffic
+
+
+# What each dependency's exporter says about reaching what it watches (1: reached).
+DEPENDENCY_UP = {"postgres": "pg_up", "redis": "redis_up", "nginx": "nginx_up"}
 
 
 def self_test(prom):
@@ -73,6 +80,9 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--prometheus", required=True, help="http://127.0.0.1:PORT")
     ap.add_argument("--api", required=True, help="comma-separated base URLs of the instances' public listeners")
+    ap.add_argument("--nginx", help="base URL of an nginx in front of the instances: a share of the traffic goes through it")
+    ap.add_argument("--dependencies", default="",
+                    help="comma-separated Prometheus jobs of dependency exporters (postgres, redis, nginx) to wait for")
     ap.add_argument("--logs", required=True, help="comma-separated files holding the instances' stdout")
     ap.add_argument("--dashboards", required=True)
     ap.add_argument("--instances", type=int, default=2)
@@ -80,6 +90,10 @@ def main():
     args = ap.parse_args()
     prom = args.prometheus.rstrip("/")
     apis = [a.rstrip("/") for a in args.api.split(",")]
+    if args.nginx:
+        # Round robin over the instances and nginx: a third of the requests pass through nginx.
+        apis.append(args.nginx.rstrip("/"))
+    dependencies = [d for d in args.dependencies.split(",") if d]
     report = Report()
 
     def instances_up():
@@ -91,10 +105,25 @@ def main():
     print(f"== waiting for Prometheus to scrape {args.instances} instances")
     wait_for("targets up", instances_up, 30)
 
+    def dependencies_up():
+        missing = []
+        for job in dependencies:
+            reach = DEPENDENCY_UP.get(job)
+            for expr in [f'up{{job="{job}"}}'] + ([f'{reach}{{job="{job}"}}'] if reach else []):
+                _, doc = prom_query(prom, f"min({expr}) == 1")
+                if not (doc.get("data") or {}).get("result"):
+                    missing.append(expr)
+        return not missing, f"not 1 yet: {', '.join(missing)}"
+
+    if dependencies:
+        print(f"== waiting for the exporters of {', '.join(dependencies)}")
+        wait_for("the exporters", dependencies_up, 30)
+
     print(f"== driving traffic for {args.traffic_seconds:.0f}s")
     started = time.monotonic()
     traffic = drive_traffic(apis, args.traffic_seconds)
     print(f"   {traffic.requests} requests in {time.monotonic() - started:.1f}s, statuses {dict(sorted(traffic.statuses.items()))}")
+    print(f"   requests by base URL: {', '.join(f'{b} {n}' for b, n in sorted(traffic.per_base.items()))}")
 
     def scraped():
         _, doc = prom_query(prom, 'sum(increase(http_server_request_duration_seconds_count{job="tasklight", route="/api/v1/users/me"}[10s]))')

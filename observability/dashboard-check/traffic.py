@@ -54,6 +54,7 @@ class Traffic:
     def __init__(self, apis):
         self.apis = apis
         self.statuses = {}
+        self.per_base = {}
         self.requests = 0
         self.reuse_request_id = None
 
@@ -61,8 +62,10 @@ class Traffic:
         hdrs = dict(headers or {})
         if token:
             hdrs["Authorization"] = f"Bearer {token}"
-        status, resp_headers, raw = http(method, self.apis[i % len(self.apis)] + path, body, hdrs)
+        base = self.apis[i % len(self.apis)]
+        status, resp_headers, raw = http(method, base + path, body, hdrs)
         self.requests += 1
+        self.per_base[base] = self.per_base.get(base, 0) + 1
         self.statuses[status] = self.statuses.get(status, 0) + 1
         try:
             doc = json.loads(raw) if raw else None
