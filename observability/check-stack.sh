@@ -24,7 +24,8 @@ docker-compose -f docker-compose.yml config -q
 services=$(docker-compose -f docker-compose.yml config --services | sort | tr '\n' ' ')
 echo "services: $services"
 for needed in app-1 app-2 app-3 nginx postgres redis prometheus grafana loki alloy jaeger \
-    postgres-exporter redis-exporter nginx-exporter; do
+    postgres-exporter redis-exporter nginx-exporter \
+    alertmanager alert-receiver; do
     [[ " $services " == *" $needed "* ]] || fail "docker-compose.yml has no service $needed"
 done
 
