@@ -9,16 +9,19 @@
 #      versions compose pins): prometheus-postgres-exporter on that PostgreSQL server,
 #      prometheus-redis-exporter on that Redis, and an nginx in front of both instances (the
 #      config loadtests/run-local.sh uses, plus a stub_status listener as in
-#      observability/nginx/nginx.conf) read by prometheus-nginx-exporter,
+#      observability/nginx/nginx.conf) read by prometheus-nginx-exporter; that nginx also writes
+#      the JSON access log of observability/nginx/nginx.conf, which mtail (Debian package `mtail`,
+#      observability/mtail/nginx.mtail) turns into the balancer SLO's counters,
 #   3. a Prometheus (Debian package `prometheus`) scraping both admin listeners every second as
-#      job `tasklight`, and the exporters as jobs `postgres`, `redis` and `nginx` (the job names of
+#      job `tasklight`, the exporters as jobs `postgres`, `redis` and `nginx`, and mtail as job
+#      `nginx-log` (the job names of
 #      observability/prometheus/prometheus.yml), with the rule files loaded (evaluated every
 #      second),
 #   4. observability/dashboard-check/check.py: bounded traffic (a third of it through nginx), then
 #      every PromQL expression of the
 #      dashboards and rule files evaluated through Prometheus's API (must parse; must return data
 #      unless allowed empty, see ALLOWED_EMPTY_PROMQL there), and every LogQL query of the
-#      dashboards checked against the captured log lines,
+#      dashboards checked against the captured log lines (the instances' and nginx's),
 #   5. `promtool check metrics` on each instance's /metrics after the traffic (every family has
 #      samples by then): it must report nothing.
 #
@@ -27,7 +30,7 @@
 #          length of the traffic, 12 s by default)
 # Needs:   the release binary: BIN (default ${CARGO_TARGET_DIR:-/var/tmp/tasklight-target}/release/tasklight),
 #          prometheus and promtool (apt-get install -y prometheus), nginx, prometheus-postgres-exporter,
-#          prometheus-redis-exporter, prometheus-nginx-exporter (Debian packages of those names),
+#          prometheus-redis-exporter, prometheus-nginx-exporter, mtail (Debian packages of those names),
 #          python3, curl, psql, redis-cli,
 #          PostgreSQL at CHECK_PG_SERVER (default postgres://postgres@127.0.0.1:5432, trust auth)
 #          and Redis at CHECK_REDIS_URL (default redis://127.0.0.1:6379).
@@ -53,7 +56,7 @@ scrub_env
 say() { echo "== [$(date -u +%H:%M:%S)] $*"; }
 
 for tool in prometheus promtool python3 curl psql redis-cli prometheus-postgres-exporter \
-    prometheus-redis-exporter prometheus-nginx-exporter; do
+    prometheus-redis-exporter prometheus-nginx-exporter mtail; do
     require "$tool" "each is the Debian package of its name, except promtool (package prometheus)"
 done
 require_bin
@@ -89,7 +92,7 @@ create_db "$PG_DB" || die "cannot create a database on $PG_SERVER"
 JWT=$(random_secret)
 
 read -r API_A ADMIN_A API_B ADMIN_B PROM_PORT NGINX_PORT STATUS_PORT PG_EXPORTER_PORT REDIS_EXPORTER_PORT \
-    NGINX_EXPORTER_PORT <<<"$(free_ports 10)"
+    NGINX_EXPORTER_PORT MTAIL_PORT <<<"$(free_ports 11)"
 
 # start_instance NAME API_PORT ADMIN_PORT: JSON log lines to SCRATCH/NAME.log (read by check.py),
 # stderr to SCRATCH/NAME.err; waits (30 s at most) until it is ready.
@@ -151,9 +154,27 @@ conf=$(<"$NGX/nginx.conf")
 STATUS
 } >"$NGX/nginx.conf.new"
 mv "$NGX/nginx.conf.new" "$NGX/nginx.conf"
+# ...and nginx's JSON access log of observability/nginx/nginx.conf (its maps and `log_format
+# json_access`, copied from there) beside the template's own, for the LogQL checks of nginx's lines
+# (--logs) and for mtail, whose counters (job nginx-log) the balancer SLO's rules and panels read.
+python3 - "$REPO/observability/nginx/nginx.conf" "$NGX/nginx.conf" "$NGX/balancer.log" <<'PY' ||
+import re, sys
+src, dst, log = sys.argv[1:]
+m = re.search(r"\n(    map \$http_x_request_id .*?    log_format json_access .*?}';\n)", open(src).read(), re.S)
+conf = open(dst).read()
+if not m or conf.count("\nhttp {\n") != 1:
+    sys.exit("no maps and log_format json_access in nginx.conf, or no http block in the template")
+open(dst, "w").write(conf.replace("\nhttp {\n", "\nhttp {\n" + m.group(1) + f"    access_log {log} json_access;\n", 1))
+PY
+    die "could not add nginx.conf's JSON access log to $NGX/nginx.conf"
 say "nginx on $BASE_URL (stub_status on 127.0.0.1:$STATUS_PORT) in front of both instances"
 start_nginx "$NGX" dash-check-nginx
 curl -fsS --max-time 5 -o /dev/null "http://127.0.0.1:$STATUS_PORT/stub_status" || die "nginx's stub_status does not answer"
+say "mtail on nginx's JSON access log (observability/mtail/nginx.mtail), metrics on 127.0.0.1:$MTAIL_PORT"
+mtail --progs "$REPO/observability/mtail" --logs "$NGX/balancer.log" --address 127.0.0.1 --port "$MTAIL_PORT" \
+    --emit_prog_label=false --logtostderr >"$SCRATCH/mtail.out" 2>&1 &
+track_helper $!
+wait_http "http://127.0.0.1:$MTAIL_PORT/metrics" $! 10 mtail "$SCRATCH/mtail.out"
 
 # start_exporter NAME PORT [VAR=VALUE...] COMMAND...: starts an exporter listening on
 # 127.0.0.1:PORT (COMMAND says so) in an environment of PATH and the VARs only (the exporters read
@@ -204,6 +225,10 @@ say "Prometheus on 127.0.0.1:$PROM_PORT"
     echo "  - job_name: nginx"
     echo "    static_configs:"
     echo "      - targets: ['127.0.0.1:$NGINX_EXPORTER_PORT']"
+    echo "  # nginx's answers by status from its JSON access log (mtail), as in prometheus.yml."
+    echo "  - job_name: nginx-log"
+    echo "    static_configs:"
+    echo "      - targets: ['127.0.0.1:$MTAIL_PORT']"
 } >"$SCRATCH/prometheus.yml"
 promtool check config "$SCRATCH/prometheus.yml" >/dev/null || die "generated Prometheus config is invalid"
 prometheus --config.file="$SCRATCH/prometheus.yml" \
@@ -221,7 +246,7 @@ python3 "$REPO/observability/dashboard-check/check.py" \
     --api "http://127.0.0.1:$API_A,http://127.0.0.1:$API_B" \
     --nginx "$BASE_URL" \
     --dependencies postgres,redis,nginx \
-    --logs "$SCRATCH/dash-a.log,$SCRATCH/dash-b.log" \
+    --logs "$SCRATCH/dash-a.log,$SCRATCH/dash-b.log,$NGX/balancer.log" \
     --dashboards "$DASHBOARDS" \
     --traffic-seconds "$TRAFFIC_SECONDS"
 RESULT=$?
@@ -238,7 +263,7 @@ for admin in "$ADMIN_A" "$ADMIN_B"; do
     fi
 done
 if ((RESULT != 0)); then
-    for out in prometheus.out postgres-exporter.out redis-exporter.out nginx-exporter.out nginx/error.log; do
+    for out in prometheus.out postgres-exporter.out redis-exporter.out nginx-exporter.out nginx/error.log mtail.out; do
         if [[ -s $SCRATCH/$out ]]; then
             echo "--- $out:"
             tail -n 20 "$SCRATCH/$out"
