@@ -1,5 +1,5 @@
-//! The command line: `serve` (the default), `migrate`, `create-admin`, `verify-email` and
-//! `healthcheck`.
+//! The command line: `serve` (the default), `migrate`, `create-admin`, `verify-email`, `backup`,
+//! `restore` and `healthcheck`.
 //!
 //! Every command reads the same environment configuration; a bad value stops the command with
 //! one line that names the variable.
@@ -52,6 +52,27 @@ enum Command {
         /// The account's email address (case does not matter).
         email: String,
     },
+    /// Copy the SQLite database to FILE while instances keep serving (a consistent snapshot,
+    /// checked before it is kept). For PostgreSQL see deploy/postgres/README.md.
+    ///
+    /// Example: `tasklight backup --to backups/tasklight-$(date +%F).db`
+    Backup {
+        /// The backup file to write; it must not exist yet.
+        #[arg(long, value_name = "FILE")]
+        to: std::path::PathBuf,
+    },
+    /// Replace the SQLite database with a backup, after checking the backup. Every instance
+    /// must be stopped first; the database it replaces is kept beside it.
+    ///
+    /// Example: `tasklight restore --from backups/tasklight-2026-11-28.db --force`
+    Restore {
+        /// The backup file to restore.
+        #[arg(long, value_name = "FILE")]
+        from: std::path::PathBuf,
+        /// Replace an existing database (it is kept as `<database>.replaced-<time>`).
+        #[arg(long)]
+        force: bool,
+    },
     /// Exit 0 if this instance's `/health/live` (on the admin listener) answers 200 within 2 s;
     /// for container health checks, so the image needs no HTTP client.
     Healthcheck,
@@ -103,6 +124,8 @@ pub fn main() -> ExitCode {
                 Err(err) => Err(err),
             },
             Command::VerifyEmail { email } => verify_email(&config, &email).await,
+            Command::Backup { to } => backup(&config, &to).await,
+            Command::Restore { from, force } => restore(&config, &from, force).await,
             Command::Healthcheck => Ok(()),
         };
         if let Err(err) = &result {
@@ -134,6 +157,76 @@ async fn migrate(config: &Config) -> anyhow::Result<()> {
     db.migrate().await.context("applying migrations")?;
     db.close().await;
     tracing::info!("migrations applied");
+    Ok(())
+}
+
+/// The SQLite file of `DATABASE_URL`, or why a backup or restore cannot use it.
+fn sqlite_file(config: &Config, command: &str) -> anyhow::Result<std::path::PathBuf> {
+    config.sqlite_file().ok_or_else(|| {
+        anyhow::anyhow!(
+            "DATABASE_URL is not a SQLite file: `tasklight {command}` copies the embedded \
+             database; back up PostgreSQL with pg_basebackup and WAL archiving \
+             (deploy/postgres/README.md)"
+        )
+    })
+}
+
+fn mib(bytes: u64) -> String {
+    format!("{:.1} MiB", bytes as f64 / (1024.0 * 1024.0))
+}
+
+/// One line per table with rows, for the terminal.
+fn print_contents(contents: &crate::db::backup::Contents) {
+    println!("  schema version {}", contents.schema_version);
+    for (table, rows) in contents.rows.iter().filter(|(_, rows)| *rows > 0) {
+        println!("  {table}: {rows} rows");
+    }
+}
+
+/// `tasklight backup`.
+async fn backup(config: &Config, to: &std::path::Path) -> anyhow::Result<()> {
+    let database = sqlite_file(config, "backup")?;
+    let size = std::fs::metadata(&database).map(|m| m.len()).unwrap_or(0);
+    println!(
+        "backing up {} ({}) to {} ...",
+        database.display(),
+        mib(size),
+        to.display()
+    );
+    let known = crate::db::known_sqlite_migrations();
+    let report = crate::db::backup::backup(&database, to, config.db_busy_timeout, &known).await?;
+    println!(
+        "backed up to {}: {} in {:.2} s, checked (integrity, migrations)",
+        report.file.display(),
+        mib(report.bytes),
+        report.elapsed.as_secs_f64()
+    );
+    print_contents(&report.contents);
+    Ok(())
+}
+
+/// `tasklight restore`.
+async fn restore(config: &Config, from: &std::path::Path, force: bool) -> anyhow::Result<()> {
+    let database = sqlite_file(config, "restore")?;
+    println!("checking {} ...", from.display());
+    let known = crate::db::known_sqlite_migrations();
+    let report = crate::db::backup::restore(&database, from, force, &known).await?;
+    match &report.replaced {
+        Some(kept) => println!(
+            "restored {} from {} in {:.2} s; the database it replaced is kept as {}",
+            database.display(),
+            from.display(),
+            report.elapsed.as_secs_f64(),
+            kept.display()
+        ),
+        None => println!(
+            "restored {} from {} in {:.2} s",
+            database.display(),
+            from.display(),
+            report.elapsed.as_secs_f64()
+        ),
+    }
+    print_contents(&report.contents);
     Ok(())
 }
 

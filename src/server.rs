@@ -24,6 +24,7 @@ pub struct RunningServer {
     task: tokio::task::JoinHandle<std::io::Result<()>>,
     admin_shutdown: Option<oneshot::Sender<()>>,
     admin_task: tokio::task::JoinHandle<std::io::Result<()>>,
+    _serve_lock: Option<crate::db::backup::ServeLock>,
 }
 
 impl RunningServer {
@@ -87,6 +88,11 @@ impl RunningServer {
 
 /// Connects, migrates and serves on `listen` until [`RunningServer::stop`].
 pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
+    // Held until the process exits: `tasklight restore` refuses to replace a database in use.
+    let serve_lock = match config.sqlite_file() {
+        Some(file) => Some(crate::db::backup::ServeLock::take(&file).await?),
+        None => None,
+    };
     let state = AppState::new(config).await?;
     let acceptor = TcpListener::bind(state.config.listen)
         .into_acceptor()
@@ -122,6 +128,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         task,
         admin_shutdown: Some(admin_tx),
         admin_task,
+        _serve_lock: serve_lock,
     })
 }
 

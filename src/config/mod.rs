@@ -311,6 +311,14 @@ impl Config {
         })
     }
 
+    /// The SQLite database file, when `DATABASE_URL` names one (not PostgreSQL, not in memory).
+    pub fn sqlite_file(&self) -> Option<PathBuf> {
+        match &self.database_url {
+            DatabaseUrl::Sqlite(url) => sqlite_path(url),
+            DatabaseUrl::Postgres(_) => None,
+        }
+    }
+
     /// The directory that holds the SQLite file and the generated JWT key, if any.
     pub fn data_dir(&self) -> Option<PathBuf> {
         match &self.database_url {

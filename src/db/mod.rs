@@ -6,6 +6,7 @@
 //! SQLite. Both dialects accept the same SQL (`$1` placeholders included); the few statements
 //! that differ come from [`Dialect`]. `crate::store` gathers the traits into one.
 
+pub mod backup;
 mod connect;
 pub mod fulltext;
 mod text_list;
@@ -335,6 +336,15 @@ impl Db {
 pub fn now() -> DateTime<Utc> {
     let now = Utc::now();
     DateTime::from_timestamp_micros(now.timestamp_micros()).unwrap_or(now)
+}
+
+/// The SQLite migrations this build holds, as (version, checksum): what a restored file's
+/// migrations must match.
+pub fn known_sqlite_migrations() -> Vec<(i64, Vec<u8>)> {
+    sqlx::migrate!("./migrations/sqlite")
+        .iter()
+        .map(|m| (m.version, m.checksum.to_vec()))
+        .collect()
 }
 
 /// Holds an exclusive lock on `<database file>.migrate-lock` until dropped (none for an in-memory

@@ -6,6 +6,7 @@ mod admin;
 mod audit;
 mod audit_admin;
 mod auth;
+mod backup;
 mod body_limits;
 mod caching;
 mod cluster;
