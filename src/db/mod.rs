@@ -297,16 +297,28 @@ impl Db {
     }
 
     /// Applies pending migrations from `migrations/<backend>/`.
+    ///
+    /// Migrations a newer release applied are left alone (`ignore_missing`): during a rolling
+    /// update the previous release keeps running, and restarting, on the expanded schema (README,
+    /// "Schema changes without downtime").
     pub async fn migrate(&self) -> anyhow::Result<()> {
         match &self.pool {
-            Pool::Postgres(pool) => sqlx::migrate!("./migrations/postgres").run(pool).await?,
+            Pool::Postgres(pool) => {
+                sqlx::migrate!("./migrations/postgres")
+                    .set_ignore_missing(true)
+                    .run(pool)
+                    .await?
+            }
             Pool::Sqlite(pool) => {
                 // SQLite's migrator takes no lock: processes migrating one file at once (pods
                 // starting together) would each apply the first migration. An exclusive lock on
                 // a file beside the database makes them take turns; the later ones find every
                 // migration applied.
                 let _turn = sqlite_migration_lock(pool.connect_options().get_filename()).await?;
-                sqlx::migrate!("./migrations/sqlite").run(pool).await?
+                sqlx::migrate!("./migrations/sqlite")
+                    .set_ignore_missing(true)
+                    .run(pool)
+                    .await?
             }
         }
         Ok(())

@@ -65,3 +65,51 @@ async fn several_migrate_commands_at_once_apply_each_migration_once() {
     pool.close().await;
     db.cleanup().await;
 }
+
+/// During a rolling update the previous release keeps running beside the next one, and may
+/// restart, after the next one applied its expand migration: the previous release's `migrate`
+/// (and `serve`, which migrates first) must accept a database with a migration it does not know.
+#[tokio::test]
+async fn a_migration_a_newer_release_applied_does_not_stop_this_release() {
+    let db = TestDb::fresh().await;
+    let migrate = || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_tasklight"))
+            .arg("migrate")
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("DATABASE_URL", db.url())
+            .env("JWT_SECRET", JWT_SECRET)
+            .env("RUST_LOG", "warn")
+            .output()
+            .unwrap()
+    };
+    assert!(migrate().status.success());
+    db.execute(if db.is_postgres() {
+        "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) \
+         VALUES (99990, 'an expand step of a newer release', true, '\\x00'::bytea, 1)"
+    } else {
+        "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) \
+         VALUES (99990, 'an expand step of a newer release', 1, X'00', 1)"
+    })
+    .await;
+    let again = migrate();
+    assert!(
+        again.status.success(),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+    let process = crate::telemetry::process::Process::start(&[
+        ("DATABASE_URL", db.url()),
+        ("JWT_SECRET", JWT_SECRET),
+    ])
+    .await;
+    let health = process
+        .client
+        .get(format!("{}/health/ready", process.admin))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200);
+    process.stop();
+    db.cleanup().await;
+}
