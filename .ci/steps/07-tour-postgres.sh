@@ -20,3 +20,9 @@ run_tour "$PG_ORIGIN" "$PG_DIR/server.log" "$PG_DIR" "${PG_ENV[@]}"
 stop_server "$PG_PID"
 drop_db "$PG_CI_DB"
 echo "dropped database $PG_CI_DB"
+
+# Point-in-time recovery (issue 16): base backups, the WAL archive and restores to a time, compared
+# row for row with what the service acknowledged, on clusters of its own from Debian's postgresql-15
+# (installed when missing: this check fails, never skips).
+need /usr/lib/postgresql/15/bin/pg_basebackup postgresql-15
+BIN="$BIN" "$REPO/deploy/postgres/check-pitr.sh" || die "point-in-time recovery check failed (deploy/postgres/check-pitr.sh)"
