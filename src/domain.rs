@@ -46,6 +46,25 @@ impl DomainContext {
         store::read(&self.db).await
     }
 
+    /// A connection for a read by `reader` that may be slightly stale (a list): on the read
+    /// replica when there is one that answers, is within the allowed lag and has replayed the
+    /// reader's own last write (on any instance); otherwise on the primary. Authorization is
+    /// never decided on it: callers check the reader's role first, through the cache or the
+    /// primary.
+    pub async fn read_stale(&self, reader: Uuid) -> StoreResult<Box<dyn Store>> {
+        let Some(replica) = self.db.replica() else {
+            return self.read().await;
+        };
+        let route = replica.route(replica.mark_of(reader).await);
+        self.metrics.replica.read(route.reason());
+        if route == crate::db::replica::Route::Replica
+            && let Ok(store) = store::read_replica(&self.db).await
+        {
+            return Ok(store);
+        }
+        self.read().await
+    }
+
     /// Begins a write made by `actor` (`None` for the command line).
     pub async fn begin(&self, actor: Option<Uuid>) -> StoreResult<UnitOfWork<'_>> {
         Ok(UnitOfWork {
@@ -166,6 +185,13 @@ impl<'a> UnitOfWork<'a> {
     /// event feed if the write made events.
     pub async fn commit(self) -> AppResult<()> {
         self.tx.commit().await?;
+        // Read-your-writes: until the replica replays this commit, the actor reads from the
+        // primary, on every instance.
+        if let (Some(replica), Some(actor)) = (self.context.db.replica(), self.actor)
+            && let Some(position) = self.context.db.primary_wal_position().await
+        {
+            replica.remember(actor, position).await;
+        }
         if self.wrote_events {
             self.context.events.committed();
         }

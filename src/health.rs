@@ -35,6 +35,18 @@ pub struct Check {
     pub error: Option<String>,
 }
 
+/// The read replica, as its last check (every 250 ms) found it.
+#[derive(Debug, Object)]
+pub struct ReplicaCheck {
+    /// `up`; `lagging` (behind by more than `TASKLIGHT_READ_MAX_LAG_MS`) or `down`, when reads
+    /// go to the primary instead.
+    #[oai(validator(max_length = 7, pattern = "^(up|lagging|down)$"))]
+    pub status: String,
+    /// How far behind the primary it is, in milliseconds (0: it has replayed everything).
+    #[oai(validator(minimum(value = "0")))]
+    pub lag_ms: f64,
+}
+
 /// The checks behind readiness.
 #[derive(Debug, Object)]
 #[oai(rename = "Checks")]
@@ -45,12 +57,17 @@ pub struct DependencyChecks {
     /// ready.
     #[oai(skip_serializing_if_is_none)]
     pub redis: Option<Check>,
+    /// The read replica (`DATABASE_READ_URL`), when configured; lagging or down means
+    /// degraded (reads go to the primary), still ready.
+    #[oai(skip_serializing_if_is_none)]
+    pub replica: Option<ReplicaCheck>,
 }
 
 /// Readiness.
 #[derive(Debug, Object)]
 pub struct Ready {
-    /// `ready`, `degraded` (ready, Redis down), `draining` (shutting down) or `not_ready`.
+    /// `ready`, `degraded` (ready; Redis down, or the read replica lagging or down), `draining`
+    /// (shutting down) or `not_ready`.
     #[oai(validator(max_length = 9, pattern = "^(ready|degraded|draining|not_ready)$"))]
     pub status: String,
     /// Whether the instance is shutting down.
@@ -103,7 +120,20 @@ async fn readiness(state: &AppState) -> (bool, Ready) {
     let draining = state.drain.is_draining();
     let database_up = database.error.is_none();
     let redis_up = redis.as_ref().is_none_or(|r| r.error.is_none());
-    let status = match (draining, database_up, redis_up) {
+    let replica = state.domain.db.replica().map(|replica| {
+        let found = replica.state();
+        ReplicaCheck {
+            status: match (found.up, found.lagging) {
+                (false, _) => "down",
+                (true, true) => "lagging",
+                (true, false) => "up",
+            }
+            .to_owned(),
+            lag_ms: (found.lag.as_secs_f64() * 1_000_000.0).round() / 1000.0,
+        }
+    });
+    let optional_up = redis_up && replica.as_ref().is_none_or(|r| r.status == "up");
+    let status = match (draining, database_up, optional_up) {
         (true, _, _) => "draining",
         (false, false, _) => "not_ready",
         (false, true, false) => "degraded",
@@ -112,7 +142,11 @@ async fn readiness(state: &AppState) -> (bool, Ready) {
     let body = Ready {
         status: status.to_owned(),
         draining,
-        checks: DependencyChecks { database, redis },
+        checks: DependencyChecks {
+            database,
+            redis,
+            replica,
+        },
     };
     (!draining && database_up, body)
 }

@@ -116,6 +116,15 @@ pub async fn open_domain(config: &Config) -> anyhow::Result<(DomainContext, Opti
         }
         None => None,
     };
+    let db = match &config.read_replica {
+        Some(replica) => db.with_read_replica(
+            replica,
+            config.db_max_connections,
+            config.db_acquire_timeout,
+            redis.clone(),
+        )?,
+        None => db,
+    };
     let cache = Cache::new(config, redis.clone(), metrics.clone());
     let domain = DomainContext {
         db,

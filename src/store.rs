@@ -80,6 +80,14 @@ pub async fn read(db: &Db) -> StoreResult<Box<dyn Store>> {
     })
 }
 
+/// A connection to the read replica (see [`Db::acquire_replica`]).
+pub async fn read_replica(db: &Db) -> StoreResult<Box<dyn Store>> {
+    Ok(match db.acquire_replica().await? {
+        AnyConnection::Postgres(conn) => Box::new(conn),
+        AnyConnection::Sqlite(conn) => Box::new(conn),
+    })
+}
+
 /// Starts a transaction (see [`Db::begin`]).
 pub async fn begin(db: &Db) -> StoreResult<Box<dyn Transaction>> {
     Ok(match db.begin().await? {

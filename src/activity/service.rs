@@ -24,7 +24,7 @@ pub async fn list(
     crate::tasks::service::get(ctx, principal, task_id).await?;
     let paging = Paging::<Uuid>::new(&["activity", &task_id.to_string()], cursor, limit)?;
     let rows = ctx
-        .read()
+        .read_stale(principal.user_id)
         .await?
         .list_activity(task_id, paging.after, paging.fetch())
         .await?;

@@ -82,7 +82,7 @@ pub async fn list(
     // The task from the cache, with the caller's role: 404 unless they may see it.
     crate::tasks::service::get(ctx, principal, task_id).await?;
     let paging = Paging::<CommentKey>::new(&["comments", &task_id.to_string()], cursor, limit)?;
-    let mut store = ctx.read().await?;
+    let mut store = ctx.read_stale(principal.user_id).await?;
     let rows = store
         .list_comments(task_id, paging.after.as_ref(), paging.fetch())
         .await?;

@@ -114,6 +114,9 @@ pub struct Config {
     pub admin_listen: SocketAddr,
     /// The database (`DATABASE_URL`).
     pub database_url: DatabaseUrl,
+    /// A streaming replica of the PostgreSQL primary for reads that may be slightly stale
+    /// (`DATABASE_READ_URL`), with when to stop using it.
+    pub read_replica: Option<ReadReplicaConfig>,
     /// Largest number of pooled database connections (`TASKLIGHT_DB_MAX_CONNECTIONS`).
     pub db_max_connections: u32,
     /// How long a request waits for a pooled connection before a 503 (`TASKLIGHT_DB_ACQUIRE_TIMEOUT_MS`).
@@ -226,6 +229,7 @@ impl Config {
                 env.get("TASKLIGHT_ADMIN_LISTEN"),
                 "127.0.0.1:9090",
             )?,
+            read_replica: read_replica(&env, &database_url)?,
             database_url,
             db_max_connections: env.bounded("TASKLIGHT_DB_MAX_CONNECTIONS", 10, 1..=1000)?,
             db_acquire_timeout: env.millis("TASKLIGHT_DB_ACQUIRE_TIMEOUT_MS", 5_000)?,
@@ -374,6 +378,46 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
     /// A duration in milliseconds (1 to 600000), `default` when unset.
     fn millis(&self, variable: &'static str, default: u64) -> Result<Duration, ConfigError> {
         millis(variable, self.get(variable), default)
+    }
+}
+
+/// Where and when reads go to a replica.
+#[derive(Debug, Clone)]
+pub struct ReadReplicaConfig {
+    /// `DATABASE_READ_URL`: a PostgreSQL streaming replica of `DATABASE_URL`.
+    pub url: String,
+    /// `TASKLIGHT_READ_MAX_LAG_MS` (default 5000): behind by more, reads go to the primary.
+    pub max_lag: Duration,
+    /// `TASKLIGHT_READ_YOUR_WRITES_TTL_MS` (default 60000): how long a user's last write
+    /// position is kept; until the replica has replayed it, that user reads from the primary.
+    pub read_your_writes_ttl: Duration,
+}
+
+/// `DATABASE_READ_URL` and its settings: only beside a PostgreSQL `DATABASE_URL`.
+fn read_replica<F: Fn(&str) -> Option<String>>(
+    env: &Env<F>,
+    database_url: &DatabaseUrl,
+) -> Result<Option<ReadReplicaConfig>, ConfigError> {
+    let Some(url) = env.get("DATABASE_READ_URL") else {
+        return Ok(None);
+    };
+    let problem = |problem: &str| ConfigError {
+        variable: "DATABASE_READ_URL",
+        problem: problem.to_owned(),
+    };
+    if !matches!(database_url, DatabaseUrl::Postgres(_)) {
+        return Err(problem(
+            "is only used with a PostgreSQL DATABASE_URL (a replica of it); SQLite has none",
+        ));
+    }
+    let parsed = parse_database_url(url).map_err(|err| problem(&err.problem))?;
+    match parsed {
+        DatabaseUrl::Postgres(url) => Ok(Some(ReadReplicaConfig {
+            url,
+            max_lag: env.millis("TASKLIGHT_READ_MAX_LAG_MS", 5_000)?,
+            read_your_writes_ttl: env.millis("TASKLIGHT_READ_YOUR_WRITES_TTL_MS", 60_000)?,
+        })),
+        DatabaseUrl::Sqlite(_) => Err(problem("must be a postgres:// URL")),
     }
 }
 

@@ -180,3 +180,46 @@ fn mail_settings_are_read_and_each_missing_one_is_named() {
         assert!(!err.to_string().contains("s3cret"));
     }
 }
+
+#[test]
+fn a_read_replica_needs_a_postgresql_primary_and_a_postgresql_url() {
+    let primary = ("DATABASE_URL", "postgres://app@db.internal/tasklight");
+    let secret = ("JWT_SECRET", "a-secret-of-at-least-thirty-two-bytes!!");
+    let replica = (
+        "DATABASE_READ_URL",
+        "postgres://app@replica.internal/tasklight",
+    );
+    let on_sqlite = config(&[replica]).unwrap_err();
+    assert_eq!(on_sqlite.variable, "DATABASE_READ_URL");
+    assert!(
+        on_sqlite.problem.contains("PostgreSQL"),
+        "{}",
+        on_sqlite.problem
+    );
+    let not_postgres = config(&[
+        primary,
+        secret,
+        ("DATABASE_READ_URL", "sqlite://replica.db"),
+    ])
+    .unwrap_err();
+    assert_eq!(not_postgres.variable, "DATABASE_READ_URL");
+    let lag = config(&[
+        primary,
+        secret,
+        replica,
+        ("TASKLIGHT_READ_MAX_LAG_MS", "soon"),
+    ])
+    .unwrap_err();
+    assert_eq!(lag.variable, "TASKLIGHT_READ_MAX_LAG_MS");
+    let read = config(&[primary, secret, replica])
+        .unwrap()
+        .read_replica
+        .unwrap();
+    assert_eq!(read.url, replica.1);
+    assert_eq!(read.max_lag, std::time::Duration::from_secs(5));
+    assert_eq!(
+        read.read_your_writes_ttl,
+        std::time::Duration::from_secs(60)
+    );
+    assert!(config(&[primary, secret]).unwrap().read_replica.is_none());
+}

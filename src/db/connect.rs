@@ -83,5 +83,6 @@ pub async fn connect(config: &Config, metrics: Arc<Metrics>) -> anyhow::Result<D
         metrics,
         warm_pg: Default::default(),
         warm_sqlite: Default::default(),
+        replica: None,
     })
 }

@@ -9,6 +9,7 @@
 pub mod backup;
 mod connect;
 pub mod fulltext;
+pub mod replica;
 mod text_list;
 pub mod traced;
 mod warm;
@@ -200,6 +201,8 @@ pub struct Db {
     /// Read connections kept between requests ([`warm`]); the one of the pool's engine is used.
     warm_pg: Arc<Warm<Postgres>>,
     warm_sqlite: Arc<Warm<Sqlite>>,
+    /// The read replica (`DATABASE_READ_URL`), if any.
+    replica: Option<Arc<replica::Replica>>,
 }
 
 impl Db {
@@ -209,6 +212,60 @@ impl Db {
             Pool::Postgres(_) => Backend::Postgres,
             Pool::Sqlite(_) => Backend::Sqlite,
         }
+    }
+
+    /// Adds the read replica of `config` (PostgreSQL only) and starts its checks; `redis`
+    /// shares the users' write marks between instances.
+    pub fn with_read_replica(
+        mut self,
+        config: &crate::config::ReadReplicaConfig,
+        max_connections: u32,
+        acquire_timeout: std::time::Duration,
+        redis: Option<Arc<crate::redis_client::Redis>>,
+    ) -> anyhow::Result<Self> {
+        let Pool::Postgres(primary) = &self.pool else {
+            anyhow::bail!("DATABASE_READ_URL: only a PostgreSQL primary has a read replica");
+        };
+        let replica = Arc::new(replica::Replica::new(
+            config,
+            max_connections,
+            acquire_timeout,
+            redis,
+        )?);
+        replica.spawn_checks(primary.clone(), self.metrics.clone());
+        self.replica = Some(replica);
+        Ok(self)
+    }
+
+    /// The read replica, if one is configured.
+    pub fn replica(&self) -> Option<&Arc<replica::Replica>> {
+        self.replica.as_ref()
+    }
+
+    /// A connection to the read replica (each statement commits on its own).
+    pub async fn acquire_replica(&self) -> StoreResult<AnyConnection> {
+        let replica = self.replica.as_ref().ok_or(StoreError::PoolTimedOut)?;
+        let conn = match replica.warm.take() {
+            Some(conn) => conn,
+            None => replica.pool.acquire().await?,
+        };
+        let lease = Lease::new(conn, replica.warm.clone(), replica.pool.clone());
+        Ok(AnyConnection::Postgres(
+            self.connection(Checkout::Autocommit(lease)),
+        ))
+    }
+
+    /// The primary's WAL position now (PostgreSQL; `None` on SQLite or on error): taken right
+    /// after a commit, it is at or past that commit's record.
+    pub async fn primary_wal_position(&self) -> Option<u64> {
+        let AnyConnection::Postgres(mut conn) = self.acquire().await.ok()? else {
+            return None;
+        };
+        let text: String = sqlx::query_scalar("SELECT pg_current_wal_lsn()::text")
+            .fetch_one(conn.db())
+            .await
+            .ok()?;
+        replica::parse_lsn(&text)
     }
 
     /// A connection for reads (each statement commits on its own): a warm one if there is one,
@@ -334,6 +391,9 @@ impl Db {
 
     /// Closes the pool, waiting for connections in use to be returned.
     pub async fn close(&self) {
+        if let Some(replica) = &self.replica {
+            replica.close().await;
+        }
         self.warm_pg.close();
         self.warm_sqlite.close();
         match &self.pool {

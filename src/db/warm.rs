@@ -240,6 +240,7 @@ mod tests {
             metrics: Arc::new(Metrics::new("t")),
             warm_pg: Default::default(),
             warm_sqlite: Default::default(),
+            replica: None,
         };
         drop(db.acquire().await.unwrap());
         assert_eq!(db.warm_sqlite.kept(), 1);

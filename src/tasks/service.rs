@@ -364,15 +364,17 @@ pub enum ListedItem {
 }
 
 /// One page of a project's tasks (any member). The cursor is the last row's sort key, so rows
-/// inserted between pages cause neither duplicates nor gaps.
+/// inserted between pages cause neither duplicates nor gaps. With a read replica the page may
+/// be slightly stale, never older than the caller's own last write.
 pub async fn list(
     ctx: &DomainContext,
     principal: &Principal,
     project_id: Uuid,
     request: ListRequest<'_>,
 ) -> AppResult<(Vec<ListedItem>, Option<String>)> {
-    let mut store = ctx.read().await?;
-    cached_role(ctx, project_id, principal.user_id, Some(&mut *store)).await?;
+    // Membership is decided on the primary (or the cache); the page may come from the replica.
+    cached_role(ctx, project_id, principal.user_id, None).await?;
+    let mut store = ctx.read_stale(principal.user_id).await?;
     list_in(&mut *store, TaskScope::Project(project_id), request).await
 }
 

@@ -190,6 +190,46 @@ impl WebhookMetrics {
     }
 }
 
+/// Where reads that may be stale went, and the replica's state.
+pub struct ReplicaMetrics {
+    /// `target="replica"` with `reason="replica"`, then `target="primary"` with `own_write`,
+    /// `lagging` and `down`.
+    reads: [Counter; 4],
+    up: Gauge,
+    lag: Gauge,
+}
+
+/// The reasons a stale-tolerant read went where it went, as metric labels.
+pub const REPLICA_READ_REASONS: [&str; 4] = ["replica", "own_write", "lagging", "down"];
+
+impl ReplicaMetrics {
+    /// Counts a read by its reason (one of [`REPLICA_READ_REASONS`]).
+    pub fn read(&self, reason: usize) {
+        self.reads[reason.min(3)].increment(1);
+    }
+
+    /// Sets whether the replica answers and how far behind it is.
+    pub fn set_state(&self, up: bool, lag_seconds: f64) {
+        self.up.set(if up { 1.0 } else { 0.0 });
+        self.lag.set(lag_seconds);
+    }
+
+    fn register(r: &Registrar<'_>) -> Self {
+        let read = |i: usize| {
+            let target = if i == 0 { "replica" } else { "primary" };
+            r.counter(
+                "tasklight_db_reads_total",
+                &[("target", target), ("reason", REPLICA_READ_REASONS[i])],
+            )
+        };
+        Self {
+            reads: [read(0), read(1), read(2), read(3)],
+            up: r.gauge("tasklight_db_replica_up", &[]),
+            lag: r.gauge("tasklight_db_replica_lag_seconds", &[]),
+        }
+    }
+}
+
 /// The rate-limit policies, as metric labels.
 pub const RATE_LIMIT_POLICIES: [&str; 4] = ["user", "ip", "auth-ip", "auth-account"];
 
@@ -267,6 +307,8 @@ pub struct Metrics {
     pub events: EventMetrics,
     /// Webhook delivery.
     pub webhooks: WebhookMetrics,
+    /// Reads sent to the replica or the primary (`DATABASE_READ_URL`).
+    pub replica: ReplicaMetrics,
     pool: PoolGauges,
     process: ProcessGauges,
     dropped_logs: Counter,
@@ -300,6 +342,7 @@ impl Metrics {
             rate_limits: RateLimitMetrics::register(&r),
             events: EventMetrics::register(&r),
             webhooks: WebhookMetrics::register(&r),
+            replica: ReplicaMetrics::register(&r),
             pool: PoolGauges::register(&r),
             process: ProcessGauges::register(&r),
             dropped_logs: r.counter("tasklight_telemetry_dropped_total", &[("signal", "logs")]),
@@ -555,7 +598,7 @@ enum MetricKind {
 }
 
 /// The `# HELP` text of every metric family.
-const DESCRIPTIONS: [(MetricKind, &str, &str); 29] = [
+const DESCRIPTIONS: [(MetricKind, &str, &str); 32] = [
     (
         MetricKind::Counter,
         "tasklight_webhook_deliveries_total",
@@ -580,6 +623,21 @@ const DESCRIPTIONS: [(MetricKind, &str, &str); 29] = [
         MetricKind::Gauge,
         "tasklight_webhook_dead_letters",
         "Webhook deliveries whose retries are used up (dead letters); the same on every instance.",
+    ),
+    (
+        MetricKind::Counter,
+        "tasklight_db_reads_total",
+        "Reads that may be slightly stale, by where they went (target replica or primary) and why (replica: fresh enough; own_write: the caller's last write is not replayed there yet; lagging: the replica is further behind than TASKLIGHT_READ_MAX_LAG_MS; down). Counted only with DATABASE_READ_URL.",
+    ),
+    (
+        MetricKind::Gauge,
+        "tasklight_db_replica_up",
+        "1 while the read replica (DATABASE_READ_URL) answers this instance's checks, else 0 (also 0 without DATABASE_READ_URL).",
+    ),
+    (
+        MetricKind::Gauge,
+        "tasklight_db_replica_lag_seconds",
+        "How far the read replica is behind the primary: 0 when it has replayed everything the primary wrote, else the age of the last transaction it replayed (0 without DATABASE_READ_URL).",
     ),
     (
         MetricKind::Gauge,

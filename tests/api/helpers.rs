@@ -110,7 +110,7 @@ pub async fn spawn_app_with(extra: &[(&str, &str)]) -> TestApp {
 }
 
 impl TestApp {
-    async fn start(db: TestDb, extra: Vec<(String, String)>) -> Self {
+    pub async fn start(db: TestDb, extra: Vec<(String, String)>) -> Self {
         let mut vars = base_config(db.url(), INSTANCE_ID);
         vars.extend(extra.iter().cloned());
         let config = tasklight::config::Config::from_map(&vars).expect("test configuration");

@@ -30,6 +30,7 @@ mod platform;
 mod pool;
 mod projects;
 mod ratelimit;
+mod replica;
 mod restart;
 mod search;
 mod task_list_cost;
