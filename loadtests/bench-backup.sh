@@ -42,9 +42,10 @@ log "creating $TASKS tasks through the API (k6, loadtests/k6/fill.js)"
 fill_started=$(now)
 BASE_URL="http://127.0.0.1:$PORT" TASKS=$TASKS SUMMARY_DIR="$SCRATCH" \
     "$K6" run --quiet --no-color "$ROOT/loadtests/k6/fill.js" >"$SCRATCH/k6.log" 2>&1 ||
-    { tail -n 30 "$SCRATCH/k6.log" >&2; die "k6 could not create the tasks"; }
+    { grep UNEXPECTED "$SCRATCH/k6.log" | head -n 5 >&2; tail -n 30 "$SCRATCH/k6.log" >&2; die "k6 could not create the tasks"; }
+retried=$(sed -n 's/^ *fill_retries[^0-9]*\([0-9]*\).*/\1/p' "$SCRATCH/k6.log" | head -n 1)
 fill_seconds=$(since "$fill_started")
-log "created in $fill_seconds s"
+log "created in $fill_seconds s (${retried:-0} creates retried after a 503)"
 stop_server "$SERVER_PID"
 
 mib() { awk -v b="$(stat -c %s "$1")" 'BEGIN { printf "%.1f", b / 1048576 }'; }
