@@ -8,7 +8,9 @@ migrations created. On a table an earlier migration created ("an existing table"
 
   index-not-concurrent   CREATE INDEX without CONCURRENTLY (blocks writes while it builds); a
                          migration that builds one CONCURRENTLY must start with `-- no-transaction`
-                         (sqlx runs it outside a transaction, as PostgreSQL requires)
+                         (sqlx runs it outside a transaction, as PostgreSQL requires) and hold no
+                         other statement (several statements in one query string are one implicit
+                         transaction, where CONCURRENTLY fails)
   volatile-default       ADD COLUMN ... DEFAULT now()/random()/gen_random_uuid()/clock_timestamp()
                          (rewrites the table under an exclusive lock)
   column-type            ALTER COLUMN ... TYPE (rewrites the table under an exclusive lock)
@@ -141,7 +143,12 @@ def lint(directory):
         text = path.read_text()
         no_transaction = text.lstrip().lower().startswith("-- no-transaction")
         created_here = set()
-        for statement, comments in statements(text):
+        parsed = statements(text)
+        concurrent = [st for st, _ in parsed if re.match(r"CREATE\s+(UNIQUE\s+)?INDEX\s+CONCURRENTLY", st, re.I)]
+        if concurrent and len(parsed) > 1:
+            failures.append(f"{path.name}: index-not-concurrent: CREATE INDEX CONCURRENTLY must be "
+                            f"the migration's only statement ({len(parsed)} here)")
+        for statement, comments in parsed:
             checked += 1
             allowed = {m.group(1).lower() for c in comments for m in [ALLOW.search(c)] if m}
             for rule in findings(statement, existing, no_transaction):

@@ -17,6 +17,7 @@ CASES = [
     ("index-not-concurrent", "CREATE INDEX tasks_title_idx ON tasks (title);"),
     ("index-not-concurrent", "CREATE INDEX CONCURRENTLY tasks_title_idx ON tasks (title);"),
     (None, "-- no-transaction\nCREATE INDEX CONCURRENTLY tasks_title_idx ON tasks (title);"),
+    ("index-not-concurrent", "-- no-transaction\nALTER TABLE tasks ADD COLUMN rank integer;\nCREATE INDEX CONCURRENTLY tasks_rank_idx ON tasks (rank);"),
     (None, "CREATE TABLE labels (id uuid PRIMARY KEY, name text);\nCREATE INDEX labels_name_idx ON labels (name);"),
     ("volatile-default", "ALTER TABLE tasks ADD COLUMN created_at timestamptz NOT NULL DEFAULT now();"),
     (None, "ALTER TABLE tasks ADD COLUMN rank integer NOT NULL DEFAULT 0;"),

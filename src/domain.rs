@@ -57,10 +57,13 @@ impl DomainContext {
         };
         let route = replica.route(replica.mark_of(reader).await);
         self.metrics.replica.read(route.reason());
-        if route == crate::db::replica::Route::Replica
-            && let Ok(store) = store::read_replica(&self.db).await
-        {
-            return Ok(store);
+        if route == crate::db::replica::Route::Replica {
+            match store::read_replica(&self.db).await {
+                Ok(store) => return Ok(store),
+                // Down until the next check says otherwise; this read and the next go to the
+                // primary.
+                Err(_) => replica.failed(),
+            }
         }
         self.read().await
     }

@@ -1,11 +1,14 @@
 //! A PostgreSQL streaming replica for reads that may be slightly stale (`DATABASE_READ_URL`),
 //! and read-your-writes across instances.
 //!
-//! - **State.** A task asks the replica every [`POLL`] how much of the primary's WAL it has
-//!   replayed (`pg_last_wal_replay_lsn()` against the primary's `pg_current_wal_lsn()`) and how
-//!   old its last replayed transaction is. Lag is 0 when it has replayed all the primary had
-//!   written, else that age. It is exported (`tasklight_db_replica_lag_seconds`,
-//!   `tasklight_db_replica_up`) and shown by readiness.
+//! - **State.** A task reads the primary's WAL position (`pg_current_wal_lsn()`) and the
+//!   replica's replay position (`pg_last_wal_replay_lsn()`) every [`POLL`], and keeps the
+//!   primary positions it saw with when it saw them. Lag is the age of the oldest primary
+//!   position the replica has not replayed yet (0 when it has replayed all of them): how long
+//!   ago the primary had written something the replica still does not show, within a poll. (The
+//!   age of the replica's last replayed transaction would count the quiet time before a write as
+//!   lag.) It is exported (`tasklight_db_replica_lag_seconds`, `tasklight_db_replica_up`) and
+//!   shown by readiness.
 //! - **Routing.** A read goes to the replica only when the replica answers, its lag is within
 //!   `TASKLIGHT_READ_MAX_LAG_MS`, and it has replayed the reader's own last write. Otherwise it
 //!   goes to the primary, counted by reason (`tasklight_db_reads_total`).
@@ -64,6 +67,34 @@ impl Route {
     }
 }
 
+/// The primary positions seen and not yet replayed, oldest first, with when they were seen.
+#[derive(Debug, Default)]
+pub struct Unreplayed(std::collections::VecDeque<(u64, std::time::Instant)>);
+
+impl Unreplayed {
+    /// Records the primary at `written` and the replica at `replayed` (seen `now`), and
+    /// answers the lag: the age of the oldest position not replayed.
+    pub fn lag(&mut self, written: u64, replayed: u64, now: std::time::Instant) -> Duration {
+        if self.0.back().is_none_or(|(last, _)| written > *last) {
+            self.0.push_back((written, now));
+        }
+        while self
+            .0
+            .front()
+            .is_some_and(|(position, _)| *position <= replayed)
+        {
+            self.0.pop_front();
+        }
+        // Bounded: past 10,000 polls (40 minutes) behind, the oldest samples are dropped.
+        while self.0.len() > 10_000 {
+            self.0.pop_front();
+        }
+        self.0.front().map_or(Duration::ZERO, |(_, seen)| {
+            now.saturating_duration_since(*seen)
+        })
+    }
+}
+
 /// What readiness shows of the replica.
 #[derive(Debug, Clone, Copy)]
 pub struct ReplicaState {
@@ -110,7 +141,7 @@ impl Replica {
     ) -> anyhow::Result<Self> {
         let pool = PgPoolOptions::new()
             .max_connections(max_connections)
-            .acquire_timeout(acquire_timeout.min(Duration::from_secs(1)))
+            .acquire_timeout(acquire_timeout.min(Duration::from_millis(500)))
             .connect_lazy(&config.url)
             .map_err(|err| anyhow::anyhow!("DATABASE_READ_URL: {err}"))?;
         Ok(Self {
@@ -208,6 +239,7 @@ impl Replica {
         let replica = Arc::downgrade(self);
         tokio::spawn(async move {
             let mut was_up = None;
+            let mut unreplayed = Unreplayed::default();
             loop {
                 let Some(replica) = replica.upgrade() else {
                     return;
@@ -220,7 +252,8 @@ impl Replica {
                     .unwrap_or_else(|_| Err("no answer within 1 s".into()));
                 let up = checked.is_ok();
                 match checked {
-                    Ok((replayed, lag)) => {
+                    Ok((written, replayed)) => {
+                        let lag = unreplayed.lag(written, replayed, std::time::Instant::now());
                         replica.replayed.store(replayed, Ordering::Relaxed);
                         replica
                             .lag_micros
@@ -247,30 +280,28 @@ impl Replica {
         });
     }
 
-    /// One check: (replayed position, lag).
-    async fn check(&self, primary: &PgPool) -> Result<(u64, Duration), String> {
+    /// One check: (the primary's position, the replica's replay position).
+    async fn check(&self, primary: &PgPool) -> Result<(u64, u64), String> {
         let written: String = sqlx::query_scalar("SELECT pg_current_wal_lsn()::text")
             .fetch_one(primary)
             .await
             .map_err(|e| format!("primary: {e}"))?;
         let written = parse_lsn(&written).ok_or("primary: unreadable position")?;
-        let (replayed, age): (Option<String>, Option<f64>) = sqlx::query_as(
-            "SELECT pg_last_wal_replay_lsn()::text, \
-             EXTRACT(EPOCH FROM (clock_timestamp() - pg_last_xact_replay_timestamp()))::float8",
-        )
-        .fetch_one(&self.pool)
-        .await
-        .map_err(|e| format!("replica: {e}"))?;
+        let replayed: Option<String> = sqlx::query_scalar("SELECT pg_last_wal_replay_lsn()::text")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(|e| format!("replica: {e}"))?;
         let replayed = replayed
             .as_deref()
             .and_then(parse_lsn)
             .ok_or("DATABASE_READ_URL is not a replica in recovery (no replay position)")?;
-        let lag = if replayed >= written {
-            Duration::ZERO
-        } else {
-            Duration::from_secs_f64(age.unwrap_or(0.0).max(0.0))
-        };
-        Ok((replayed, lag))
+        Ok((written, replayed))
+    }
+
+    /// Counts the replica down at once (a read could not get a connection), so the reads after
+    /// it go to the primary without waiting for the next check.
+    pub fn failed(&self) {
+        self.up.store(false, Ordering::Relaxed);
     }
 
     /// Closes the pool.
@@ -282,7 +313,23 @@ impl Replica {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_lsn;
+    use super::{Unreplayed, parse_lsn};
+    use std::time::{Duration, Instant};
+
+    #[test]
+    fn lag_is_the_age_of_the_oldest_write_not_replayed() {
+        let start = Instant::now();
+        let at = |ms| start + Duration::from_millis(ms);
+        let mut seen = Unreplayed::default();
+        // Idle for a long time, everything replayed: no lag, however old the last write.
+        assert_eq!(seen.lag(100, 100, at(0)), Duration::ZERO);
+        assert_eq!(seen.lag(100, 100, at(60_000)), Duration::ZERO);
+        // A write at 60.25 s, not replayed until 61.75 s: the lag grows from its sighting.
+        assert_eq!(seen.lag(200, 100, at(60_250)), Duration::ZERO);
+        assert_eq!(seen.lag(300, 100, at(60_500)), Duration::from_millis(250));
+        assert_eq!(seen.lag(300, 200, at(61_500)), Duration::from_millis(1_000));
+        assert_eq!(seen.lag(300, 300, at(61_750)), Duration::ZERO);
+    }
 
     #[test]
     fn wal_positions_read_as_numbers_in_order() {
