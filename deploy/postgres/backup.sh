@@ -44,11 +44,8 @@
 set -euo pipefail
 
 ME=${0##*/}
-die() {
-    echo "$ME: $*" >&2
-    exit 1
-}
-usage() { sed -n '3,/^set -euo/p' "$0" | sed -e '$d' -e 's/^# \{0,1\}//'; }
+# shellcheck source=SCRIPTDIR/lib.sh
+. "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/lib.sh" # die, usage, since, pg_bin...
 
 FORMAT=plain CHECKPOINT=fast
 while (($# > 0)); do
@@ -67,16 +64,7 @@ DEST=$1
 shift
 CONN=("$@")
 
-if [[ -z ${PG_BIN:-} ]]; then
-    if [[ -x /usr/lib/postgresql/15/bin/pg_basebackup ]]; then
-        PG_BIN=/usr/lib/postgresql/15/bin
-    else
-        PG_BIN=$(dirname "$(command -v pg_basebackup || echo /nonexistent/pg_basebackup)")
-    fi
-fi
-for tool in pg_basebackup pg_verifybackup psql; do
-    [[ -x $PG_BIN/$tool ]] || die "$tool not found in $PG_BIN (Debian: apt-get install postgresql-15; or set PG_BIN)"
-done
+pg_bin --any pg_basebackup pg_verifybackup psql
 
 mkdir -p "$DEST"
 DEST=$(cd "$DEST" && pwd)
@@ -90,7 +78,7 @@ done
 [[ ! -e $DIR && ! -e $DIR.unverified ]] || die "$DIR exists already"
 
 # The checks below are worth a warning, not a failure: the backup itself needs only replication.
-sql() { "$PG_BIN/psql" "${CONN[@]}" -X -A -t -q -v ON_ERROR_STOP=1 -c "$1" 2>/dev/null; }
+sql() { pg_psql "${CONN[@]}" -c "$1" 2>/dev/null; }
 SERVER_VERSION=$(sql 'SHOW server_version' || true)
 if [[ -n $SERVER_VERSION ]]; then
     ARCHIVE_MODE=$(sql 'SHOW archive_mode' || true)
@@ -103,9 +91,6 @@ if [[ -n $SERVER_VERSION ]]; then
 else
     echo "$ME: note: could not run SQL with these connection options (only a replication connection?); skipping the archive_mode and version checks" >&2
 fi
-
-# seconds since EPOCHREALTIME value $1, two decimals
-since() { awk -v a="$1" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.2f", b - a }'; }
 
 STARTED_AT=$(date -u '+%Y-%m-%d %H:%M:%S.%6N+00')
 T0=$EPOCHREALTIME

@@ -24,76 +24,36 @@ REPO=$(cd "$HERE/../.." && pwd)
 ME=bench-backup
 # shellcheck source=SCRIPTDIR/../../.ci/lib.sh
 . "$REPO/.ci/lib.sh"
+# shellcheck source=SCRIPTDIR/lib.sh
+. "$HERE/lib.sh"
 
 N_TASKS=${1:-100000}
 AFTER=${2:-10000}
 require_bin
-PG_BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}
-for tool in initdb pg_ctl postgres psql pg_basebackup pg_verifybackup pg_controldata; do
-    [[ -x $PG_BIN/$tool ]] || die "$PG_BIN/$tool is missing (Debian: apt-get install postgresql-15; or set PG_BIN)"
-done
-export PG_BIN
-if ((EUID == 0)); then
-    id -u postgres >/dev/null 2>&1 || die "running as root needs the OS user postgres"
-    PG_USER_OS=postgres
-    as_pg() { runuser -u postgres -- "$@"; }
-else
-    PG_USER_OS=$(id -un)
-    as_pg() { "$@"; }
-fi
+pg_bin initdb pg_ctl postgres psql pg_basebackup pg_verifybackup pg_controldata
+export PG_BIN # backup.sh and restore-pitr.sh use the same
+pg_os_user postgres
 
-DIR=""
-scratch_dir DIR bench-backup
-chmod 0711 "$DIR"
-PRIMARY=$DIR/primary ARCHIVE=$DIR/archive SOCK=$DIR/sock
-mkdir -m 0700 "$PRIMARY" "$ARCHIVE"
-mkdir -m 0755 "$SOCK"
-((EUID != 0)) || chown "$PG_USER_OS:" "$PRIMARY" "$ARCHIVE" "$SOCK"
+pg_scratch bench-backup
+PRIMARY=$DIR/primary ARCHIVE=$DIR/archive
+pg_owned_dir 0700 "$ARCHIVE"
 read -r PG_PORT PORT_RESTORE < <(free_ports 2)
 
-CLUSTERS=()
-stop_cluster() {
-    [[ -f $1/postmaster.pid ]] || return 0
-    as_pg "$PG_BIN/pg_ctl" -D "$1" stop -m fast -t 60 >/dev/null 2>&1 ||
-        as_pg "$PG_BIN/pg_ctl" -D "$1" stop -m immediate >/dev/null 2>&1 || true
-}
-# shellcheck disable=SC2317  # run by the EXIT trap
-before_exit() {
-    local d
-    for d in "${CLUSTERS[@]}"; do stop_cluster "$d"; done
-    if (($1 != 0)) && [[ -s $DIR/primary.log ]]; then tail -n 20 "$DIR/primary.log" >&2; fi
-}
-on_exit before_exit
+PG_STOP_SECONDS=60 # a fast shutdown may have much to write
+PG_EXIT_LOGS=("$PRIMARY.log")
+PG_EXIT_LINES=20
+on_exit pg_exit_hook
 
-psql_at() { # PORT DB ARG...
-    local port=$1 db=$2
-    shift 2
-    "$PG_BIN/psql" -h 127.0.0.1 -p "$port" -U postgres -d "$db" -X -A -t -q -v ON_ERROR_STOP=1 "$@"
-}
 bytes() { du -sb "$1" | cut -f 1; }
 mib() { awk -v b="$1" 'BEGIN { printf "%.1f MiB", b / 1048576 }'; }
 
 log "machine: $(nproc) cores, $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo), $(. /etc/os-release && echo "$PRETTY_NAME"), $("$PG_BIN/postgres" --version)"
-as_pg "$PG_BIN/initdb" -D "$PRIMARY" -U postgres -A trust -E UTF8 --locale=C.UTF-8 >"$DIR/initdb.log" 2>&1 ||
-    die "initdb failed: $(tail -n 5 "$DIR/initdb.log")"
-cat >>"$PRIMARY/postgresql.conf" <<EOF
-
-# bench-backup.sh: the settings of README.md, nothing tuned
-listen_addresses = '127.0.0.1'
-port = $PG_PORT
-unix_socket_directories = '$SOCK'
-wal_level = replica
-archive_mode = on
-archive_command = 'test ! -f $ARCHIVE/%f && cp %p $ARCHIVE/%f.part && sync $ARCHIVE/%f.part && mv $ARCHIVE/%f.part $ARCHIVE/%f && sync $ARCHIVE || cmp -s %p $ARCHIVE/%f'
-EOF
-: >"$DIR/primary.log"
-((EUID != 0)) || chown "$PG_USER_OS:" "$DIR/primary.log"
-CLUSTERS+=("$PRIMARY")
-as_pg "$PG_BIN/pg_ctl" -D "$PRIMARY" -l "$DIR/primary.log" -w -t 30 start >/dev/null || die "the cluster did not start"
+pg_initdb "$PRIMARY" "$PG_PORT" "$SOCK" "bench-backup.sh: the settings of README.md, nothing tuned" \
+    "wal_level = replica" "archive_mode = on" "archive_command = '$(pg_archive_command "$ARCHIVE")'"
+pg_start "$PRIMARY" "the cluster"
 psql_at "$PG_PORT" postgres -c 'CREATE DATABASE tasklight'
-(cd "$DIR" && env -i "PATH=$PATH" "DATABASE_URL=postgres://postgres@127.0.0.1:$PG_PORT/tasklight" \
-    "JWT_SECRET=$(random_secret)" INSTANCE_ID=bench-backup RUST_LOG=warn "$BIN" migrate >"$DIR/migrate.log" 2>&1) ||
-    die "tasklight migrate failed: $(tail -n 5 "$DIR/migrate.log")"
+pg_migrate "$DIR" -i "PATH=$PATH" "DATABASE_URL=postgres://postgres@127.0.0.1:$PG_PORT/tasklight" \
+    "JWT_SECRET=$(random_secret)" INSTANCE_ID=bench-backup RUST_LOG=warn
 
 USER_ID=00000000-0000-4000-8000-000000000001
 PROJECT_ID=00000000-0000-4000-8000-000000000002
@@ -178,22 +138,16 @@ backup tar --tar
 
 T0=$(now)
 fill "$N_TASKS" "$AFTER"
-LAST_SEGMENT=$(psql_at "$PG_PORT" postgres -c 'SELECT pg_walfile_name(pg_current_wal_lsn())')
-psql_at "$PG_PORT" postgres -c 'SELECT pg_switch_wal()' >/dev/null
-for ((i = 0; i < 600; i++)); do
-    [[ -f $ARCHIVE/$LAST_SEGMENT ]] && break
-    sleep 0.1
-done
-[[ -f $ARCHIVE/$LAST_SEGMENT ]] || die "$LAST_SEGMENT not archived within 60 s"
+pg_archive_current "$PG_PORT" "$ARCHIVE" 60
 AFTER_SECS=$(since "$T0")
 ARCHIVE_BYTES=$(bytes "$ARCHIVE")
 log "$AFTER more tasks in $AFTER_SECS s; WAL archive $(mib "$ARCHIVE_BYTES") ($(mib "$ARCHIVE_BEFORE") after the first $N_TASKS)"
-stop_cluster "$PRIMARY"
+pg_stop "$PRIMARY"
 
 declare -A R_SECS=() R_DETAIL=()
 restore() { # NAME
     local name=$1 pgdata=$DIR/restored-$1 out=$DIR/restore-$1.out count
-    CLUSTERS+=("$pgdata")
+    pg_track "$pgdata"
     "$HERE/restore-pitr.sh" --backup "${B_DIR[$name]}" --archive "$ARCHIVE" --target latest --pgdata "$pgdata" \
         --port "$PORT_RESTORE" --socket-dir "$SOCK" --timeout 600 >"$out" 2>&1 || {
         cat "$out" >&2
@@ -204,7 +158,7 @@ restore() { # NAME
     R_DETAIL[$name]=$(sed -n 's/^seconds: [0-9.]* (\(.*\))/\1/p' "$out")
     count=$(psql_at "$PORT_RESTORE" tasklight -c 'SELECT count(*) FROM tasks')
     ((count == N_TASKS + AFTER)) || die "the cluster restored from the $name backup has $count tasks, not $((N_TASKS + AFTER))"
-    stop_cluster "$pgdata"
+    pg_stop "$pgdata"
     rm -rf "$pgdata"
 }
 log "restore-pitr.sh --target latest from the plain backup"

@@ -32,84 +32,32 @@ REPO=$(cd "$HERE/../.." && pwd)
 ME=check-pitr
 # shellcheck source=SCRIPTDIR/../../.ci/lib.sh
 . "$REPO/.ci/lib.sh"
+# shellcheck source=SCRIPTDIR/lib.sh
+. "$HERE/lib.sh"
 
 require_bin
 require python3
-PG_BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}
-for tool in initdb pg_ctl postgres psql pg_basebackup pg_verifybackup pg_controldata; do
-    [[ -x $PG_BIN/$tool ]] ||
-        die "$PG_BIN/$tool is missing: the PostgreSQL 15 server binaries are required (Debian: apt-get install postgresql-15; or set PG_BIN)"
-done
-export PG_BIN
-if ((EUID == 0)); then
-    id -u postgres >/dev/null 2>&1 || die "running as root needs the OS user postgres (PostgreSQL refuses to run as root)"
-    PG_USER_OS=postgres
-    as_pg() { runuser -u postgres -- "$@"; }
-else
-    PG_USER_OS=$(id -un)
-    as_pg() { "$@"; }
-fi
+pg_bin initdb pg_ctl postgres psql pg_basebackup pg_verifybackup pg_controldata
+export PG_BIN # backup.sh and restore-pitr.sh use the same
+pg_os_user postgres
 
 STARTED=$(now)
-DIR=""
-scratch_dir DIR pitr
-chmod 0711 "$DIR" # the postgres user must reach its directories inside
+pg_scratch pitr
 [[ -z ${PITR_KEEP:-} ]] || SCRATCH_KEEP=1
-PRIMARY=$DIR/primary ARCHIVE=$DIR/archive SOCK=$DIR/sock
-mkdir -m 0700 "$PRIMARY" "$ARCHIVE"
-mkdir -m 0755 "$SOCK"
-((EUID != 0)) || chown "$PG_USER_OS:" "$PRIMARY" "$ARCHIVE" "$SOCK"
+PRIMARY=$DIR/primary ARCHIVE=$DIR/archive
+pg_owned_dir 0700 "$ARCHIVE"
 read -r PG_PORT API_PORT ADMIN_PORT PORT_T PORT_LATEST < <(free_ports 5)
 
-CLUSTERS=() # data directories stopped on exit
-stop_cluster() {
-    [[ -f $1/postmaster.pid ]] || return 0
-    as_pg "$PG_BIN/pg_ctl" -D "$1" stop -m fast -t 30 >/dev/null 2>&1 ||
-        as_pg "$PG_BIN/pg_ctl" -D "$1" stop -m immediate >/dev/null 2>&1 || true
-}
-# shellcheck disable=SC2317  # run by the EXIT trap
-before_exit() {
-    local pid d f
-    # The writer and the service first (the helpers and servers of .ci/lib.sh), then the clusters.
-    for pid in "${HELPER_PIDS[@]}"; do stop_pid "$pid" 10; done
-    for pid in "${SERVER_PIDS[@]}"; do stop_server "$pid"; done
-    for d in "${CLUSTERS[@]}"; do stop_cluster "$d"; done
-    if (($1 != 0)); then
-        for f in "$DIR/service.log" "$DIR/writer.log" "$DIR/primary.log" "$DIR"/restored-*.log; do
-            [[ -s $f ]] || continue
-            echo "--- last lines of $f:" >&2
-            tail -n 15 "$f" >&2
-        done
-        [[ -z $SCRATCH_KEEP ]] || echo "$ME: kept $DIR" >&2
-    fi
-}
-on_exit before_exit
-
-psql_at() { # PORT DB SQL...
-    local port=$1 db=$2
-    shift 2
-    "$PG_BIN/psql" -h 127.0.0.1 -p "$port" -U postgres -d "$db" -X -A -t -q -v ON_ERROR_STOP=1 "$@"
-}
+# On exit the writer and the service first (the helpers and servers of .ci/lib.sh), then the
+# clusters; after a failure the end of these logs (and of the restored clusters').
+PG_EXIT_LOGS=("$DIR/service.log" "$DIR/writer.log" "$PRIMARY.log")
+on_exit pg_exit_hook
 
 # --- 1. The primary, the schema, the service. ------------------------------------------------------
 log "primary: initdb in $PRIMARY, port $PG_PORT, WAL archived to $ARCHIVE"
-as_pg "$PG_BIN/initdb" -D "$PRIMARY" -U postgres -A trust -E UTF8 --locale=C.UTF-8 >"$DIR/initdb.log" 2>&1 ||
-    die "initdb failed: $(tail -n 5 "$DIR/initdb.log")"
-cat >>"$PRIMARY/postgresql.conf" <<EOF
-
-# check-pitr.sh
-listen_addresses = '127.0.0.1'
-port = $PG_PORT
-unix_socket_directories = '$SOCK'
-wal_level = replica
-archive_mode = on
-archive_command = 'test ! -f $ARCHIVE/%f && cp %p $ARCHIVE/%f.part && sync $ARCHIVE/%f.part && mv $ARCHIVE/%f.part $ARCHIVE/%f && sync $ARCHIVE || cmp -s %p $ARCHIVE/%f'
-max_wal_senders = 4
-EOF
-: >"$DIR/primary.log"
-((EUID != 0)) || chown "$PG_USER_OS:" "$DIR/primary.log"
-CLUSTERS+=("$PRIMARY")
-as_pg "$PG_BIN/pg_ctl" -D "$PRIMARY" -l "$DIR/primary.log" -w -t 30 start >/dev/null || die "the primary did not start"
+pg_initdb "$PRIMARY" "$PG_PORT" "$SOCK" check-pitr.sh "wal_level = replica" "archive_mode = on" \
+    "archive_command = '$(pg_archive_command "$ARCHIVE")'" "max_wal_senders = 4"
+pg_start "$PRIMARY" "the primary"
 psql_at "$PG_PORT" postgres -c 'CREATE DATABASE tasklight'
 
 DB_URL=postgres://postgres@127.0.0.1:$PG_PORT/tasklight
@@ -118,8 +66,7 @@ SERVICE_ENV=(-i "PATH=$PATH" "DATABASE_URL=$DB_URL" "JWT_SECRET=$SECRET" "INSTAN
     "TASKLIGHT_RATE_LIMIT_USER=$GENEROUS_QUOTA" "TASKLIGHT_RATE_LIMIT_IP=$GENEROUS_QUOTA"
     "TASKLIGHT_RATE_LIMIT_AUTH_IP=$GENEROUS_QUOTA" "TASKLIGHT_RATE_LIMIT_AUTH_ACCOUNT=$GENEROUS_QUOTA"
     "TASKLIGHT_DRAIN_DELAY_MS=0")
-(cd "$DIR" && env "${SERVICE_ENV[@]}" "$BIN" migrate >"$DIR/migrate.log" 2>&1) ||
-    die "tasklight migrate failed: $(tail -n 5 "$DIR/migrate.log")"
+pg_migrate "$DIR" "${SERVICE_ENV[@]}"
 start_server "tasklight" "$DIR" "$DIR/service.log" "$API_PORT" "$ADMIN_PORT" "${SERVICE_ENV[@]}"
 SERVICE_PID=$SERVER_PID
 log "service (pid $SERVICE_PID) on 127.0.0.1:$API_PORT, database $DB_URL"
@@ -178,11 +125,7 @@ wait_acks $((ACKS_AT_T + 100)) 30
 sleep 2
 
 kill -TERM "$WRITER_PID"
-for ((i = 0; i < 300; i++)); do
-    alive "$WRITER_PID" || break
-    sleep 0.1
-done
-alive "$WRITER_PID" && die "the writer did not stop within 30 s of SIGTERM"
+wait_until 30 not alive "$WRITER_PID" || die "the writer did not stop within 30 s of SIGTERM"
 wait "$WRITER_PID" || die "the writer failed (writer.log below)"
 forget_pid "$WRITER_PID"
 stop_server "$SERVICE_PID"
@@ -190,16 +133,9 @@ ACKS_TOTAL=$(acks)
 log "writer and service stopped: $ACKS_TOTAL tasks acknowledged in all"
 
 # The last segment holds the last commits: switch and wait until it is in the archive.
-LAST_SEGMENT=$(psql_at "$PG_PORT" postgres -c 'SELECT pg_walfile_name(pg_current_wal_lsn())')
-psql_at "$PG_PORT" postgres -c 'SELECT pg_switch_wal()' >/dev/null
-for ((i = 0; i < 300; i++)); do
-    [[ -f $ARCHIVE/$LAST_SEGMENT ]] && break
-    sleep 0.1
-done
-[[ -f $ARCHIVE/$LAST_SEGMENT ]] ||
-    die "$LAST_SEGMENT not archived within 30 s: $(psql_at "$PG_PORT" postgres -c 'SELECT * FROM pg_stat_archiver')"
+pg_archive_current "$PG_PORT" "$ARCHIVE" 30
 PRIMARY_TASKS=$(psql_at "$PG_PORT" tasklight -c 'SELECT count(*) FROM tasks')
-stop_cluster "$PRIMARY"
+pg_stop "$PRIMARY"
 ARCHIVED=$(find "$ARCHIVE" -maxdepth 1 -regextype posix-extended -regex '.*/[0-9A-F]{24}' | wc -l)
 log "primary stopped ($PRIMARY_TASKS tasks); $ARCHIVED WAL segments archived, the last $LAST_SEGMENT"
 ((PRIMARY_TASKS == ACKS_TOTAL)) || die "the primary has $PRIMARY_TASKS tasks but $ACKS_TOTAL were acknowledged"
@@ -209,7 +145,8 @@ FAILED=0
 # restore_and_compare NAME BACKUP PORT TARGET COMPARE_TARGET
 restore_and_compare() {
     local name=$1 backup=$2 port=$3 target=$4 compare_target=$5 pgdata=$DIR/restored-$1 out=$DIR/restore-$1.out
-    CLUSTERS+=("$pgdata")
+    pg_track "$pgdata"
+    PG_EXIT_LOGS+=("$pgdata.log")
     log "restore the $backup backup to $target (restore-pitr.sh, port $port)"
     "$HERE/restore-pitr.sh" --backup "${BACKUP_DIR[$backup]}" --archive "$ARCHIVE" --target "$target" \
         --pgdata "$pgdata" --port "$port" --socket-dir "$SOCK" --timeout 90 >"$out" 2>&1 || {
@@ -227,7 +164,7 @@ restore_and_compare() {
         --backup-end "${BACKUP_END[$backup]}" >"$DIR/compare-$name.out" 2>&1 || FAILED=1
     sed 's/^/    /' "$DIR/compare-$name.out"
     ROWS[$name]=$(python3 -c 'import json,sys; print(len(json.load(open(sys.argv[1]))))' "$DIR/rows-$name.json")
-    stop_cluster "$pgdata"
+    pg_stop "$pgdata"
 }
 declare -A RESTORE_SECS=() ROWS=()
 # To T from the compressed backup, to the end from the plain one: both formats restore.

@@ -46,95 +46,42 @@ REPO=$(cd "$HERE/../.." && pwd)
 ME=check-replica
 # shellcheck source=SCRIPTDIR/../../.ci/lib.sh
 . "$REPO/.ci/lib.sh"
+# shellcheck source=SCRIPTDIR/lib.sh
+. "$HERE/lib.sh"
 
 require_bin
 require python3
 require curl
 require redis-cli
-PG_BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}
-for tool in initdb pg_ctl postgres psql pg_basebackup; do
-    [[ -x $PG_BIN/$tool ]] ||
-        die "$PG_BIN/$tool is missing: the PostgreSQL 15 server binaries are required (Debian: apt-get install postgresql-15; or set PG_BIN)"
-done
+pg_bin initdb pg_ctl postgres psql pg_basebackup
 find_k6
 [[ $(timeout 5 redis-cli -u "$REDIS_SERVER" ping 2>/dev/null) == PONG ]] || die "Redis is not reachable at $REDIS_SERVER"
-if ((EUID == 0)); then
-    id -u postgres >/dev/null 2>&1 || die "running as root needs the OS user postgres (PostgreSQL refuses to run as root)"
-    PG_USER_OS=postgres
-    as_pg() { runuser -u postgres -- "$@"; }
-else
-    PG_USER_OS=$(id -un)
-    as_pg() { "$@"; }
-fi
+pg_os_user postgres
 ROUNDS=${REPLICA_ROUNDS:-20}
 K6_RATE=${REPLICA_K6_RATE:-100}
 K6_SECONDS=${REPLICA_K6_SECONDS:-20}
 APPLY_DELAY=1500ms
 
 STARTED=$(now)
-DIR=""
-scratch_dir DIR replica
-chmod 0711 "$DIR" # the postgres user must reach its directories inside
+pg_scratch replica
 [[ -z ${REPLICA_KEEP:-} ]] || SCRATCH_KEEP=1
-PRIMARY=$DIR/primary REPLICA=$DIR/replica SOCK=$DIR/sock
-mkdir -m 0700 "$PRIMARY" "$REPLICA"
-mkdir -m 0755 "$SOCK"
-: >"$DIR/primary.log"
-: >"$DIR/replica.log"
-((EUID != 0)) || chown "$PG_USER_OS:" "$PRIMARY" "$REPLICA" "$SOCK" "$DIR/primary.log" "$DIR/replica.log"
+PRIMARY=$DIR/primary REPLICA=$DIR/replica
+pg_owned_dir 0700 "$REPLICA" # pg_basebackup writes into it
 read -r PRIMARY_PORT REPLICA_PORT API_A ADMIN_A API_B ADMIN_B < <(free_ports 6)
 REDIS_PREFIX="tasklight-replica-$$_$RANDOM"
 REDIS_PREFIXES+=("$REDIS_PREFIX")
 
-CLUSTERS=() # data directories stopped on exit
-stop_cluster() {
-    [[ -f $1/postmaster.pid ]] || return 0
-    as_pg "$PG_BIN/pg_ctl" -D "$1" stop -m fast -t 30 >/dev/null 2>&1 ||
-        as_pg "$PG_BIN/pg_ctl" -D "$1" stop -m immediate >/dev/null 2>&1 || true
-}
-# shellcheck disable=SC2317  # run by the EXIT trap
-before_exit() {
-    local pid d f
-    # k6 and the instances first (the helpers and servers of .ci/lib.sh), then the clusters.
-    for pid in "${HELPER_PIDS[@]}"; do stop_pid "$pid" 10; done
-    for pid in "${SERVER_PIDS[@]}"; do stop_server "$pid"; done
-    for d in "${CLUSTERS[@]}"; do stop_cluster "$d"; done
-    if (($1 != 0)); then
-        for f in "$DIR"/instance-*.log "$DIR/primary.log" "$DIR/replica.log"; do
-            [[ -s $f ]] || continue
-            echo "--- last lines of $f:" >&2
-            tail -n 15 "$f" >&2
-        done
-        [[ -z $SCRATCH_KEEP ]] || echo "$ME: kept $DIR" >&2
-    fi
-}
-on_exit before_exit
-
-psql_at() { # PORT DB SQL...
-    local port=$1 db=$2
-    shift 2
-    "$PG_BIN/psql" -h 127.0.0.1 -p "$port" -U postgres -d "$db" -X -A -t -q -v ON_ERROR_STOP=1 "$@"
-}
+# On exit k6 and the instances first (the helpers and servers of .ci/lib.sh), then the clusters;
+# after a failure the end of these logs.
+PG_EXIT_LOGS=("$DIR/instance-a.log" "$DIR/instance-b.log" "$PRIMARY.log" "$REPLICA.log")
+on_exit pg_exit_hook
 
 # --- 1. The primary, the schema, the replica. -------------------------------------------------------
 log "primary: initdb in $PRIMARY, port $PRIMARY_PORT"
-as_pg "$PG_BIN/initdb" -D "$PRIMARY" -U postgres -A trust -E UTF8 --locale=C.UTF-8 >"$DIR/initdb.log" 2>&1 ||
-    die "initdb failed: $(tail -n 5 "$DIR/initdb.log")"
 # initdb's pg_hba.conf trusts replication connections from 127.0.0.1 already.
-cat >>"$PRIMARY/postgresql.conf" <<EOF
-
-# check-replica.sh
-listen_addresses = '127.0.0.1'
-port = $PRIMARY_PORT
-unix_socket_directories = '$SOCK'
-wal_level = replica
-max_wal_senders = 4
-max_replication_slots = 4
-hot_standby = on
-max_connections = 100
-EOF
-CLUSTERS+=("$PRIMARY")
-as_pg "$PG_BIN/pg_ctl" -D "$PRIMARY" -l "$DIR/primary.log" -w -t 30 start >/dev/null || die "the primary did not start"
+pg_initdb "$PRIMARY" "$PRIMARY_PORT" "$SOCK" check-replica.sh "wal_level = replica" "max_wal_senders = 4" \
+    "max_replication_slots = 4" "hot_standby = on" "max_connections = 100"
+pg_start "$PRIMARY" "the primary"
 psql_at "$PRIMARY_PORT" postgres -c 'CREATE DATABASE tasklight'
 
 PRIMARY_URL=postgres://postgres@127.0.0.1:$PRIMARY_PORT/tasklight
@@ -144,8 +91,7 @@ BASE_ENV=(-i "PATH=$PATH" "DATABASE_URL=$PRIMARY_URL" "JWT_SECRET=$SECRET" "RUST
     "TASKLIGHT_RATE_LIMIT_USER=$GENEROUS_QUOTA" "TASKLIGHT_RATE_LIMIT_IP=$GENEROUS_QUOTA"
     "TASKLIGHT_RATE_LIMIT_AUTH_IP=$GENEROUS_QUOTA" "TASKLIGHT_RATE_LIMIT_AUTH_ACCOUNT=$GENEROUS_QUOTA"
     "TASKLIGHT_DRAIN_DELAY_MS=0")
-(cd "$DIR" && env "${BASE_ENV[@]}" "$BIN" migrate >"$DIR/migrate.log" 2>&1) ||
-    die "tasklight migrate failed: $(tail -n 5 "$DIR/migrate.log")"
+pg_migrate "$DIR" "${BASE_ENV[@]}"
 log "primary: database tasklight migrated"
 
 # pg_basebackup writes into the empty directory made above, the postgres user's.
@@ -157,25 +103,16 @@ if ! grep -q primary_conninfo "$REPLICA/postgresql.auto.conf" || [[ ! -f $REPLIC
     die "pg_basebackup -R wrote no standby.signal or primary_conninfo"
 fi
 # The copied postgresql.conf has the primary's lines; these come later and win.
-cat >>"$REPLICA/postgresql.conf" <<EOF
-
-# check-replica.sh: the replica
-port = $REPLICA_PORT
-cluster_name = 'tasklight_replica'
-hot_standby = on
-hot_standby_feedback = on
-recovery_min_apply_delay = '$APPLY_DELAY'
-EOF
-CLUSTERS+=("$REPLICA")
-as_pg "$PG_BIN/pg_ctl" -D "$REPLICA" -l "$DIR/replica.log" -w -t 30 start >/dev/null || die "the replica did not start"
+pg_conf "$REPLICA" "check-replica.sh: the replica" "port = $REPLICA_PORT" "cluster_name = 'tasklight_replica'" \
+    "hot_standby = on" "hot_standby_feedback = on" "recovery_min_apply_delay = '$APPLY_DELAY'"
+pg_start "$REPLICA" "the replica"
 STREAMING=""
-for ((i = 0; i < 300; i++)); do
+streaming() {
     STREAMING=$(psql_at "$PRIMARY_PORT" postgres -c \
         "SELECT state FROM pg_stat_replication WHERE application_name = 'tasklight_replica'")
-    [[ $STREAMING == streaming ]] && break
-    sleep 0.1
-done
-[[ $STREAMING == streaming ]] || die "the replica does not stream within 30 s (pg_stat_replication: '$STREAMING')"
+    [[ $STREAMING == streaming ]]
+}
+wait_until 30 streaming || die "the replica does not stream within 30 s (pg_stat_replication: '$STREAMING')"
 [[ $(psql_at "$REPLICA_PORT" postgres -c 'SELECT pg_is_in_recovery()') == t ]] || die "the replica is not in recovery"
 log "replica streaming (pg_stat_replication on the primary), recovery_min_apply_delay $APPLY_DELAY, hot_standby_feedback on"
 
@@ -223,11 +160,7 @@ done
     die "replica-check.py sample crashed (above)"
 for pid in "${K6_PIDS[@]}"; do kill -INT "$pid" 2>/dev/null || true; done
 for pid in "${K6_PIDS[@]}"; do
-    for ((i = 0; i < 300; i++)); do
-        alive "$pid" || break
-        sleep 0.1
-    done
-    alive "$pid" && log "k6 (pid $pid) still running 30 s after SIGINT: stopping it"
+    wait_until 30 not alive "$pid" || log "k6 (pid $pid) still running 30 s after SIGINT: stopping it"
     stop_pid "$pid" 5
 done
 "${CHECK[@]}" k6 "$DIR/k6-a/load-summary.json" "$DIR/k6-b/load-summary.json" ||
@@ -244,7 +177,7 @@ stop_instances
 start_instances
 sleep 2 # their first look at the replica, up and streaming
 log "(f) stop the replica (pg_ctl stop -m fast)"
-stop_cluster "$REPLICA"
+pg_stop "$REPLICA"
 [[ ! -f $REPLICA/postmaster.pid ]] || die "the replica did not stop"
 "${CHECK[@]}" down || die "replica-check.py down crashed (above)"
 

@@ -51,12 +51,8 @@
 set -euo pipefail
 
 ME=${0##*/}
-die() {
-    echo "$ME: $*" >&2
-    exit 1
-}
-usage() { sed -n '3,/^set -euo/p' "$0" | sed -e '$d' -e 's/^# \{0,1\}//'; }
-since() { awk -v a="$1" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.2f", b - a }'; }
+# shellcheck source=SCRIPTDIR/lib.sh
+. "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/lib.sh" # die, usage, since, pg_bin...
 
 BACKUP="" ARCHIVE="" TARGET="" PGDATA_NEW="" PORT="" LISTEN=127.0.0.1 SOCKET_DIR="" RUN_AS=postgres
 LOG="" TIMEOUT=3600
@@ -83,26 +79,12 @@ done
 [[ $PORT =~ ^[0-9]+$ ]] || die "--port: a number, not $PORT"
 [[ $TIMEOUT =~ ^[0-9]+$ ]] || die "--timeout: seconds, not $TIMEOUT"
 
-if [[ -z ${PG_BIN:-} ]]; then
-    if [[ -x /usr/lib/postgresql/15/bin/postgres ]]; then
-        PG_BIN=/usr/lib/postgresql/15/bin
-    else
-        PG_BIN=$(dirname "$(command -v pg_ctl || echo /nonexistent/pg_ctl)")
-    fi
-fi
-for tool in postgres pg_ctl pg_controldata pg_verifybackup psql; do
-    [[ -x $PG_BIN/$tool ]] || die "$tool not found in $PG_BIN (Debian: apt-get install postgresql-15; or set PG_BIN)"
-done
+pg_bin --any pg_ctl postgres pg_controldata pg_verifybackup psql
 
 # As root, everything the server touches belongs to RUN_AS and the server runs as RUN_AS
 # (PostgreSQL refuses to run as root).
-if ((EUID == 0)); then
-    id -u "$RUN_AS" >/dev/null 2>&1 || die "no OS user $RUN_AS (--run-as)"
-    as_owner() { runuser -u "$RUN_AS" -- "$@"; }
-else
-    RUN_AS=$(id -un)
-    as_owner() { "$@"; }
-fi
+pg_os_user "$RUN_AS" "no OS user $RUN_AS (--run-as)"
+RUN_AS=$PG_USER_OS
 
 # --- The inputs. ------------------------------------------------------------------------------------
 [[ -d $BACKUP ]] || die "no backup directory $BACKUP"
@@ -122,7 +104,7 @@ fi
 [[ -d $ARCHIVE ]] || die "no WAL archive directory $ARCHIVE"
 ARCHIVE=$(cd "$ARCHIVE" && pwd)
 [[ $ARCHIVE != *[\'\"\\]* ]] || die "the archive path may not contain quotes or backslashes (it goes into restore_command)"
-as_owner test -r "$ARCHIVE" -a -x "$ARCHIVE" || die "$RUN_AS cannot read $ARCHIVE"
+as_pg test -r "$ARCHIVE" -a -x "$ARCHIVE" || die "$RUN_AS cannot read $ARCHIVE"
 SEGMENTS=$(find "$ARCHIVE" -maxdepth 1 -regextype posix-extended -regex '.*/[0-9A-F]{24}' | wc -l)
 ((SEGMENTS > 0)) || echo "$ME: warning: $ARCHIVE holds no WAL segment: only the backup itself can be restored" >&2
 
@@ -237,11 +219,8 @@ chmod 0700 "$PGDATA_NEW"
 # --- 3. Start, and wait until recovery is over. -----------------------------------------------------
 T0=$EPOCHREALTIME
 echo "$ME: starting PostgreSQL on port $PORT (log: $LOG); replaying WAL from $ARCHIVE"
-show_log() {
-    echo "--- last lines of $LOG:" >&2
-    tail -n 25 "$LOG" >&2
-}
-as_owner "$PG_BIN/pg_ctl" -D "$PGDATA_NEW" -l "$LOG" -w -t "$TIMEOUT" start >/dev/null || {
+show_log() { pg_show_logs 25 "$LOG"; }
+as_pg "$PG_BIN/pg_ctl" -D "$PGDATA_NEW" -l "$LOG" -w -t "$TIMEOUT" start >/dev/null || {
     show_log
     die "the server did not start (log above)"
 }
@@ -250,11 +229,11 @@ state() { "$PG_BIN/pg_controldata" "$PGDATA_NEW" 2>/dev/null | sed -n 's/^Databa
 psql_new() {
     local host=$CONNECT_ADDR
     [[ -z $SOCKET_DIR ]] || host=$SOCKET_DIR
-    as_owner "$PG_BIN/psql" -h "$host" -p "$PORT" -d postgres -X -A -t -q -v ON_ERROR_STOP=1 "$@"
+    as_pg "$PG_BIN/psql" "${PG_PSQL_FLAGS[@]}" -h "$host" -p "$PORT" -d postgres "$@"
 }
 IN_RECOVERY=""
 while :; do
-    if ! as_owner "$PG_BIN/pg_ctl" -D "$PGDATA_NEW" status >/dev/null 2>&1; then
+    if ! as_pg "$PG_BIN/pg_ctl" -D "$PGDATA_NEW" status >/dev/null 2>&1; then
         show_log
         if grep -q 'recovery ended before configured recovery target was reached' "$LOG"; then
             echo "$ME: the WAL archive ends before the target: its last transaction is the 'last completed transaction' above; choose an earlier target, or --target latest" >&2
