@@ -17,13 +17,7 @@ use crate::telemetry::process::Process;
 
 /// Runs `tasklight <args>` on `database` (a SQLite URL) and waits for it.
 fn tasklight(database: &str, args: &[&str]) -> Output {
-    std::process::Command::new(env!("CARGO_BIN_EXE_tasklight"))
-        .args(args)
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("DATABASE_URL", database)
-        .env("JWT_SECRET", JWT_SECRET)
-        .env("RUST_LOG", "warn")
+    crate::helpers::tasklight_command(database, args)
         .output()
         .expect("the binary runs")
 }
@@ -54,39 +48,18 @@ async fn start(database: &str) -> Process {
     .await
 }
 
-async fn login(process: &Process, email: &str) -> String {
-    let tokens: Value = process
-        .client
-        .post(format!("{}/api/v1/auth/login", process.base))
-        .json(&json!({"email": email, "password": PASSWORD}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    tokens["access_token"].as_str().unwrap().to_owned()
-}
-
 /// Every task of the project, by id, read through the API.
 async fn tasks_of(process: &Process, access: &str, project: &str) -> HashMap<String, Value> {
     let mut all = HashMap::new();
     let mut cursor: Option<String> = None;
     loop {
-        let mut url = format!("{}/api/v1/projects/{project}/tasks?limit=100", process.base);
+        let mut path = format!("/projects/{project}/tasks?limit=100");
         if let Some(c) = &cursor {
-            url.push_str(&format!("&cursor={c}"));
+            path.push_str(&format!("&cursor={c}"));
         }
-        let page: Value = process
-            .client
-            .get(url)
-            .bearer_auth(access)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let page = process
+            .json(reqwest::Method::GET, &path, Some(access), None)
+            .await;
         for task in page["items"].as_array().unwrap() {
             all.insert(task["id"].as_str().unwrap().to_owned(), task.clone());
         }
@@ -108,18 +81,7 @@ async fn a_backup_under_writes_restores_every_write_acknowledged_before_it_and_n
     let process = start(&database).await;
     let email = unique_email();
     let (access, _) = process.user(&email, PASSWORD).await;
-    let project: Value = process
-        .client
-        .post(format!("{}/api/v1/projects", process.base))
-        .bearer_auth(&access)
-        .json(&json!({"name": "Backed up"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let project = project["id"].as_str().unwrap().to_owned();
+    let project = process.project(&access, "Backed up").await;
 
     // A writer that keeps creating tasks until told to stop, recording each acknowledged one.
     let written = Arc::new(Mutex::new(Vec::<Written>::new()));
@@ -224,7 +186,7 @@ async fn a_backup_under_writes_restores_every_write_acknowledged_before_it_and_n
     // The restored database, served again: every write acknowledged before the backup started
     // is there as it was answered; none sent after it finished is.
     let process = start(&database).await;
-    let access = login(&process, &email).await;
+    let (access, _) = process.login(&email, PASSWORD).await;
     let after = tasks_of(&process, &access, &project).await;
     let before: Vec<&Written> = written
         .iter()

@@ -100,6 +100,20 @@ pub async fn spawn_app() -> TestApp {
     spawn_app_with(&[]).await
 }
 
+/// `tasklight <args>` (the binary under test) on `database_url`, with the test key, warnings only
+/// and nothing else from this process's environment.
+pub fn tasklight_command(database_url: &str, args: &[&str]) -> std::process::Command {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_tasklight"));
+    command
+        .args(args)
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("DATABASE_URL", database_url)
+        .env("JWT_SECRET", JWT_SECRET)
+        .env("RUST_LOG", "warn");
+    command
+}
+
 /// Starts a server on a fresh database with extra configuration variables.
 pub async fn spawn_app_with(extra: &[(&str, &str)]) -> TestApp {
     let extra = extra

@@ -696,13 +696,7 @@ async fn the_verify_email_command_marks_an_address_verified() {
         "id",
     );
     let run = |email: &str| {
-        std::process::Command::new(env!("CARGO_BIN_EXE_tasklight"))
-            .args(["verify-email", email])
-            .env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .env("DATABASE_URL", app.db.url())
-            .env("JWT_SECRET", crate::helpers::JWT_SECRET)
-            .env("RUST_LOG", "warn")
+        crate::helpers::tasklight_command(app.db.url(), &["verify-email", email])
             .output()
             .expect("the binary runs")
     };

@@ -1,7 +1,7 @@
 //! `tasklight migrate` run by several instances at once on one fresh database (as pods of a
 //! rollout starting together do): every run succeeds and each migration is applied once.
 
-use crate::helpers::{JWT_SECRET, TestDb};
+use crate::helpers::{JWT_SECRET, TestDb, tasklight_command};
 
 /// Migrations shipped for each dialect (the same count).
 fn migration_count() -> usize {
@@ -19,14 +19,8 @@ async fn several_migrate_commands_at_once_apply_each_migration_once() {
     let db = TestDb::fresh().await;
     let runs: Vec<_> = (0..4)
         .map(|i| {
-            std::process::Command::new(env!("CARGO_BIN_EXE_tasklight"))
-                .arg("migrate")
-                .env_clear()
-                .env("PATH", std::env::var("PATH").unwrap_or_default())
-                .env("DATABASE_URL", db.url())
-                .env("JWT_SECRET", JWT_SECRET)
+            tasklight_command(db.url(), &["migrate"])
                 .env("INSTANCE_ID", format!("migrate-{i}"))
-                .env("RUST_LOG", "warn")
                 .stdout(std::process::Stdio::null())
                 .stderr(std::process::Stdio::piped())
                 .spawn()
@@ -72,17 +66,7 @@ async fn several_migrate_commands_at_once_apply_each_migration_once() {
 #[tokio::test]
 async fn a_migration_a_newer_release_applied_does_not_stop_this_release() {
     let db = TestDb::fresh().await;
-    let migrate = || {
-        std::process::Command::new(env!("CARGO_BIN_EXE_tasklight"))
-            .arg("migrate")
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("DATABASE_URL", db.url())
-            .env("JWT_SECRET", JWT_SECRET)
-            .env("RUST_LOG", "warn")
-            .output()
-            .unwrap()
-    };
+    let migrate = || tasklight_command(db.url(), &["migrate"]).output().unwrap();
     assert!(migrate().status.success());
     db.execute(if db.is_postgres() {
         "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) \

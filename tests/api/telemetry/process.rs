@@ -105,6 +105,39 @@ impl Process {
             .expect("metrics text")
     }
 
+    /// Sends `body` (if any) as JSON to the API path `path` (under `/api/v1`) with `token`
+    /// (if any), and reads the answer as JSON.
+    pub async fn json(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&Value>,
+    ) -> Value {
+        let mut request = self
+            .client
+            .request(method, format!("{}/api/v1{path}", self.base));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        request.send().await.unwrap().json().await.unwrap()
+    }
+
+    /// Logs in; returns (access token, refresh token).
+    pub async fn login(&self, email: &str, password: &str) -> (String, String) {
+        let body = serde_json::json!({"email": email, "password": password});
+        let tokens = self
+            .json(reqwest::Method::POST, "/auth/login", None, Some(&body))
+            .await;
+        (
+            tokens["access_token"].as_str().unwrap().to_owned(),
+            tokens["refresh_token"].as_str().unwrap().to_owned(),
+        )
+    }
+
     /// Registers and logs in a user; returns (access token, refresh token).
     pub async fn user(&self, email: &str, password: &str) -> (String, String) {
         let register = self
@@ -117,20 +150,21 @@ impl Process {
             .await
             .unwrap();
         assert_eq!(register.status(), 201);
-        let tokens: Value = self
-            .client
-            .post(format!("{}/api/v1/auth/login", self.base))
-            .json(&serde_json::json!({"email": email, "password": password}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        (
-            tokens["access_token"].as_str().unwrap().to_owned(),
-            tokens["refresh_token"].as_str().unwrap().to_owned(),
-        )
+        self.login(email, password).await
+    }
+
+    /// Creates a project; returns its id.
+    pub async fn project(&self, access: &str, name: &str) -> String {
+        let body = serde_json::json!({ "name": name });
+        let project = self
+            .json(
+                reqwest::Method::POST,
+                "/projects",
+                Some(access),
+                Some(&body),
+            )
+            .await;
+        project["id"].as_str().unwrap().to_owned()
     }
 
     /// Stops the process with SIGTERM and waits (bounded) for it to exit.

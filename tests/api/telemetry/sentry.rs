@@ -192,21 +192,8 @@ async fn failed_writes_reach_sentry_as_exceptions_grouped_by_cause_in_their_trac
     let email = unique_email();
     let (access, _) = process.user(&email, PASSWORD).await;
     let client = &process.client;
-    let project: Value = client
-        .post(format!("{}/api/v1/projects", process.base))
-        .bearer_auth(&access)
-        .json(&json!({"name": "Sentry probe"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let tasks = format!(
-        "{}/api/v1/projects/{}/tasks",
-        process.base,
-        project["id"].as_str().unwrap()
-    );
+    let project = process.project(&access, "Sentry probe").await;
+    let tasks = format!("{}/api/v1/projects/{project}/tasks", process.base);
     // Answers (status, request id, trace id, span id) for a new task called `title`.
     let create = |title: String| {
         let request = client
@@ -252,15 +239,14 @@ async fn failed_writes_reach_sentry_as_exceptions_grouped_by_cause_in_their_trac
     }
 
     // Nothing half-written: only the first task exists, and writing works again.
-    let listed: Value = client
-        .get(&tasks)
-        .bearer_auth(&access)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let listed = process
+        .json(
+            reqwest::Method::GET,
+            &format!("/projects/{project}/tasks"),
+            Some(&access),
+            None,
+        )
+        .await;
     let titles: Vec<&str> = listed["items"]
         .as_array()
         .unwrap()
