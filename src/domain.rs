@@ -189,11 +189,11 @@ impl<'a> UnitOfWork<'a> {
     pub async fn commit(self) -> AppResult<()> {
         self.tx.commit().await?;
         // Read-your-writes: until the replica replays this commit, the actor reads from the
-        // primary, on every instance.
-        if let (Some(replica), Some(actor)) = (self.context.db.replica(), self.actor)
-            && let Some(position) = self.context.db.primary_wal_position().await
-        {
-            replica.remember(actor, position).await;
+        // primary, on every instance. A position that cannot be read keeps them on the primary
+        // for the mark's whole lifetime instead.
+        if let (Some(replica), Some(actor)) = (self.context.db.replica(), self.actor) {
+            let position = self.context.db.primary_wal_position().await;
+            replica.remember(actor, position.unwrap_or(u64::MAX)).await;
         }
         if self.wrote_events {
             self.context.events.committed();

@@ -12,8 +12,8 @@ ensure_venv k6
 PATH="$VENV/bin:$PATH" BIN="$BIN" loadtests/drain/run.sh ||
     die "drain under load failed: a request failed, a write went missing or a drain misbehaved (report above)"
 # A schema change without downtime (issue 16, item 3): loadtests/side-by-side/run.sh builds the next
-# release (HEAD plus two expand migrations, linted) with cargo in a target directory of its own
-# (/var/tmp/tasklight-next-target), runs it beside this release on one PostgreSQL database behind
+# release (HEAD plus two expand migrations, linted, renamed tasklight-next so that only its own
+# crate compiles in the shared target directory), runs it beside this release on one PostgreSQL database behind
 # nginx under the k6 mix, restarts one old instance on the expanded schema and stops the old ones;
 # it fails on any failed request, any acknowledged write missing, or a migration not applied.
 need rsync rsync

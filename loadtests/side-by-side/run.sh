@@ -7,7 +7,10 @@
 #                  migrations of migrations/ here, numbered after the last one (postgres: a nullable
 #                  column; an index built CONCURRENTLY in a `-- no-transaction` file of its own;
 #                  sqlite: the same two, so the copy builds and behaves on both), checked with
-#                  .ci/migration_lint.py, built with `cargo build --release` in NEXT_TARGET
+#                  .ci/migration_lint.py, renamed (package tasklight-next, library tasklight_next,
+#                  binary tasklight-next) and built with `cargo build --release` in the current
+#                  release's target directory: its dependencies are already built there, so only
+#                  its own crate compiles, and nothing of the current release is overwritten
 #   the run        a fresh database, `$BIN migrate`; old instances O1 and O2 and a slot for the new
 #                  N1 behind one nginx (passive health checks, proxy_next_upstream error timeout;
 #                  N1's port refuses until it starts); one Redis. The k6 mix (mix.js: load.js with
@@ -27,8 +30,8 @@
 #   BIN_NEXT     the next release, already built from NEXT_SRC (skips the build)
 #   NEXT_SRC     where the copy is kept between runs, so cargo's build is incremental
 #                (default /var/tmp/tasklight-next-src)
-#   NEXT_TARGET  its cargo target directory (default /var/tmp/tasklight-next-target; never the
-#                current release's)
+#   NEXT_TARGET  its cargo target directory (default: CARGO_TARGET_DIR, else
+#                /var/tmp/tasklight-target, shared with the current release)
 #   SBS_RATE     k6 iterations per second at the plateau (default 100)
 #   PREFILL_TASKS  tasks written with SQL before the load, so the index has rows to cover
 #                (default 100000; 0: none)
@@ -48,7 +51,7 @@ ME=side-by-side
 . "$REPO/.ci/lib.sh"
 
 NEXT_SRC=${NEXT_SRC:-/var/tmp/tasklight-next-src}
-NEXT_TARGET=${NEXT_TARGET:-/var/tmp/tasklight-next-target}
+NEXT_TARGET=${NEXT_TARGET:-${CARGO_TARGET_DIR:-/var/tmp/tasklight-target}}
 DRAIN_DELAY_MS=2000
 SHUTDOWN_TIMEOUT_MS=10000
 EXIT_LIMIT_S=$(((DRAIN_DELAY_MS + SHUTDOWN_TIMEOUT_MS) / 1000 + 3))
@@ -84,8 +87,6 @@ on_exit keep_work
 # ---------------------------------------------------------------------------------------------------
 # 1. The next release: HEAD plus the expand migrations, linted, built (incrementally) in NEXT_SRC.
 
-[[ $NEXT_TARGET != "${CARGO_TARGET_DIR:-/var/tmp/tasklight-target}" && $NEXT_TARGET != /var/tmp/tasklight-target ]] ||
-    die "NEXT_TARGET must not be the current release's target directory ($NEXT_TARGET)"
 mkdir -p "$NEXT_SRC" "$NEXT_TARGET"
 # One run at a time prepares and builds the copy.
 exec {NEXT_LOCK}>"$NEXT_SRC.lock"
@@ -118,6 +119,24 @@ EXPECTED_MIGRATIONS=$(find "$STAGE/migrations/postgres" -maxdepth 1 -name '[0-9]
 log "next release: HEAD $(git -C "$REPO" rev-parse --short HEAD) + ${NEW_MIGRATIONS[*]} ($EXPECTED_MIGRATIONS migrations)"
 python3 "$REPO/.ci/migration_lint.py" "$STAGE/migrations/postgres" ||
     die "the expand migrations fail the migration lint (.ci/migration_lint.py, above)"
+# Another package, library and binary name: built in the shared target directory, it reuses the
+# current release's dependencies and replaces none of its files.
+python3 - "$STAGE" <<'PY' || die "could not rename the next release's package"
+import pathlib, re, sys
+stage = pathlib.Path(sys.argv[1])
+cargo = stage / "Cargo.toml"
+text = cargo.read_text()
+text, renamed = re.subn(r'(?m)^name = "tasklight"$', 'name = "tasklight-next"', text, count=1)
+assert renamed == 1, "no package name in Cargo.toml"
+assert "[lib]" not in text and "[[bin]]" not in text, "Cargo.toml already names its targets"
+text = text.replace("[dependencies]", '[lib]\nname = "tasklight_next"\npath = "src/lib.rs"\n\n'
+                    '[[bin]]\nname = "tasklight-next"\npath = "src/main.rs"\n\n[dependencies]', 1)
+cargo.write_text(text)
+main = stage / "src" / "main.rs"
+source = main.read_text()
+assert "tasklight::cli::main()" in source, "src/main.rs no longer calls tasklight::cli::main()"
+main.write_text(source.replace("tasklight::cli::main()", "tasklight_next::cli::main()"))
+PY
 # Only files whose content changed are rewritten, so cargo rebuilds only what it must.
 rsync -rlc --delete --exclude /target "$STAGE/" "$NEXT_SRC/"
 rm -rf "$STAGE"
@@ -129,14 +148,14 @@ if [[ -n ${BIN_NEXT:-} ]]; then
 else
     require cargo
     BUILD_LOG=$NEXT_TARGET/side-by-side-build.log
-    log "building the next release in $NEXT_SRC (CARGO_TARGET_DIR=$NEXT_TARGET; log $BUILD_LOG; a cold build takes minutes)"
+    log "building the next release in $NEXT_SRC (CARGO_TARGET_DIR=$NEXT_TARGET; log $BUILD_LOG; its own crate only: a few minutes)"
     built_at=$(now)
-    (cd "$NEXT_SRC" && CARGO_TARGET_DIR=$NEXT_TARGET cargo build --release >"$BUILD_LOG" 2>&1) || {
+    (cd "$NEXT_SRC" && CARGO_TARGET_DIR=$NEXT_TARGET cargo build --release --bin tasklight-next >"$BUILD_LOG" 2>&1) || {
         tail -n 30 "$BUILD_LOG" >&2
         die "cargo build --release of the next release failed in $NEXT_SRC (log above)"
     }
     log "built in $(since "$built_at")s"
-    BIN_NEXT=$NEXT_TARGET/release/tasklight
+    BIN_NEXT=$NEXT_TARGET/release/tasklight-next
 fi
 # A copy of its own, so that a later build cannot replace the binary under the running N1.
 cp "$BIN_NEXT" "$WORK/tasklight-next"
