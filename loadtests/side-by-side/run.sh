@@ -18,6 +18,9 @@
 #                  recorded) through nginx. ~10 s after k6 starts N1 starts and applies the two
 #                  migrations while O1 and O2 serve; ~20 s O1 is restarted (the old release starts
 #                  on the expanded schema); ~30 s O1 and O2 get SIGTERM and drain, N1 serves the end.
+#                  Each old instance is taken out of nginx (marked down, reloaded) before its SIGTERM,
+#                  as a rolling update does; one that stays in a passive-check upstream can reset a
+#                  POST in flight when its listener closes (seen once in CI: a 502).
 #   it fails when  any k6 request failed or got an unexpected status (thresholds), the writer saw a
 #                  failure, an acknowledged task is missing from the database (or one is there that
 #                  was not acknowledged), the k6 creations and the rows differ, _sqlx_migrations
@@ -268,6 +271,25 @@ stop() {
     done
 }
 
+# balance NAME down|up: takes an instance out of nginx's upstream, or puts it back, and reloads
+# nginx, as a rolling update does before it stops an instance (Kubernetes removes the pod from the
+# Service's endpoints). nginx's checks are passive: an instance stopped while still in the upstream
+# may get a request on a connection it has just accepted when its listener closes, and nginx does
+# not retry a POST on another instance (it may have been applied), so that request would fail.
+balance() {
+    local port=${API_PORT[$1]} state=$2
+    if [[ $state == down ]]; then
+        sed -i -E "s/^( *server 127\.0\.0\.1:$port [^;]*)(;)/\1 down\2/" "$NGX/nginx.conf"
+    else
+        sed -i -E "s/^( *server 127\.0\.0\.1:$port [^;]*) down;/\1;/" "$NGX/nginx.conf"
+    fi
+    grep -q "127.0.0.1:$port " "$NGX/nginx.conf" || die "no upstream server for $1 in $NGX/nginx.conf"
+    "$NGINX" -p "$NGX" -c "$NGX/nginx.conf" -e "$NGX/error.log" -s reload || die "nginx did not reload"
+    # The old workers finish their requests and close their connections to the instance.
+    sleep 1.5
+    log "nginx: $1 $state"
+}
+
 sleep_until "$N1_AT"
 alive "$K6_PID" || die "k6 ended before N1 was started (see $WORK/k6.log)"
 N1_STARTED_AT=$(at)
@@ -279,14 +301,18 @@ N1_LIVE_SECS=$LAUNCH_SECS
 sleep_until "$RESTART_O1_AT"
 O1_RESTART_AT=$(at)
 log "at ${O1_RESTART_AT}s: restarting O1 (current release) on the expanded schema"
+balance o1 down
 stop o1
 O1_FIRST_EXIT=${EXIT_CODE_OF[o1]} O1_FIRST_SECS=${EXIT_SECS_OF[o1]}
 launch_or_die o1 "$BIN" "$WORK/instance-o1-2.log" "the current release could not start on the schema the next release expanded"
 O1_RESTART_SECS=$LAUNCH_SECS
+balance o1 up
 
 sleep_until "$STOP_OLD_AT"
 STOP_OLD_SENT_AT=$(at)
-log "at ${STOP_OLD_SENT_AT}s: SIGTERM to O1 and O2; N1 serves alone from here"
+log "at ${STOP_OLD_SENT_AT}s: O1 and O2 out of nginx, then SIGTERM; N1 serves alone from here"
+balance o1 down
+balance o2 down
 stop o1 o2
 
 wait_k6 "$K6_LIMIT_S" 5
