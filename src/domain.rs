@@ -52,20 +52,36 @@ impl DomainContext {
     /// never decided on it: callers check the reader's role first, through the cache or the
     /// primary.
     pub async fn read_stale(&self, reader: Uuid) -> StoreResult<Box<dyn Store>> {
-        let Some(replica) = self.db.replica() else {
-            return self.read().await;
-        };
+        match self.replica_store(reader).await {
+            Some(store) => Ok(store),
+            None => self.read().await,
+        }
+    }
+
+    /// [`DomainContext::read_stale`] for a caller that already holds a primary connection (for
+    /// its authorization check): the replica's when the read may go there, else that one.
+    pub async fn prefer_replica(&self, primary: Box<dyn Store>, reader: Uuid) -> Box<dyn Store> {
+        self.replica_store(reader).await.unwrap_or(primary)
+    }
+
+    /// A replica connection when there is a replica and `reader`'s read may go to it (counted
+    /// by where it went); `None` for the primary.
+    async fn replica_store(&self, reader: Uuid) -> Option<Box<dyn Store>> {
+        let replica = self.db.replica()?;
         let route = replica.route(replica.mark_of(reader).await);
         self.metrics.replica.read(route.reason());
-        if route == crate::db::replica::Route::Replica {
-            match store::read_replica(&self.db).await {
-                Ok(store) => return Ok(store),
-                // Down until the next check says otherwise; this read and the next go to the
-                // primary.
-                Err(_) => replica.failed(),
+        if route != crate::db::replica::Route::Replica {
+            return None;
+        }
+        match store::read_replica(&self.db).await {
+            Ok(store) => Some(store),
+            // Down until the next check says otherwise; this read and the next go to the
+            // primary.
+            Err(_) => {
+                replica.failed();
+                None
             }
         }
-        self.read().await
     }
 
     /// Begins a write made by `actor` (`None` for the command line).

@@ -373,8 +373,9 @@ pub async fn list(
     request: ListRequest<'_>,
 ) -> AppResult<(Vec<ListedItem>, Option<String>)> {
     // Membership is decided on the primary (or the cache); the page may come from the replica.
-    cached_role(ctx, project_id, principal.user_id, None).await?;
-    let mut store = ctx.read_stale(principal.user_id).await?;
+    let mut store = ctx.read().await?;
+    cached_role(ctx, project_id, principal.user_id, Some(&mut *store)).await?;
+    let mut store = ctx.prefer_replica(store, principal.user_id).await;
     list_in(&mut *store, TaskScope::Project(project_id), request).await
 }
 
