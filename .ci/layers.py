@@ -31,7 +31,16 @@ LAYERS = [
     ("router", ["router.rs"]),
     ("API", ["*/api.rs", "health.rs", "auth/bearer.rs"]),
     ("state", ["state.rs"]),
-    ("services", ["*/service.rs", "idempotency/mod.rs", "events/feed.rs", "webhooks/delivery.rs"]),
+    (
+        "services",
+        [
+            "*/service.rs",
+            "idempotency/mod.rs",
+            "events/feed.rs",
+            "webhooks/delivery.rs",
+            "housekeeping.rs",
+        ],
+    ),
     ("unit of work", ["domain.rs", "store.rs"]),
     (
         "models and stores",

@@ -18,6 +18,7 @@ pub mod error;
 pub mod etag;
 pub mod events;
 pub mod health;
+pub mod housekeeping;
 pub mod http;
 pub mod idempotency;
 pub mod invitations;

@@ -109,7 +109,10 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         })?;
     let addr = socket_addr(&acceptor)?;
     let admin_addr = socket_addr(&admin_acceptor)?;
-    crate::idempotency::spawn_sweeper(state.domain.db.clone());
+    crate::housekeeping::spawn(
+        state.domain.clone(),
+        crate::housekeeping::Retention::from_config(&state.config),
+    );
     let (tx, rx) = oneshot::channel::<()>();
     let timeout = state.config.shutdown_timeout;
     let task = tokio::spawn(run(acceptor, routes(state.clone()), rx, timeout));

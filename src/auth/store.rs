@@ -86,6 +86,13 @@ pub trait AuthStore: Send {
     ) -> StoreResult<Vec<Uuid>>;
     /// A session's state.
     async fn session(&mut self, id: Uuid) -> StoreResult<Option<SessionState>>;
+    /// Deletes up to `limit` sessions that ended (expired) before `before`, with their refresh
+    /// tokens; returns how many sessions.
+    async fn delete_sessions_expired_before(
+        &mut self,
+        before: DateTime<Utc>,
+        limit: u32,
+    ) -> StoreResult<u64>;
     /// The user's role and status with the session's state, if both exist and belong together.
     async fn principal_state(
         &mut self,
@@ -189,6 +196,19 @@ crate::for_each_backend! {
                 .bind(id)
                 .fetch_optional(self.db())
                 .await?)
+        }
+
+        async fn delete_sessions_expired_before(&mut self, before: DateTime<Utc>, limit: u32) -> StoreResult<u64> {
+            // Refresh tokens go with their session (ON DELETE CASCADE).
+            let done = sqlx::query(
+                "DELETE FROM sessions WHERE id IN \
+                 (SELECT id FROM sessions WHERE expires_at < $1 LIMIT $2)",
+            )
+            .bind(before)
+            .bind(i64::from(limit))
+            .execute(self.db())
+            .await?;
+            Ok(done.rows_affected())
         }
 
         async fn principal_state(&mut self, user_id: Uuid, session_id: Uuid) -> StoreResult<Option<PrincipalState>> {

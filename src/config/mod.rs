@@ -183,6 +183,10 @@ pub struct Config {
     /// How long an email-verification link works (`TASKLIGHT_EMAIL_VERIFICATION_TTL_SECS`,
     /// default 24 hours).
     pub email_verification_ttl: Duration,
+    /// How long an invitation that closed (answered, revoked, replaced, or expired while
+    /// pending) is kept before housekeeping deletes it (`TASKLIGHT_INVITATION_RETENTION_SECS`,
+    /// default 30 days).
+    pub invitation_retention: Duration,
     /// Outgoing mail (`SMTP_URL`, `SMTP_FROM`, `TASKLIGHT_PUBLIC_URL`); unset: no mail is sent.
     pub smtp: Option<SmtpConfig>,
     /// The outbox and the live event streams.
@@ -302,6 +306,11 @@ impl Config {
                 "TASKLIGHT_EMAIL_VERIFICATION_TTL_SECS",
                 86_400,
                 1..=30 * 86_400,
+            )?),
+            invitation_retention: Duration::from_secs(env.bounded(
+                "TASKLIGHT_INVITATION_RETENTION_SECS",
+                30 * 86_400,
+                3_600..=3_660 * 86_400,
             )?),
             smtp: mail::smtp(
                 env.get("SMTP_URL"),

@@ -223,3 +223,31 @@ fn a_read_replica_needs_a_postgresql_primary_and_a_postgresql_url() {
     );
     assert!(config(&[primary, secret]).unwrap().read_replica.is_none());
 }
+
+#[test]
+fn housekeeping_retention_has_defaults_and_refuses_less_than_an_hour() {
+    let defaults = config(&[]).unwrap();
+    assert_eq!(
+        defaults.invitation_retention,
+        Duration::from_secs(30 * 86_400)
+    );
+    assert_eq!(
+        defaults.webhooks.delivery_retention,
+        Duration::from_secs(14 * 86_400)
+    );
+    let set = config(&[
+        ("TASKLIGHT_INVITATION_RETENTION_SECS", "3600"),
+        ("TASKLIGHT_WEBHOOK_DELIVERY_RETENTION_SECS", "7200"),
+    ])
+    .unwrap();
+    assert_eq!(set.invitation_retention, Duration::from_secs(3600));
+    assert_eq!(set.webhooks.delivery_retention, Duration::from_secs(7200));
+    for name in [
+        "TASKLIGHT_INVITATION_RETENTION_SECS",
+        "TASKLIGHT_WEBHOOK_DELIVERY_RETENTION_SECS",
+    ] {
+        for value in ["59", "a week"] {
+            assert_eq!(config(&[(name, value)]).unwrap_err().variable, name);
+        }
+    }
+}

@@ -46,6 +46,10 @@ pub struct WebhookConfig {
     /// longest a delivery waits after its worker died (`TASKLIGHT_WEBHOOK_LEASE_MS`, 30000;
     /// longer than the timeout).
     pub lease: Duration,
+    /// How long a finished delivery (delivered, or dead-lettered) is kept with its attempts
+    /// before housekeeping deletes it (`TASKLIGHT_WEBHOOK_DELIVERY_RETENTION_SECS`, default 14
+    /// days): the owner's window to read dead letters and redeliver them.
+    pub delivery_retention: Duration,
 }
 
 impl WebhookConfig {
@@ -131,6 +135,12 @@ impl WebhookConfig {
                 1..=64,
             )?,
             lease,
+            delivery_retention: Duration::from_secs(bounded(
+                "TASKLIGHT_WEBHOOK_DELIVERY_RETENTION_SECS",
+                var("TASKLIGHT_WEBHOOK_DELIVERY_RETENTION_SECS"),
+                14 * 86_400,
+                3_600..=3_660 * 86_400,
+            )?),
         })
     }
 }

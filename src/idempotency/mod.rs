@@ -211,34 +211,6 @@ fn canonical_json(value: &serde_json::Value) -> String {
     }
 }
 
-/// Deletes expired keys every hour, for as long as the database is open.
-pub fn spawn_sweeper(db: crate::db::Db) {
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(std::time::Duration::from_secs(3600));
-        loop {
-            tick.tick().await;
-            let swept = async {
-                let mut store = crate::store::read(&db).await?;
-                store
-                    .delete_expired_idempotency_keys(crate::db::now())
-                    .await
-            }
-            .await;
-            match swept {
-                Ok(0) => {}
-                Ok(n) => tracing::info!(deleted = n, "expired idempotency keys deleted"),
-                Err(StoreError::PoolTimedOut) => {}
-                Err(err) => {
-                    if db.is_closed() {
-                        return;
-                    }
-                    tracing::warn!(error = %err, "cannot delete expired idempotency keys");
-                }
-            }
-        }
-    });
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -88,6 +88,13 @@ pub trait InvitationStore: Send {
     ) -> StoreResult<Vec<InvitationRecord>>;
     /// Whether a member of the project has this email (compared without regard to case).
     async fn member_has_email(&mut self, project_id: Uuid, email: &str) -> StoreResult<bool>;
+    /// Deletes up to `limit` invitations that closed before `before`: answered, revoked or
+    /// replaced before it, or still pending but expired before it. Returns how many.
+    async fn delete_invitations_closed_before(
+        &mut self,
+        before: DateTime<Utc>,
+        limit: u32,
+    ) -> StoreResult<u64>;
 }
 
 /// The columns of [`InvitationRecord`], from `invitations i` with its project and inviter.
@@ -187,6 +194,19 @@ crate::for_each_backend! {
                 .bind(i64::from(limit))
                 .fetch_all(self.db())
                 .await?)
+        }
+
+        async fn delete_invitations_closed_before(&mut self, before: DateTime<Utc>, limit: u32) -> StoreResult<u64> {
+            let done = sqlx::query(
+                "DELETE FROM invitations WHERE id IN (SELECT id FROM invitations WHERE \
+                 (status <> 'pending' AND COALESCE(responded_at, expires_at) < $1) \
+                 OR (status = 'pending' AND expires_at < $1) LIMIT $2)",
+            )
+            .bind(before)
+            .bind(i64::from(limit))
+            .execute(self.db())
+            .await?;
+            Ok(done.rows_affected())
         }
 
         async fn member_has_email(&mut self, project_id: Uuid, email: &str) -> StoreResult<bool> {

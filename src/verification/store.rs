@@ -44,6 +44,12 @@ pub trait VerificationStore: Send {
         hash: &str,
         now: DateTime<Utc>,
     ) -> StoreResult<bool>;
+    /// Deletes up to `limit` tokens that expired or were used before `before`; returns how many.
+    async fn delete_verification_tokens_before(
+        &mut self,
+        before: DateTime<Utc>,
+        limit: u32,
+    ) -> StoreResult<u64>;
 }
 
 crate::for_each_backend! {
@@ -98,6 +104,19 @@ crate::for_each_backend! {
             .execute(self.db())
             .await?;
             Ok(result.rows_affected() == 1)
+        }
+
+        async fn delete_verification_tokens_before(&mut self, before: DateTime<Utc>, limit: u32) -> StoreResult<u64> {
+            let done = sqlx::query(
+                "DELETE FROM email_verification_tokens WHERE token_hash IN \
+                 (SELECT token_hash FROM email_verification_tokens \
+                 WHERE expires_at < $1 OR used_at < $1 LIMIT $2)",
+            )
+            .bind(before)
+            .bind(i64::from(limit))
+            .execute(self.db())
+            .await?;
+            Ok(done.rows_affected())
         }
     }
 }

@@ -150,6 +150,13 @@ pub trait WebhookStore: Send {
     async fn release_lease(&mut self, id: Uuid, owner: &str, now: DateTime<Utc>)
     -> StoreResult<()>;
     async fn delivery_counts(&mut self) -> StoreResult<DeliveryCounts>;
+    /// Deletes up to `limit` deliveries that finished before `before` (delivered then, or
+    /// dead-lettered after an attempt due then), with their attempts; returns how many.
+    async fn delete_deliveries_finished_before(
+        &mut self,
+        before: DateTime<Utc>,
+        limit: u32,
+    ) -> StoreResult<u64>;
 }
 
 const WEBHOOK_COLUMNS: &str = "id, project_id, url, description, event_types, secret, previous_secret, \
@@ -356,6 +363,20 @@ crate::for_each_backend! {
                 .bind(id).bind(owner).bind(now)
                 .execute(self.db()).await?;
             Ok(())
+        }
+
+        async fn delete_deliveries_finished_before(&mut self, before: DateTime<Utc>, limit: u32) -> StoreResult<u64> {
+            // Attempts go with their delivery (ON DELETE CASCADE).
+            let done = sqlx::query(
+                "DELETE FROM webhook_deliveries WHERE id IN (SELECT id FROM webhook_deliveries WHERE \
+                 (status = 'delivered' AND delivered_at < $1) OR (status = 'dead' AND next_attempt_at < $1) \
+                 LIMIT $2)",
+            )
+            .bind(before)
+            .bind(i64::from(limit))
+            .execute(self.db())
+            .await?;
+            Ok(done.rows_affected())
         }
 
         async fn delivery_counts(&mut self) -> StoreResult<DeliveryCounts> {

@@ -18,6 +18,7 @@ mod errors;
 mod etag;
 mod events;
 mod helpers;
+mod housekeeping;
 mod idempotency;
 mod invitations;
 mod members;
