@@ -129,27 +129,12 @@ async fn leave_lease(
     owner: &str,
     until: chrono::DateTime<chrono::Utc>,
 ) {
-    use tasklight::db::AnyConnection;
     let id = uuid::Uuid::parse_str(webhook).unwrap();
     let sql = "UPDATE webhooks SET lease_owner = $1, lease_until = $2 WHERE id = $3";
-    let done = match cluster.a.server.state.domain.db.acquire().await.unwrap() {
-        AnyConnection::Postgres(mut c) => sqlx::query(sql)
-            .bind(owner)
-            .bind(until)
-            .bind(id)
-            .execute(c.db())
-            .await
-            .unwrap()
-            .rows_affected(),
-        AnyConnection::Sqlite(mut c) => sqlx::query(sql)
-            .bind(owner)
-            .bind(until)
-            .bind(id)
-            .execute(c.db())
-            .await
-            .unwrap()
-            .rows_affected(),
-    };
+    let done = crate::helpers::on_db!(cluster.a.server.state.domain.db, |c| {
+        let done = sqlx::query(sql).bind(owner).bind(until).bind(id);
+        done.execute(c.db()).await.unwrap().rows_affected()
+    });
     assert_eq!(done, 1);
 }
 

@@ -32,12 +32,10 @@ async fn next_event(stream: &mut SseStream) -> Frame {
 /// the table itself, not through the readers' bound (on PostgreSQL that waits for the oldest
 /// transaction of the whole server, which other tests' databases share).
 async fn outbox(app: &TestApp) -> Vec<(String, String, Option<String>)> {
-    use tasklight::db::AnyConnection;
     let sql = "SELECT event_type, request_id, traceparent FROM events ORDER BY tx_id, seq";
-    match app.server.state.domain.db.acquire().await.unwrap() {
-        AnyConnection::Postgres(mut c) => sqlx::query_as(sql).fetch_all(c.db()).await.unwrap(),
-        AnyConnection::Sqlite(mut c) => sqlx::query_as(sql).fetch_all(c.db()).await.unwrap(),
-    }
+    crate::helpers::on_db!(app.server.state.domain.db, |c| {
+        sqlx::query_as(sql).fetch_all(c.db()).await.unwrap()
+    })
 }
 
 #[tokio::test]

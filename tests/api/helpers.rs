@@ -16,6 +16,19 @@ pub use checks::{
 };
 pub use db::TestDb;
 
+/// Runs `$body` with `$c` bound to a connection from `$pool` (a `tasklight::db::Db`, such as
+/// the server's own), whichever database it is: the same sqlx code, compiled for each backend.
+/// For a test's look behind the API.
+macro_rules! on_db {
+    ($pool:expr, |$c:ident| $body:expr) => {
+        match $pool.acquire().await.unwrap() {
+            tasklight::db::AnyConnection::Postgres(mut $c) => $body,
+            tasklight::db::AnyConnection::Sqlite(mut $c) => $body,
+        }
+    };
+}
+pub(crate) use on_db;
+
 use reqwest::{Method, RequestBuilder, Response};
 use serde_json::{Value, json};
 use tasklight::server::RunningServer;

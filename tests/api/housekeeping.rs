@@ -4,43 +4,31 @@
 
 use chrono::{DateTime, Duration, Utc};
 use serde_json::{Value, json};
-use tasklight::db::AnyConnection;
 use tasklight::housekeeping::{BATCH, Retention, sweep};
 use uuid::Uuid;
 
 use crate::helpers::receiver::Receiver;
-use crate::helpers::{TestApp, body, spawn_app_with, str_of, unique_email};
+use crate::helpers::{TestApp, body, ids, on_db, spawn_app_with, str_of, unique_email};
 use crate::webhooks::{WEBHOOK_ENV, subscribe};
 
 /// Runs `sql` with `when` as `$1` and `id` as `$2` on the server's database; returns the rows
 /// it changed.
 async fn set(app: &TestApp, sql: &'static str, when: DateTime<Utc>, id: &str) -> u64 {
-    let id = Uuid::parse_str(id).unwrap();
-    match app.server.state.domain.db.acquire().await.unwrap() {
-        AnyConnection::Postgres(mut c) => sqlx::query(sql)
+    on_db!(app.server.state.domain.db, |c| {
+        let query = sqlx::query(sql)
             .bind(when)
-            .bind(id)
-            .execute(c.db())
-            .await
-            .unwrap()
-            .rows_affected(),
-        AnyConnection::Sqlite(mut c) => sqlx::query(sql)
-            .bind(when)
-            .bind(id)
-            .execute(c.db())
-            .await
-            .unwrap()
-            .rows_affected(),
-    }
+            .bind(Uuid::parse_str(id).unwrap());
+        query.execute(c.db()).await.unwrap().rows_affected()
+    })
 }
 
 /// `SELECT COUNT(*) FROM {table}` on the server's database.
 async fn count(app: &TestApp, table: &str) -> i64 {
-    let sql = sqlx::AssertSqlSafe(format!("SELECT COUNT(*) FROM {table}"));
-    match app.server.state.domain.db.acquire().await.unwrap() {
-        AnyConnection::Postgres(mut c) => sqlx::query_scalar(sql).fetch_one(c.db()).await.unwrap(),
-        AnyConnection::Sqlite(mut c) => sqlx::query_scalar(sql).fetch_one(c.db()).await.unwrap(),
-    }
+    let sql = format!("SELECT COUNT(*) FROM {table}");
+    on_db!(app.server.state.domain.db, |c| {
+        let query = sqlx::query_scalar(sqlx::AssertSqlSafe(sql));
+        query.fetch_one(c.db()).await.unwrap()
+    })
 }
 
 /// Stores a verification token for `user` expiring at `expires_at`; returns its hash.
@@ -97,25 +85,10 @@ async fn housekeeping_deletes_what_ended_long_ago_and_keeps_the_rest() {
         verification_token(&app, &team.member.id, two_days_ago).await;
     }
     let used = verification_token(&app, &team.member.id, now + Duration::hours(1)).await;
-    let used_sql = "UPDATE email_verification_tokens SET used_at = $1 WHERE token_hash = $2";
-    match app.server.state.domain.db.acquire().await.unwrap() {
-        AnyConnection::Postgres(mut c) => {
-            sqlx::query(used_sql)
-                .bind(two_days_ago)
-                .bind(&used)
-                .execute(c.db())
-                .await
-                .unwrap();
-        }
-        AnyConnection::Sqlite(mut c) => {
-            sqlx::query(used_sql)
-                .bind(two_days_ago)
-                .bind(&used)
-                .execute(c.db())
-                .await
-                .unwrap();
-        }
-    }
+    let mut store = app.server.state.domain.read().await.unwrap();
+    let marked = store.mark_verification_token_used(&used, two_days_ago);
+    assert!(marked.await.unwrap());
+    drop(store);
     verification_token(&app, &team.member.id, now - Duration::hours(1)).await;
     verification_token(&app, &team.member.id, now + Duration::hours(1)).await;
 
@@ -174,16 +147,22 @@ async fn housekeeping_deletes_what_ended_long_ago_and_keeps_the_rest() {
         );
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     };
-    let ids: Vec<String> = delivered.iter().map(|d| str_of(d, "id")).collect();
+    let delivery_ids: Vec<String> = delivered.iter().map(|d| str_of(d, "id")).collect();
     let attempts = count(&app, "webhook_attempts").await;
     assert_eq!(attempts, 4, "one attempt each");
     let twenty_days_ago = now - Duration::days(20);
     let finished = "UPDATE webhook_deliveries SET delivered_at = $1 WHERE id = $2";
-    assert_eq!(set(&app, finished, twenty_days_ago, &ids[0]).await, 1);
+    assert_eq!(
+        set(&app, finished, twenty_days_ago, &delivery_ids[0]).await,
+        1
+    );
     let dead = "UPDATE webhook_deliveries SET status = 'dead', delivered_at = NULL, \
                 next_attempt_at = $1 WHERE id = $2";
-    assert_eq!(set(&app, dead, twenty_days_ago, &ids[1]).await, 1);
-    assert_eq!(set(&app, dead, now - Duration::days(1), &ids[2]).await, 1);
+    assert_eq!(set(&app, dead, twenty_days_ago, &delivery_ids[1]).await, 1);
+    assert_eq!(
+        set(&app, dead, now - Duration::days(1), &delivery_ids[2]).await,
+        1
+    );
 
     let swept = sweep(&app.server.state.domain, &retention, Utc::now())
         .await
@@ -210,10 +189,10 @@ async fn housekeeping_deletes_what_ended_long_ago_and_keeps_the_rest() {
     assert_eq!(app.refresh(&team.viewer.refresh).await.status(), 401);
     assert_eq!(app.refresh(&team.owner.refresh).await.status(), 200);
     for (id, status) in [
-        (&ids[0], 404),
-        (&ids[1], 404),
-        (&ids[2], 200),
-        (&ids[3], 200),
+        (&delivery_ids[0], 404),
+        (&delivery_ids[1], 404),
+        (&delivery_ids[2], 200),
+        (&delivery_ids[3], 200),
     ] {
         let read = app
             .get(
@@ -223,22 +202,13 @@ async fn housekeeping_deletes_what_ended_long_ago_and_keeps_the_rest() {
             .await;
         assert_eq!(read.status(), status, "delivery {id}");
     }
-    let pending: Value = body(
-        app.get(
-            &format!("/projects/{}/invitations", team.project_id),
-            Some(&team.owner.access),
-        )
-        .await,
+    let invitations_page = format!("/projects/{}/invitations", team.project_id);
+    let pending = body(
+        app.get(&invitations_page, Some(&team.owner.access)).await,
         200,
     )
     .await;
-    let pending: Vec<&str> = pending["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|i| i["id"].as_str().unwrap())
-        .collect();
-    assert_eq!(pending, [invitations[3].as_str()]);
+    assert_eq!(ids(&pending), [invitations[3].clone()]);
 
     // A second sweep finds nothing more.
     let again = sweep(&app.server.state.domain, &retention, Utc::now())

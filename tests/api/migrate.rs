@@ -46,14 +46,9 @@ async fn several_migrate_commands_at_once_apply_each_migration_once() {
     .await
     .unwrap();
     let sql = "SELECT COUNT(*), COUNT(DISTINCT version), SUM(CASE WHEN success THEN 1 ELSE 0 END) FROM _sqlx_migrations";
-    let (rows, versions, succeeded): (i64, i64, i64) = match pool.acquire().await.unwrap() {
-        tasklight::db::AnyConnection::Postgres(mut c) => {
-            sqlx::query_as(sql).fetch_one(c.db()).await.unwrap()
-        }
-        tasklight::db::AnyConnection::Sqlite(mut c) => {
-            sqlx::query_as(sql).fetch_one(c.db()).await.unwrap()
-        }
-    };
+    let (rows, versions, succeeded): (i64, i64, i64) = crate::helpers::on_db!(pool, |c| {
+        sqlx::query_as(sql).fetch_one(c.db()).await.unwrap()
+    });
     let expected = migration_count() as i64;
     assert_eq!((rows, versions, succeeded), (expected, expected, expected));
     pool.close().await;
