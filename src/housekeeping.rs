@@ -82,6 +82,18 @@ enum Rows {
     WebhookDeliveries,
 }
 
+impl Rows {
+    /// The `rows` label of `tasklight_housekeeping_deleted_total`.
+    fn label(self) -> &'static str {
+        match self {
+            Self::Sessions => "sessions",
+            Self::VerificationTokens => "verification_tokens",
+            Self::Invitations => "invitations",
+            Self::WebhookDeliveries => "webhook_deliveries",
+        }
+    }
+}
+
 /// Deletes one batch of `rows` that ended before `before`.
 async fn delete_batch(
     store: &mut dyn Store,
@@ -96,7 +108,8 @@ async fn delete_batch(
     }
 }
 
-/// Deletes every row of `rows` that ended more than `kept` before `now`, a batch at a time.
+/// Deletes every row of `rows` that ended more than `kept` before `now`, a batch at a time,
+/// counting each batch as it commits.
 async fn delete_all(
     ctx: &DomainContext,
     rows: Rows,
@@ -113,6 +126,7 @@ async fn delete_all(
     let mut total = 0;
     loop {
         let deleted = delete_batch(&mut *ctx.read().await?, rows, before).await?;
+        ctx.metrics.housekeeping.deleted(rows.label(), deleted);
         total += deleted;
         if deleted < u64::from(BATCH) {
             return Ok(total);
@@ -131,6 +145,9 @@ pub async fn sweep(
         .await?
         .delete_expired_idempotency_keys(now)
         .await?;
+    ctx.metrics
+        .housekeeping
+        .deleted("idempotency_keys", idempotency_keys);
     Ok(Swept {
         idempotency_keys,
         sessions: delete_all(ctx, Rows::Sessions, now, GRACE).await?,

@@ -190,6 +190,36 @@ impl WebhookMetrics {
     }
 }
 
+/// Rows deleted by housekeeping, by kind.
+pub struct HousekeepingMetrics {
+    deleted: [Counter; HOUSEKEEPING_ROWS.len()],
+}
+
+/// The kinds of rows housekeeping deletes (the `rows` label).
+pub const HOUSEKEEPING_ROWS: [&str; 5] = [
+    "idempotency_keys",
+    "sessions",
+    "verification_tokens",
+    "invitations",
+    "webhook_deliveries",
+];
+
+impl HousekeepingMetrics {
+    /// Counts `n` deleted rows of `rows` (one of [`HOUSEKEEPING_ROWS`]).
+    pub fn deleted(&self, rows: &str, n: u64) {
+        if let Some(i) = HOUSEKEEPING_ROWS.iter().position(|r| *r == rows) {
+            self.deleted[i].increment(n);
+        }
+    }
+
+    fn register(r: &Registrar<'_>) -> Self {
+        Self {
+            deleted: HOUSEKEEPING_ROWS
+                .map(|rows| r.counter("tasklight_housekeeping_deleted_total", &[("rows", rows)])),
+        }
+    }
+}
+
 /// Where reads that may be stale went, and the replica's state.
 pub struct ReplicaMetrics {
     /// `target="replica"` with `reason="replica"`, then `target="primary"` with `own_write`,
@@ -309,6 +339,8 @@ pub struct Metrics {
     pub webhooks: WebhookMetrics,
     /// Reads sent to the replica or the primary (`DATABASE_READ_URL`).
     pub replica: ReplicaMetrics,
+    /// Rows housekeeping deleted.
+    pub housekeeping: HousekeepingMetrics,
     pool: PoolGauges,
     process: ProcessGauges,
     dropped_logs: Counter,
@@ -343,6 +375,7 @@ impl Metrics {
             events: EventMetrics::register(&r),
             webhooks: WebhookMetrics::register(&r),
             replica: ReplicaMetrics::register(&r),
+            housekeeping: HousekeepingMetrics::register(&r),
             pool: PoolGauges::register(&r),
             process: ProcessGauges::register(&r),
             dropped_logs: r.counter("tasklight_telemetry_dropped_total", &[("signal", "logs")]),
@@ -598,7 +631,7 @@ enum MetricKind {
 }
 
 /// The `# HELP` text of every metric family.
-const DESCRIPTIONS: [(MetricKind, &str, &str); 32] = [
+const DESCRIPTIONS: [(MetricKind, &str, &str); 33] = [
     (
         MetricKind::Counter,
         "tasklight_webhook_deliveries_total",
@@ -668,6 +701,11 @@ const DESCRIPTIONS: [(MetricKind, &str, &str); 32] = [
         MetricKind::Counter,
         "tasklight_event_streams_ended_total",
         "Event streams ended, by reason.",
+    ),
+    (
+        MetricKind::Counter,
+        "tasklight_housekeeping_deleted_total",
+        "Rows deleted by this instance's housekeeping because they ended long enough ago, by kind.",
     ),
     (
         MetricKind::SecondsHistogram,

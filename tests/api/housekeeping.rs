@@ -210,6 +210,17 @@ async fn housekeeping_deletes_what_ended_long_ago_and_keeps_the_rest() {
     .await;
     assert_eq!(ids(&pending), [invitations[3].clone()]);
 
+    let metrics = app.metrics().await;
+    for (rows, n) in [
+        ("sessions", 1),
+        ("verification_tokens", expired + 1),
+        ("invitations", 2),
+        ("webhook_deliveries", 2),
+    ] {
+        let line = format!("tasklight_housekeeping_deleted_total{{rows=\"{rows}\"}} {n}\n");
+        assert!(metrics.contains(&line), "{line} in {metrics}");
+    }
+
     // A second sweep finds nothing more.
     let again = sweep(&app.server.state.domain, &retention, Utc::now())
         .await
