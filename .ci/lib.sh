@@ -247,6 +247,10 @@ telemetry_env() {
 # json_field NAME: the first string value of NAME in the JSON on stdin.
 json_field() { sed -E "s/.*\"$1\":\"([^\"]+)\".*/\\1/"; }
 
+# json_eval FILE EXPR: prints the Python expression EXPR over the JSON document in FILE, bound to
+# `d` (such as '"%.1f" % d["latency_ms"]["p99"]').
+json_eval() { python3 -c 'import json, sys; d = json.load(open(sys.argv[1])); print(eval(sys.argv[2], {}, {"d": d}))' "$1" "$2"; }
+
 # bench_data BASE N: a user, a project and N tasks through the API at BASE (.../api/v1); sets
 # TOKEN, PROJECT and TASKS (the ids).
 bench_data() {

@@ -155,8 +155,8 @@ log "k6 finished (exit $K6_CODE) after $(since "$K6_START")s"
 # the database within 3 s); then it starts again. The lease must run out and another instance
 # deliver what the dead worker held.
 KILLED="" KILLED_AT="" KILL_OWNER=""
-TOKEN=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1])).get("token") or "")' "$SUMMARY_PATH" 2>/dev/null || true)
-PROJECT=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1])).get("project_id") or "")' "$SUMMARY_PATH" 2>/dev/null || true)
+TOKEN=$(json_eval "$SUMMARY_PATH" 'd.get("token") or ""' 2>/dev/null || true)
+PROJECT=$(json_eval "$SUMMARY_PATH" 'd.get("project_id") or ""' 2>/dev/null || true)
 if [[ -n $TOKEN && -n $PROJECT ]]; then
     echo 0.2 >"$RECEIVED.delay"
     for i in $(seq 40); do
@@ -194,7 +194,7 @@ problem() { PROBLEMS+=("$*"); }
 cat "$WORK/k6.log"
 [[ $K6_CODE -eq 0 ]] || problem "k6 exited $K6_CODE (99: a threshold failed)"
 
-json() { python3 -c 'import json, sys; d = json.load(open(sys.argv[1])); print(eval(sys.argv[2], {}, {"d": d}))' "$SUMMARY_PATH" "$1"; }
+json() { json_eval "$SUMMARY_PATH" "$1"; }
 if [[ -s $SUMMARY_PATH ]]; then
     TOTAL=$(json 'int(d["total_requests"])')
     FAILED=$(json 'int(d["failed_requests"])')

@@ -339,16 +339,16 @@ cat "$WORK/k6.log"
 [[ $K6_CODE -eq 0 ]] || problem "k6 exited $K6_CODE (99: a threshold failed, e.g. a failed request or an unexpected status; see the thresholds above)"
 
 SUMMARY=$WORK/side-by-side-summary.json
-sj() { python3 -c 'import json, sys; d = json.load(open(sys.argv[1])); m = d["metrics"]; t = d["tasklight"]; print(eval(sys.argv[2]))' "$SUMMARY" "$1"; }
+sj() { json_eval "$SUMMARY" "$1"; }
 if [[ -s $SUMMARY ]]; then
-    REQUESTS=$(sj 't["requests"]')
-    FAILED=$(sj 't["failed"]')
-    CHECK_FAILS=$(sj 'm["checks"]["values"]["fails"]')
-    DROPPED=$(sj 't["dropped_iterations"]')
-    P95=$(sj '"%.1f" % t["latency_ms"]["p95"]')
-    P99=$(sj '"%.1f" % t["latency_ms"]["p99"]')
-    MAX=$(sj '"%.1f" % t["latency_ms"]["max"]')
-    K6_CREATES=$(sj 'm["http_reqs{op:create_task}"]["values"]["count"]')
+    REQUESTS=$(sj 'd["tasklight"]["requests"]')
+    FAILED=$(sj 'd["tasklight"]["failed"]')
+    CHECK_FAILS=$(sj 'd["metrics"]["checks"]["values"]["fails"]')
+    DROPPED=$(sj 'd["tasklight"]["dropped_iterations"]')
+    P95=$(sj '"%.1f" % d["tasklight"]["latency_ms"]["p95"]')
+    P99=$(sj '"%.1f" % d["tasklight"]["latency_ms"]["p99"]')
+    MAX=$(sj '"%.1f" % d["tasklight"]["latency_ms"]["max"]')
+    K6_CREATES=$(sj 'd["metrics"]["http_reqs{op:create_task}"]["values"]["count"]')
 else
     problem "k6 wrote no summary ($SUMMARY)"
     REQUESTS=0 FAILED=0 CHECK_FAILS=0 DROPPED=0 P95="?" P99="?" MAX="?" K6_CREATES=0
