@@ -695,12 +695,18 @@ async fn the_verify_email_command_marks_an_address_verified() {
         .await,
         "id",
     );
+    // The command waits on a thread of its own: this test's one-thread runtime is also the
+    // server's, and a server stopped mid-transaction would hold SQLite's write lock until the
+    // command gave up.
     let run = |email: &str| {
-        crate::helpers::tasklight_command(app.db.url(), &["verify-email", email])
-            .output()
-            .expect("the binary runs")
+        let mut command = crate::helpers::tasklight_command(app.db.url(), &["verify-email", email]);
+        async move {
+            tokio::task::spawn_blocking(move || command.output().expect("the binary runs"))
+                .await
+                .expect("the command's thread")
+        }
     };
-    let done = run(&invitee.email.to_uppercase());
+    let done = run(&invitee.email.to_uppercase()).await;
     assert!(
         done.status.success(),
         "{}",
@@ -710,7 +716,7 @@ async fn the_verify_email_command_marks_an_address_verified() {
     // The command is another process with no Redis: this instance reads the address's state
     // from the database for invitations, so it sees the change at once.
     assert_eq!(my_invitations(&app, &invitee.access).await, vec![id]);
-    let unknown = run(&unique_email());
+    let unknown = run(&unique_email()).await;
     assert!(!unknown.status.success());
     assert!(String::from_utf8_lossy(&unknown.stderr).contains("no account"));
     app.stop().await;
