@@ -132,8 +132,8 @@ async fn leave_lease(
     let id = uuid::Uuid::parse_str(webhook).unwrap();
     let sql = "UPDATE webhooks SET lease_owner = $1, lease_until = $2 WHERE id = $3";
     let done = crate::helpers::on_db!(cluster.a.server.state.domain.db, |c| {
-        let done = sqlx::query(sql).bind(owner).bind(until).bind(id);
-        done.execute(c.db()).await.unwrap().rows_affected()
+        let query = sqlx::query(sql).bind(owner).bind(until).bind(id);
+        query.execute(c.db()).await.unwrap().rows_affected()
     });
     assert_eq!(done, 1);
 }
